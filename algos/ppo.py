@@ -1,0 +1,312 @@
+"""Proximal Policy Optimization for discrete and continuous actions (the head is the only difference).
+
+Surface (shared by every algorithm in purejaxlib.algos)::
+
+    config = ppo.Config(env="CartPole-v1", total_timesteps=500_000)
+    state = ppo.init(config, key)
+    state, metrics = ppo.step(config, state)       # one update: collect num_steps x num_envs, learn
+    result = ppo.train(config, key)                # init + lax.scan(step); jittable end to end
+    act = ppo.policy(config, result.state)         # act(obs, key) -> env action
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from purejaxlib import distributions, progress
+from purejaxlib import envs as envs_lib
+from purejaxlib.config import ConfigBase, static, traced
+from purejaxlib.networks import ACTIVATIONS, ActorCritic
+from purejaxlib.normalization import normalize
+from purejaxlib.optim import make_optimizer
+from purejaxlib.returns import gae
+from purejaxlib.rollout import Transition, episode_metrics, rollout
+
+
+class Config(ConfigBase):
+    """PPO hyperparameters. Static fields set program structure; traced ones are float32 leaves."""
+
+    env: str = static("CartPole-v1", "environment name (see purejaxlib.envs.list())")
+    total_timesteps: int = static(500_000, "env steps per agent over the whole run")
+    num_envs: int = static(4, "parallel envs per agent")
+    num_steps: int = static(128, "steps per env per update (rollout length)")
+    update_epochs: int = static(4, "passes over each rollout")
+    num_minibatches: int = static(4, "minibatches per epoch; must divide num_envs * num_steps")
+    hidden: tuple[int, ...] = static((64, 64), "hidden layer widths of actor and critic")
+    activation: str = static("tanh", "hidden activation: " + ", ".join(ACTIVATIONS))
+    action_dist: str = static("auto", "auto, categorical, normal (clipped) or tanh_normal")
+    anneal_lr: bool = static(True, "decay the learning rate linearly to 0")
+    normalize_advantages: bool = static(True, "standardize advantages per minibatch")
+    clip_value_loss: bool = static(True, "clip the value update to clip_eps around the old value")
+    normalize_obs: bool = static(False, "running observation normalization")
+    normalize_reward: bool = static(False, "scale rewards by the running std of the return")
+    log_interval: int = static(0, "report progress every this many updates (0: never)")
+
+    lr: float = traced(2.5e-4, "Adam learning rate")
+    gamma: float = traced(0.99, "discount factor")
+    gae_lambda: float = traced(0.95, "GAE lambda")
+    clip_eps: float = traced(0.2, "policy (and value) clipping range")
+    ent_coef: float = traced(0.01, "entropy bonus coefficient")
+    vf_coef: float = traced(0.5, "value loss coefficient")
+    max_grad_norm: float = traced(0.5, "global gradient-norm clip")
+    log_std_init: float = traced(0.0, "initial log std of continuous policies")
+
+    @property
+    def batch_size(self) -> int:
+        return self.num_envs * self.num_steps
+
+    @property
+    def minibatch_size(self) -> int:
+        return self.batch_size // self.num_minibatches
+
+    @property
+    def num_updates(self) -> int:
+        return self.total_timesteps // self.batch_size
+
+    @property
+    def spec(self) -> envs_lib.EnvSpec:
+        return envs_lib.spec(self.env)
+
+    @property
+    def dist_kind(self) -> str:
+        if self.action_dist == "auto":
+            return "categorical" if self.spec.discrete else "normal"
+        return self.action_dist
+
+    def validate(self) -> None:
+        try:
+            envs_lib.check_name(self.env)
+        except envs_lib.UnknownEnvError as err:
+            self.fail("env", str(err))
+        self.check_positive("total_timesteps", "num_envs", "num_steps", "update_epochs", "num_minibatches")
+        if self.batch_size % self.num_minibatches:
+            divisors = [d for d in range(1, min(self.batch_size, 64) + 1) if self.batch_size % d == 0]
+            self.fail(
+                "num_minibatches",
+                f"num_envs * num_steps = {self.batch_size} is not divisible by {self.num_minibatches}; "
+                f"valid values include {divisors}",
+            )
+        if self.num_updates < 1:
+            self.fail(
+                "total_timesteps",
+                f"{self.total_timesteps} is less than one update (num_envs * num_steps = {self.batch_size})",
+            )
+        if not self.hidden or any(int(w) <= 0 for w in self.hidden):
+            self.fail("hidden", f"needs one or more positive widths, got {self.hidden!r}")
+        self.check_choice("activation", ACTIVATIONS)
+        self.check_choice("action_dist", ("auto",) + distributions.KINDS)
+        if self.spec.discrete and self.action_dist in distributions.CONTINUOUS_KINDS:
+            self.fail("action_dist", f"{self.action_dist!r} needs continuous actions, but {self.env} is discrete; use 'auto' or 'categorical'")
+        if not self.spec.discrete and self.action_dist == "categorical":
+            self.fail("action_dist", f"'categorical' needs discrete actions, but {self.env} is continuous; use 'auto', 'normal' or 'tanh_normal'")
+        self.check_positive("log_interval", allow_zero=True)
+        self.check_positive("lr", "clip_eps", "max_grad_norm")
+        self.check_positive("ent_coef", "vf_coef", allow_zero=True)
+        self.check_range("gamma", 0.0, 1.0)
+        self.check_range("gae_lambda", 0.0, 1.0)
+
+
+class State(NamedTuple):
+    """Everything a run carries from one update to the next."""
+
+    params: Any
+    opt_state: Any
+    env_state: Any
+    obs: jax.Array  # [num_envs, obs_dim]
+    key: jax.Array
+    update_step: jax.Array  # int32 scalar, updates done so far
+
+
+class TrainResult(NamedTuple):
+    state: State
+    metrics: dict[str, jax.Array]  # each [num_updates]
+
+
+def make_env(config: Config) -> tuple[Any, Any]:
+    """The vectorized, wrapped env and its params for ``config``."""
+    env, env_params = envs_lib.make(config.env)
+    env = envs_lib.EpisodeStatistics(envs_lib.FlattenObservation(env))
+    if not config.spec.discrete:
+        env = envs_lib.ClipAction(env)
+    env = envs_lib.VecEnv(env, config.num_envs)
+    if config.normalize_obs:
+        env = envs_lib.NormalizeObservation(env)
+    if config.normalize_reward:
+        env = envs_lib.NormalizeReward(env, config.gamma)
+    return env, env_params
+
+
+def make_network(config: Config) -> ActorCritic:
+    spec = config.spec
+    action_dim = spec.num_actions if spec.discrete else int(jnp.prod(jnp.array(spec.action_shape)))
+    return ActorCritic(action_dim, not spec.discrete, tuple(config.hidden), config.activation, config.log_std_init)
+
+
+def make_tx(config: Config) -> optax.GradientTransformation:
+    steps = config.num_updates * config.update_epochs * config.num_minibatches
+    return make_optimizer(config.lr, config.max_grad_norm, anneal_steps=steps if config.anneal_lr else None)
+
+
+def init(config: Config, key: jax.Array) -> State:
+    """Initial params, optimizer state and env states."""
+    env, env_params = make_env(config)
+    key, net_key, env_key = jax.random.split(key, 3)
+    obs, env_state = env.reset(env_key, env_params)
+    params = make_network(config).init(net_key, obs[:1])
+    opt_state = make_tx(config).init(params)
+    return State(params, opt_state, env_state, obs, key, jnp.int32(0))
+
+
+def _obs_stats(config: Config, env_state: Any):
+    """The observation-normalization statistics inside ``env_state`` (None when off)."""
+    if not config.normalize_obs:
+        return None
+    if config.normalize_reward:
+        env_state = env_state.env_state
+    return env_state.stats
+
+
+def _action_bounds(config: Config):
+    spec = config.spec
+    if spec.discrete:
+        return None, None
+    return jnp.asarray(spec.action_low), jnp.asarray(spec.action_high)
+
+
+def _dist(config: Config, params: Any, obs: jax.Array):
+    mean_or_logits, log_std, value = make_network(config).apply(params, obs)
+    return distributions.make(config.dist_kind, mean_or_logits, log_std), value
+
+
+def ppo_loss(
+    config: Config, params: Any, batch: Transition, advantages: jax.Array, targets: jax.Array
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Clipped surrogate + (clipped) value loss - entropy bonus on a flat minibatch ``[B, ...]``."""
+    dist, value = _dist(config, params, batch.obs)
+    log_prob = dist.log_prob(batch.action)
+    log_ratio = log_prob - batch.extras["log_prob"]
+    ratio = jnp.exp(log_ratio)
+    if config.normalize_advantages:
+        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    clipped_ratio = jnp.clip(ratio, 1.0 - config.clip_eps, 1.0 + config.clip_eps)
+    pg_loss = -jnp.minimum(ratio * advantages, clipped_ratio * advantages).mean()
+
+    old_value = batch.extras["value"]
+    value_loss = jnp.square(value - targets)
+    if config.clip_value_loss:
+        clipped_value = old_value + jnp.clip(value - old_value, -config.clip_eps, config.clip_eps)
+        value_loss = jnp.maximum(value_loss, jnp.square(clipped_value - targets))
+    value_loss = 0.5 * value_loss.mean()
+    entropy = dist.entropy().mean()
+    total = pg_loss + config.vf_coef * value_loss - config.ent_coef * entropy
+    aux = {
+        "pg_loss": pg_loss,
+        "value_loss": value_loss,
+        "entropy": entropy,
+        "approx_kl": ((ratio - 1.0) - log_ratio).mean(),
+        "clip_frac": (jnp.abs(ratio - 1.0) > config.clip_eps).astype(jnp.float32).mean(),
+    }
+    return total, aux
+
+
+def _learn(config: Config, params, opt_state, trajectory: Transition, advantages, targets, key):
+    """``update_epochs`` passes of minibatch SGD over the flattened rollout."""
+    tx = make_tx(config)
+    flat = jax.tree.map(lambda x: x.reshape((config.batch_size,) + x.shape[2:]), (trajectory, advantages, targets))
+    grad_fn = jax.value_and_grad(lambda p, mb: ppo_loss(config, p, *mb), has_aux=True)
+
+    def minibatch_step(carry, minibatch):
+        params, opt_state = carry
+        (loss, aux), grads = grad_fn(params, minibatch)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), {"loss": loss, **aux}
+
+    def epoch(carry, epoch_key):
+        perm = jax.random.permutation(epoch_key, config.batch_size)
+        shuffled = jax.tree.map(
+            lambda x: x[perm].reshape((config.num_minibatches, config.minibatch_size) + x.shape[1:]), flat
+        )
+        return jax.lax.scan(minibatch_step, carry, shuffled)
+
+    (params, opt_state), stats = jax.lax.scan(
+        epoch, (params, opt_state), jax.random.split(key, config.update_epochs)
+    )
+    return params, opt_state, jax.tree.map(jnp.mean, stats)
+
+
+def step(config: Config, state: State) -> tuple[State, dict[str, jax.Array]]:
+    """One update: collect ``num_steps`` x ``num_envs`` transitions, then learn from them."""
+    env, env_params = make_env(config)
+    low, high = _action_bounds(config)
+
+    def policy_fn(obs, key):
+        dist, value = _dist(config, state.params, obs)
+        raw = dist.sample(seed=key)
+        extras = {"log_prob": dist.log_prob(raw), "value": value}
+        return raw, distributions.to_env(config.dist_kind, raw, low, high), extras
+
+    key, rollout_key, learn_key = jax.random.split(state.key, 3)
+    env_state, obs, trajectory = rollout(
+        env, env_params, policy_fn, state.env_state, state.obs, rollout_key, config.num_steps
+    )
+    network = make_network(config)
+    next_values = network.apply(state.params, trajectory.final_obs, method=ActorCritic.value)
+    advantages, targets = gae(
+        trajectory.reward,
+        trajectory.extras["value"],
+        next_values,
+        trajectory.terminated,
+        trajectory.truncated,
+        config.gamma,
+        config.gae_lambda,
+    )
+    params, opt_state, learn_stats = _learn(
+        config, state.params, state.opt_state, trajectory, advantages, targets, learn_key
+    )
+    update_step = state.update_step + 1
+    metrics = {
+        **episode_metrics(trajectory),
+        **learn_stats,
+        "env_steps": update_step * config.batch_size,
+    }
+    return State(params, opt_state, env_state, obs, key, update_step), metrics
+
+
+def train(config: Config, key: jax.Array) -> TrainResult:
+    """``init`` then ``num_updates`` calls of ``step`` inside ``lax.scan``; jit- and vmap-able."""
+    state = init(config, key)
+
+    def body(state, index):
+        state, metrics = step(config, state)
+        progress.report(index, config.num_updates, metrics["episode_return"], config.log_interval)
+        return state, metrics
+
+    state, metrics = jax.lax.scan(body, state, jnp.arange(config.num_updates))
+    return TrainResult(state, metrics)
+
+
+def policy(config: Config, state: State, *, deterministic: bool = False) -> Callable[[jax.Array, jax.Array], jax.Array]:
+    """``act(obs, key) -> env action`` for raw env observations ``[..., obs_dim]``.
+
+    Applies the run's observation normalization (frozen at ``state``) when it was on.
+    """
+    low, high = _action_bounds(config)
+    stats = _obs_stats(config, state.env_state)
+    params = state.params
+
+    def act(obs: jax.Array, key: jax.Array) -> jax.Array:
+        obs = jnp.reshape(obs, obs.shape[: obs.ndim - len(config.spec.obs_shape)] + (-1,)).astype(jnp.float32)
+        if stats is not None:
+            obs = normalize(stats, obs)
+        dist, _ = _dist(config, params, obs)
+        raw = dist.mode() if deterministic else dist.sample(seed=key)
+        action = distributions.to_env(config.dist_kind, raw, low, high)
+        if config.dist_kind == "normal":
+            action = jnp.clip(action, low, high)
+        return action
+
+    return act

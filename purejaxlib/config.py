@@ -1,0 +1,124 @@
+"""Typed, frozen configs that are also pytrees.
+
+A config field is either *static* (sets shapes, loop counts or program structure; part of the
+compiled program's identity) or *traced* (a numeric hyperparameter; a leaf of the pytree, so a new
+value never recompiles). Traced leaves are canonicalized to float32 at construction, so a Python
+float and a float32 array give the same abstract value under ``jax.jit``.
+
+Flax dataclasses run ``__post_init__`` on every unflatten (also inside traces, where leaves are
+tracers), so validation here only looks at static fields and at concrete traced values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from typing import Any, Iterable
+
+import numpy as np
+from flax import struct
+
+
+class ConfigError(ValueError):
+    """A config field holds a value that cannot work; the message names the field and the fix."""
+
+
+def static(default: Any, doc: str = "") -> Any:
+    """A field that is part of program structure (not traced). ``doc`` is its one-line help."""
+    return struct.field(pytree_node=False, default=default, metadata={"doc": doc})
+
+
+def traced(default: float, doc: str = "") -> Any:
+    """A numeric hyperparameter carried as a float32 leaf, so sweeps vmap over it."""
+    return struct.field(pytree_node=True, default=default, metadata={"doc": doc})
+
+
+def is_static_field(field: dataclasses.Field) -> bool:
+    """True when ``field`` is static (``pytree_node=False``)."""
+    return not field.metadata.get("pytree_node", True)
+
+
+def field_names(config_cls: type) -> list[str]:
+    """Names of all fields of a config class, in declaration order."""
+    return [f.name for f in dataclasses.fields(config_cls)]
+
+
+def _is_concrete_number(value: Any) -> bool:
+    return isinstance(value, (bool, int, float, np.number, np.ndarray))
+
+
+def close_matches(name: str, options: Iterable[str]) -> str:
+    """A short 'did you mean' phrase for error messages."""
+    options = list(options)
+    near = difflib.get_close_matches(name, options, n=3, cutoff=0.5)
+    if near:
+        return f"did you mean {', '.join(repr(n) for n in near)}?"
+    return f"valid names are: {', '.join(options)}"
+
+
+class ConfigBase(struct.PyTreeNode):
+    """Base class: canonicalizes traced fields and runs ``validate`` on concrete values.
+
+    Subclasses declare fields with :func:`static` and :func:`traced` and override
+    :meth:`validate`, raising :class:`ConfigError` through :meth:`fail`.
+    """
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            if is_static_field(f):
+                continue
+            value = getattr(self, f.name)
+            if _is_concrete_number(value) and not (
+                isinstance(value, np.ndarray) and value.dtype == np.float32
+            ):
+                object.__setattr__(self, f.name, np.asarray(value, dtype=np.float32))
+        self.validate()
+
+    def validate(self) -> None:
+        """Check field values; override in subclasses."""
+
+    def fail(self, field: str, message: str) -> None:
+        raise ConfigError(f"{type(self).__qualname__}.{field}: {message}")
+
+    def concrete(self, field: str) -> np.ndarray | None:
+        """The value of a traced field as a numpy array, or None inside a trace."""
+        value = getattr(self, field)
+        if isinstance(value, np.ndarray):
+            return value
+        try:
+            return np.asarray(value)
+        except Exception:  # a tracer: nothing to check at trace time
+            return None
+
+    def check_positive(self, *fields: str, allow_zero: bool = False) -> None:
+        """Each named field (static int or traced float) must be > 0 (or >= 0)."""
+        for name in fields:
+            value = self.concrete(name)
+            if value is None:
+                continue
+            ok = np.all(value >= 0) if allow_zero else np.all(value > 0)
+            if not ok:
+                bound = ">= 0" if allow_zero else "> 0"
+                self.fail(name, f"must be {bound}, got {getattr(self, name)!r}")
+
+    def check_range(self, field: str, low: float, high: float) -> None:
+        """The traced field must lie in the closed interval [low, high]."""
+        value = self.concrete(field)
+        if value is not None and not np.all((value >= low) & (value <= high)):
+            self.fail(field, f"must lie in [{low}, {high}], got {getattr(self, field)!r}")
+
+    def check_choice(self, field: str, choices: Iterable[Any]) -> None:
+        """The static field must be one of ``choices``."""
+        choices = tuple(choices)
+        if getattr(self, field) not in choices:
+            self.fail(field, f"must be one of {choices}, got {getattr(self, field)!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain Python values of all fields (floats for traced scalars), e.g. for records."""
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, np.ndarray) and value.ndim == 0:
+                value = float(value)
+            out[f.name] = value
+        return out

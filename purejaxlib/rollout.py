@@ -1,0 +1,85 @@
+"""Rollouts: ``lax.scan`` over time of a vectorized env driven by a policy function."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+
+class Transition(NamedTuple):
+    """One time step of a batch of envs; inside a trajectory every leaf gains a leading ``T``."""
+
+    obs: jax.Array  # [N, obs_dim]
+    action: jax.Array  # [N, ...] raw action as sampled (see purejaxlib.distributions)
+    reward: jax.Array  # [N]
+    terminated: jax.Array  # [N] bool
+    truncated: jax.Array  # [N] bool
+    final_obs: jax.Array  # [N, obs_dim] true successor of obs (before auto-reset)
+    extras: Any  # policy outputs to keep, e.g. {"log_prob": [N], "value": [N]}
+    episode_done: jax.Array  # [N] bool: an episode ended here
+    episode_return: jax.Array  # [N] undiscounted return of the last finished episode
+    episode_length: jax.Array  # [N]
+
+
+PolicyFn = Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array, Any]]
+
+
+def rollout(
+    env: Any,
+    env_params: Any,
+    policy_fn: PolicyFn,
+    env_state: Any,
+    obs: jax.Array,
+    key: jax.Array,
+    num_steps: int,
+) -> tuple[Any, jax.Array, Transition]:
+    """Runs ``num_steps`` steps of a vectorized env (wrapped with EpisodeStatistics).
+
+    ``policy_fn(obs [N, obs_dim], key) -> (raw_action, env_action, extras)``.
+    Returns the final env state, the final observation and a time-major trajectory ``[T, N, ...]``.
+    """
+
+    def one_step(carry, _):
+        env_state, obs, key = carry
+        key, act_key, env_key = jax.random.split(key, 3)
+        raw_action, env_action, extras = policy_fn(obs, act_key)
+        next_obs, env_state, reward, terminated, truncated, info = env.step(
+            env_key, env_state, env_action, env_params
+        )
+        transition = Transition(
+            obs=obs,
+            action=raw_action,
+            reward=reward.astype(jnp.float32),
+            terminated=terminated,
+            truncated=truncated,
+            final_obs=info["final_observation"],
+            extras=extras,
+            episode_done=info["episode_done"],
+            episode_return=info["episode_return"],
+            episode_length=info["episode_length"],
+        )
+        return (env_state, next_obs, key), transition
+
+    (env_state, obs, _), trajectory = jax.lax.scan(one_step, (env_state, obs, key), None, num_steps)
+    return env_state, obs, trajectory
+
+
+def episode_metrics(trajectory: Transition) -> dict[str, jax.Array]:
+    """Mean return and length of the episodes that ended in ``trajectory``.
+
+    When none ended, the mean over envs of each env's last finished episode (0 before any)
+    is reported, so the metric is always defined and never NaN.
+    """
+    done = trajectory.episode_done.astype(jnp.float32)
+    count = done.sum()
+    ended_return = (trajectory.episode_return * done).sum() / jnp.maximum(count, 1.0)
+    ended_length = (trajectory.episode_length * done).sum() / jnp.maximum(count, 1.0)
+    last_return = trajectory.episode_return[-1].mean()
+    last_length = trajectory.episode_length[-1].astype(jnp.float32).mean()
+    return {
+        "episode_return": jnp.where(count > 0, ended_return, last_return),
+        "episode_length": jnp.where(count > 0, ended_length, last_length),
+        "episodes": count,
+    }
