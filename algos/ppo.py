@@ -11,6 +11,7 @@ Surface (shared by every algorithm in purejaxlib.algos)::
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -142,7 +143,7 @@ def make_env(config: Config) -> tuple[Any, Any]:
 
 def make_network(config: Config) -> ActorCritic:
     spec = config.spec
-    action_dim = spec.num_actions if spec.discrete else int(jnp.prod(jnp.array(spec.action_shape)))
+    action_dim = spec.num_actions if spec.discrete else math.prod(spec.action_shape)
     return ActorCritic(action_dim, not spec.discrete, tuple(config.hidden), config.activation, config.log_std_init)
 
 

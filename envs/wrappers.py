@@ -11,6 +11,7 @@ so a value bootstrapped on truncation sees what the agent would have seen.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import jax
@@ -40,7 +41,7 @@ class FlattenObservation(Wrapper):
 
     def observation_space(self, params: Any) -> spaces.Box:
         inner = self._env.observation_space(params)
-        size = int(jnp.prod(jnp.array(inner.shape))) if inner.shape else 1
+        size = math.prod(inner.shape)
         return spaces.Box(
             jnp.broadcast_to(inner.low, inner.shape).reshape(-1).astype(jnp.float32),
             jnp.broadcast_to(inner.high, inner.shape).reshape(-1).astype(jnp.float32),

@@ -15,6 +15,7 @@ import dataclasses
 import difflib
 from typing import Any, Iterable
 
+import jax
 import numpy as np
 from flax import struct
 
@@ -81,14 +82,16 @@ class ConfigBase(struct.PyTreeNode):
         raise ConfigError(f"{type(self).__qualname__}.{field}: {message}")
 
     def concrete(self, field: str) -> np.ndarray | None:
-        """The value of a traced field as a numpy array, or None inside a trace."""
+        """The value of a field as a numpy array, or None when it is not concrete.
+
+        Inside traces and pytree utilities leaves can be tracers or placeholders: skip those.
+        """
         value = getattr(self, field)
-        if isinstance(value, np.ndarray):
-            return value
-        try:
+        if _is_concrete_number(value):
             return np.asarray(value)
-        except Exception:  # a tracer: nothing to check at trace time
-            return None
+        if isinstance(value, jax.Array) and not isinstance(value, jax.core.Tracer):
+            return np.asarray(value)
+        return None
 
     def check_positive(self, *fields: str, allow_zero: bool = False) -> None:
         """Each named field (static int or traced float) must be > 0 (or >= 0)."""

@@ -69,15 +69,21 @@ def rollout(
 def episode_metrics(trajectory: Transition) -> dict[str, jax.Array]:
     """Mean return and length of the episodes that ended in ``trajectory``.
 
-    When none ended, the mean over envs of each env's last finished episode (0 before any)
-    is reported, so the metric is always defined and never NaN.
+    When none ended, the mean over envs of each env's last finished episode is reported, and
+    NaN until any episode has finished (a 0 there would read as a real return).
     """
     done = trajectory.episode_done.astype(jnp.float32)
     count = done.sum()
     ended_return = (trajectory.episode_return * done).sum() / jnp.maximum(count, 1.0)
     ended_length = (trajectory.episode_length * done).sum() / jnp.maximum(count, 1.0)
-    last_return = trajectory.episode_return[-1].mean()
-    last_length = trajectory.episode_length[-1].astype(jnp.float32).mean()
+    finished = (trajectory.episode_length[-1] > 0).astype(jnp.float32)
+    n_finished = finished.sum()
+    last_return = jnp.where(
+        n_finished > 0, (trajectory.episode_return[-1] * finished).sum() / jnp.maximum(n_finished, 1.0), jnp.nan
+    )
+    last_length = jnp.where(
+        n_finished > 0, (trajectory.episode_length[-1] * finished).sum() / jnp.maximum(n_finished, 1.0), jnp.nan
+    )
     return {
         "episode_return": jnp.where(count > 0, ended_return, last_return),
         "episode_length": jnp.where(count > 0, ended_length, last_length),
