@@ -12,7 +12,7 @@ Surface (shared by every algorithm in purejaxlib.algos)::
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -31,30 +31,53 @@ from purejaxlib.rollout import Transition, episode_metrics, rollout
 class Config(ConfigBase):
     """PPO hyperparameters. Static fields set program structure; traced ones are float32 leaves."""
 
-    env: str = static("CartPole-v1", "environment name (see purejaxlib.envs.list())")
-    total_timesteps: int = static(500_000, "env steps per agent over the whole run")
-    num_envs: int = static(4, "parallel envs per agent")
-    num_steps: int = static(128, "steps per env per update (rollout length)")
-    update_epochs: int = static(4, "passes over each rollout")
-    num_minibatches: int = static(4, "minibatches per epoch; must divide num_envs * num_steps")
-    hidden: tuple[int, ...] = static((64, 64), "hidden layer widths of actor and critic")
-    activation: str = static("tanh", "hidden activation: " + ", ".join(ACTIVATIONS))
-    action_dist: str = static("auto", "auto, categorical, normal (clipped) or tanh_normal")
-    anneal_lr: bool = static(True, "decay the learning rate linearly to 0")
-    normalize_advantages: bool = static(True, "standardize advantages per minibatch")
-    clip_value_loss: bool = static(True, "clip the value update to clip_eps around the old value")
-    normalize_obs: bool = static(False, "running observation normalization")
-    normalize_reward: bool = static(False, "scale rewards by the running std of the return")
-    log_interval: int = static(0, "report progress every this many updates (0: never)")
+    env: str = static("CartPole-v1")
+    """Environment name (see purejaxlib.envs.list())."""
+    total_timesteps: int = static(500_000)
+    """Env steps per agent over the whole run."""
+    num_envs: int = static(4)
+    """Parallel envs per agent."""
+    num_steps: int = static(128)
+    """Steps per env per update (rollout length)."""
+    update_epochs: int = static(4)
+    """Passes over each rollout."""
+    num_minibatches: int = static(4)
+    """Minibatches per epoch; must divide num_envs * num_steps."""
+    hidden: tuple[int, ...] = static((64, 64))
+    """Hidden layer widths of actor and critic."""
+    activation: Literal["tanh", "relu", "elu", "gelu", "swish"] = static("tanh")
+    """Hidden-layer activation."""
+    action_dist: Literal["auto", "categorical", "normal", "tanh_normal"] = static("auto")
+    """Action distribution; auto picks categorical or normal (clipped Gaussian) from the env."""
+    anneal_lr: bool = static(True)
+    """Decay the learning rate linearly to 0."""
+    normalize_advantages: bool = static(True)
+    """Standardize advantages per minibatch."""
+    clip_value_loss: bool = static(True)
+    """Clip the value update to clip_eps around the old value."""
+    normalize_obs: bool = static(False)
+    """Running observation normalization."""
+    normalize_reward: bool = static(False)
+    """Scale rewards by the running std of the return."""
+    log_interval: int = static(0)
+    """Report progress every this many updates (0: never)."""
 
-    lr: float = traced(2.5e-4, "Adam learning rate")
-    gamma: float = traced(0.99, "discount factor")
-    gae_lambda: float = traced(0.95, "GAE lambda")
-    clip_eps: float = traced(0.2, "policy (and value) clipping range")
-    ent_coef: float = traced(0.01, "entropy bonus coefficient")
-    vf_coef: float = traced(0.5, "value loss coefficient")
-    max_grad_norm: float = traced(0.5, "global gradient-norm clip")
-    log_std_init: float = traced(0.0, "initial log std of continuous policies")
+    lr: float = traced(2.5e-4)
+    """Adam learning rate."""
+    gamma: float = traced(0.99)
+    """Discount factor."""
+    gae_lambda: float = traced(0.95)
+    """GAE lambda."""
+    clip_eps: float = traced(0.2)
+    """Policy (and value) clipping range."""
+    ent_coef: float = traced(0.01)
+    """Entropy bonus coefficient."""
+    vf_coef: float = traced(0.5)
+    """Value loss coefficient."""
+    max_grad_norm: float = traced(0.5)
+    """Global gradient-norm clip."""
+    log_std_init: float = traced(0.0)
+    """Initial log std of continuous policies."""
 
     @property
     def batch_size(self) -> int:

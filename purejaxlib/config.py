@@ -24,14 +24,14 @@ class ConfigError(ValueError):
     """A config field holds a value that cannot work; the message names the field and the fix."""
 
 
-def static(default: Any, doc: str = "") -> Any:
-    """A field that is part of program structure (not traced). ``doc`` is its one-line help."""
-    return struct.field(pytree_node=False, default=default, metadata={"doc": doc})
+def static(default: Any) -> Any:
+    """A field that is part of program structure (not traced); give it an attribute docstring."""
+    return struct.field(pytree_node=False, default=default)
 
 
-def traced(default: float, doc: str = "") -> Any:
+def traced(default: float) -> Any:
     """A numeric hyperparameter carried as a float32 leaf, so sweeps vmap over it."""
-    return struct.field(pytree_node=True, default=default, metadata={"doc": doc})
+    return struct.field(pytree_node=True, default=default)
 
 
 def is_static_field(field: dataclasses.Field) -> bool:
