@@ -25,7 +25,7 @@ from purejaxlib.networks import ACTIVATIONS, ActorCritic
 from purejaxlib.normalization import normalize
 from purejaxlib.optim import make_optimizer
 from purejaxlib.returns import gae
-from purejaxlib.rollout import Transition, episode_metrics, rollout
+from purejaxlib.rollout import episode_metrics, rollout
 
 
 class Config(ConfigBase):
@@ -206,20 +206,30 @@ def _dist(config: Config, params: Any, obs: jax.Array):
     return distributions.make(config.dist_kind, mean_or_logits, log_std), value
 
 
-def ppo_loss(
-    config: Config, params: Any, batch: Transition, advantages: jax.Array, targets: jax.Array
-) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """Clipped surrogate + (clipped) value loss - entropy bonus on a flat minibatch ``[B, ...]``."""
+class Batch(NamedTuple):
+    """Flat learner samples, each ``[B, ...]``."""
+
+    obs: jax.Array
+    action: jax.Array  # raw action (see purejaxlib.distributions)
+    log_prob: jax.Array  # log-probability under the policy that collected it
+    value: jax.Array  # V(obs) when collected
+    advantage: jax.Array
+    target: jax.Array  # value target
+
+
+def ppo_loss(config: Config, params: Any, batch: Batch) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Clipped surrogate + (clipped) value loss - entropy bonus on a minibatch ``[B, ...]``."""
     dist, value = _dist(config, params, batch.obs)
     log_prob = dist.log_prob(batch.action)
-    log_ratio = log_prob - batch.extras["log_prob"]
+    log_ratio = log_prob - batch.log_prob
     ratio = jnp.exp(log_ratio)
+    advantages = batch.advantage
     if config.normalize_advantages:
         advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
     clipped_ratio = jnp.clip(ratio, 1.0 - config.clip_eps, 1.0 + config.clip_eps)
     pg_loss = -jnp.minimum(ratio * advantages, clipped_ratio * advantages).mean()
 
-    old_value = batch.extras["value"]
+    old_value, targets = batch.value, batch.target
     value_loss = jnp.square(value - targets)
     if config.clip_value_loss:
         clipped_value = old_value + jnp.clip(value - old_value, -config.clip_eps, config.clip_eps)
@@ -237,11 +247,10 @@ def ppo_loss(
     return total, aux
 
 
-def _learn(config: Config, params, opt_state, trajectory: Transition, advantages, targets, key):
-    """``update_epochs`` passes of minibatch SGD over the flattened rollout."""
+def _learn(config: Config, params, opt_state, batch: Batch, key):
+    """``update_epochs`` passes of minibatch SGD over a flat batch ``[batch_size, ...]``."""
     tx = make_tx(config)
-    flat = jax.tree.map(lambda x: x.reshape((config.batch_size,) + x.shape[2:]), (trajectory, advantages, targets))
-    grad_fn = jax.value_and_grad(lambda p, mb: ppo_loss(config, p, *mb), has_aux=True)
+    grad_fn = jax.value_and_grad(lambda p, mb: ppo_loss(config, p, mb), has_aux=True)
 
     def minibatch_step(carry, minibatch):
         params, opt_state = carry
@@ -252,7 +261,7 @@ def _learn(config: Config, params, opt_state, trajectory: Transition, advantages
     def epoch(carry, epoch_key):
         perm = jax.random.permutation(epoch_key, config.batch_size)
         shuffled = jax.tree.map(
-            lambda x: x[perm].reshape((config.num_minibatches, config.minibatch_size) + x.shape[1:]), flat
+            lambda x: x[perm].reshape((config.num_minibatches, config.minibatch_size) + x.shape[1:]), batch
         )
         return jax.lax.scan(minibatch_step, carry, shuffled)
 
@@ -288,9 +297,11 @@ def step(config: Config, state: State) -> tuple[State, dict[str, jax.Array]]:
         config.gamma,
         config.gae_lambda,
     )
-    params, opt_state, learn_stats = _learn(
-        config, state.params, state.opt_state, trajectory, advantages, targets, learn_key
+    batch = Batch(
+        trajectory.obs, trajectory.action, trajectory.extras["log_prob"], trajectory.extras["value"], advantages, targets
     )
+    batch = jax.tree.map(lambda x: x.reshape((config.batch_size,) + x.shape[2:]), batch)
+    params, opt_state, learn_stats = _learn(config, state.params, state.opt_state, batch, learn_key)
     update_step = state.update_step + 1
     metrics = {
         **episode_metrics(trajectory),

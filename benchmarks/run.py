@@ -1,0 +1,129 @@
+"""Runs benchmark suites side by side with peer libraries; writes JSON and a Markdown table.
+
+    python benchmarks/run.py                      # B1 at 500k steps, purejaxlib only
+    python benchmarks/run.py --peers --repeats 3  # B1 against rejax, interleaved runs
+    python benchmarks/run.py --steps 50000        # a quick smoke run
+
+Each measurement is a fresh process printing one JSON line (compile timed apart from the run).
+Runs of different libraries are interleaved, and each ratio is taken between runs of the same
+round, then the median over rounds is reported: the machines here are shared and noisy.
+Peers come from ../shared/peers (setup_peers.sh builds their virtual environments); a peer that
+is not installed is reported as missing, never estimated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PEERS = ROOT.parent / "shared" / "peers"
+PEERS_DIR = Path(os.environ.get("PEERS_DIR", "/tmp/pjl-peers"))
+
+
+def commands(seeds: int, steps: int, peers: bool) -> dict[str, list[str] | None]:
+    cmds: dict[str, list[str] | None] = {
+        "purejaxlib": [sys.executable, str(ROOT / "benchmarks" / "ppo_cartpole.py"), str(seeds), str(steps)],
+    }
+    if peers:
+        rejax_python = PEERS_DIR / "rejax" / "bin" / "python"
+        script = PEERS / "rejax_bench.py"
+        ok = rejax_python.exists() and script.exists()
+        cmds["rejax 0.1.3"] = [str(rejax_python), str(script), "ppo", "CartPole-v1", str(steps), str(seeds)] if ok else None
+    return cmds
+
+
+def measure(cmd: list[str]) -> dict:
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
+    if out.returncode != 0 or not lines:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({out.returncode}):\n{out.stderr[-2000:]}")
+    return json.loads(lines[-1])
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 16])
+    parser.add_argument("--steps", type=int, default=500_000)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--peers", action="store_true", help="also run rejax (needs shared/peers/setup_peers.sh)")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    args = parser.parse_args()
+
+    rows = []
+    for seeds in args.seeds:
+        cmds = commands(seeds, args.steps, args.peers)
+        runs: dict[str, list[dict]] = {lib: [] for lib in cmds}
+        for round_ in range(args.repeats):
+            for lib, cmd in cmds.items():
+                if cmd is None:
+                    continue
+                result = measure(cmd)
+                runs[lib].append(result)
+                print(f"B1 seeds={seeds} round {round_ + 1}: {lib}: {result['sps']:,} sps, "
+                      f"compile {result['compile_s']} s, final {result['final_return_mean']}", flush=True)
+        ours = runs["purejaxlib"]
+        for lib, results in runs.items():
+            row = {"benchmark": "B1", "seeds": seeds, "lib": lib, "steps": args.steps, "runs": results}
+            if cmds[lib] is None:
+                row["missing"] = "not installed (run ../shared/peers/setup_peers.sh)"
+            else:
+                row["sps_median"] = statistics.median(r["sps"] for r in results)
+                row["compile_s_median"] = statistics.median(r["compile_s"] for r in results)
+                row["final_return_mean"] = statistics.median(r["final_return_mean"] for r in results)
+                row["final_return_min"] = min(r["final_return_min"] for r in results)
+                if lib != "purejaxlib":
+                    ratios = [a["sps"] / b["sps"] for a, b in zip(ours, results)]
+                    row["purejaxlib_sps_ratio_median"] = statistics.median(ratios)
+                    row["purejaxlib_compile_ratio_median"] = statistics.median(
+                        a["compile_s"] / b["compile_s"] for a, b in zip(ours, results))
+            rows.append(row)
+
+    meta = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": f"{cpu_name()}, {os.cpu_count()} cores, {platform.system()}",
+        "python": platform.python_version(),
+        "command": " ".join([Path(sys.executable).name] + sys.argv),
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "b1.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    table = [
+        f"Measured {meta['date']} on {meta['machine']}; command: `{meta['command']}`",
+        "",
+        "| benchmark | seeds | library | env steps/s (median) | compile s | final return (mean, min) | our sps ratio | our compile ratio |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if "missing" in r:
+            table.append(f"| B1 | {r['seeds']} | {r['lib']} | {r['missing']} | | | | |")
+            continue
+        ratio = f"{r['purejaxlib_sps_ratio_median']:.2f}x" if "purejaxlib_sps_ratio_median" in r else ""
+        cratio = f"{r['purejaxlib_compile_ratio_median']:.2f}x" if "purejaxlib_compile_ratio_median" in r else ""
+        table.append(
+            f"| B1 | {r['seeds']} | {r['lib']} | {r['sps_median']:,.0f} | {r['compile_s_median']:.1f} | "
+            f"{r['final_return_mean']:.0f}, {r['final_return_min']:.0f} | {ratio} | {cratio} |"
+        )
+    (out / "b1.md").write_text("\n".join(table) + "\n")
+    print("\n".join(table))
+
+
+if __name__ == "__main__":
+    main()
