@@ -13,6 +13,7 @@ import functools
 from typing import Any, Callable, NamedTuple
 
 import gymnax
+import jax
 import numpy as np
 from gymnax.environments import spaces
 
@@ -59,8 +60,9 @@ def register(name: str, factory: Factory, *, overwrite: bool = False) -> None:
     if name in _REGISTRY and not overwrite:
         raise ValueError(f"environment {name!r} is already registered (pass overwrite=True to replace it)")
     _REGISTRY[name] = factory
-    if "spec" in globals():  # registrations after import invalidate cached specs
+    if "spec" in globals():  # registrations after import invalidate cached builds and specs
         spec.cache_clear()
+        _build.cache_clear()
 
 
 def _gymnax_factory(name: str) -> Factory:
@@ -70,8 +72,14 @@ def _gymnax_factory(name: str) -> Factory:
     return factory
 
 
+# Environments that cannot work here, with the reason, so make() can say why.
+UNAVAILABLE = {
+    "MNISTBandit-bsuite": "it downloads MNIST when constructed, and purejaxlib makes no network access at run time",
+}
+
 for _name in gymnax.registered_envs:
-    register(_name, _gymnax_factory(_name))
+    if _name not in UNAVAILABLE:
+        register(_name, _gymnax_factory(_name))
 
 
 def list() -> builtins.list[str]:  # noqa: A001 - mirrors gymnax.registered_envs
@@ -81,6 +89,8 @@ def list() -> builtins.list[str]:  # noqa: A001 - mirrors gymnax.registered_envs
 
 def check_name(name: str) -> None:
     """Raises :class:`UnknownEnvError` with close matches if ``name`` is not registered."""
+    if name in UNAVAILABLE and name not in _REGISTRY:
+        raise UnknownEnvError(f"environment {name!r} is not available: {UNAVAILABLE[name]}")
     if name not in _REGISTRY:
         raise UnknownEnvError(f"unknown environment {name!r}: {close_matches(name, sorted(_REGISTRY))}")
 
@@ -91,7 +101,7 @@ def make(name: str, **params: Any) -> tuple[Any, Any]:
     Example: ``env, env_params = make("CartPole-v1", max_steps_in_episode=200)``.
     """
     check_name(name)
-    env, env_params = _REGISTRY[name]()
+    env, env_params = _build(name)
     if params:
         valid = [f.name for f in dataclasses.fields(env_params)]
         for key in params:
@@ -99,6 +109,15 @@ def make(name: str, **params: Any) -> tuple[Any, Any]:
                 raise TypeError(f"{name} has no parameter {key!r}: {close_matches(key, valid)}")
         env_params = env_params.replace(**params)
     return env, env_params
+
+
+@functools.lru_cache(maxsize=None)
+def _build(name: str) -> tuple[Any, Any]:
+    """Builds each env once: envs are stateless, and one instance per name keeps gymnax's
+    jitted methods (``self`` is a static argument) from retracing. Construction runs eagerly
+    even when first called inside a trace, since some constructors branch on array values."""
+    with jax.ensure_compile_time_eval():
+        return _REGISTRY[name]()
 
 
 class EnvSpec(NamedTuple):
