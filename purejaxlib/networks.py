@@ -56,6 +56,46 @@ class Dense(nn.Module):
         return dense(x, kernel, bias)
 
 
+def _orthonormal_columns(a: jax.Array) -> jax.Array:
+    """Q of the QR decomposition of ``a [m, n]`` (m >= n) with R's diagonal made positive.
+
+    Classical Gram-Schmidt applied twice per column (as accurate as Householder for the
+    well-conditioned Gaussian matrices used here), in plain jnp ops.
+    """
+    n = a.shape[1]
+    columns = jnp.arange(n)
+
+    def body(j, q):
+        v = jax.lax.dynamic_index_in_dim(a, j, axis=1, keepdims=False)
+        earlier = (columns < j).astype(a.dtype)
+        for _ in range(2):
+            v = v - q @ ((q.T @ v) * earlier)
+        return jax.lax.dynamic_update_index_in_dim(q, v / jnp.linalg.norm(v), j, axis=1)
+
+    return jax.lax.fori_loop(0, n, body, jnp.zeros_like(a))
+
+
+def orthogonal(scale: float = 1.0) -> nn.initializers.Initializer:
+    """Orthogonal initializer for 2-D kernels ``[in, out]``, drawing the same matrices as
+    ``flax.linen.initializers.orthogonal`` up to float rounding, without LAPACK.
+
+    Why not flax's: under ``vmap`` (seeds) its QR is a batched LAPACK call, and jaxlib's
+    batched QR kernel waits on the CPU worker pool it runs on; with several CPU devices each
+    running one, nothing is left to do the work and the program deadlocks.
+    """
+
+    def init(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:
+        if len(shape) != 2:
+            raise ValueError(f"orthogonal init expects a 2-D kernel shape, got {shape}")
+        rows, cols = shape
+        tall = rows >= cols
+        a = jax.random.normal(key, (rows, cols) if tall else (cols, rows), dtype)
+        q = _orthonormal_columns(a)
+        return scale * (q if tall else q.T)
+
+    return init
+
+
 class MLP(nn.Module):
     """Dense layers with an activation after each hidden layer; ``[..., in] -> [..., out]``."""
 
@@ -68,8 +108,8 @@ class MLP(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         act = ACTIVATIONS[self.activation]
         for width in self.hidden:
-            x = act(Dense(width, kernel_init=nn.initializers.orthogonal(np.sqrt(2)))(x))
-        return Dense(self.out, kernel_init=nn.initializers.orthogonal(self.out_scale))(x)
+            x = act(Dense(width, kernel_init=orthogonal(np.sqrt(2)))(x))
+        return Dense(self.out, kernel_init=orthogonal(self.out_scale))(x)
 
 
 class ActorCritic(nn.Module):

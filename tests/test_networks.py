@@ -71,3 +71,21 @@ def test_tanh_normal_maps_into_bounds_and_ratio_needs_no_atanh():
 def test_unknown_distribution_kind():
     with pytest.raises(ValueError, match="unknown distribution kind 'beta'"):
         distributions.make("beta", jnp.zeros((2,)))
+
+
+@pytest.mark.parametrize("shape", [(4, 64), (64, 64), (64, 2), (64, 1), (8, 3)])
+def test_orthogonal_init_matches_flax_without_lapack(shape):
+    import flax.linen as nn
+
+    from purejaxlib.networks import orthogonal
+
+    key = jax.random.key(3)
+    ours = orthogonal(1.7)(key, shape)
+    theirs = nn.initializers.orthogonal(1.7)(key, shape)
+    np.testing.assert_allclose(ours, theirs, atol=2e-5)
+    small = min(shape)
+    gram = ours.T @ ours if shape[0] >= shape[1] else ours @ ours.T
+    np.testing.assert_allclose(gram, 1.7**2 * np.eye(small), atol=1e-4)
+    # No LAPACK custom call (it deadlocks batched across several CPU devices).
+    hlo = jax.jit(jax.vmap(lambda k: orthogonal()(k, shape))).lower(jax.random.split(key, 2)).as_text()
+    assert "lapack" not in hlo.lower()
