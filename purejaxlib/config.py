@@ -45,12 +45,35 @@ def field_names(config_cls: type) -> list[str]:
 
 
 def _is_concrete_number(value: Any) -> bool:
-    return isinstance(value, (bool, int, float, np.number, np.ndarray))
+    """Python/numpy numbers and concrete jax arrays; not tracers or pytree placeholders."""
+    if isinstance(value, jax.core.Tracer):
+        return False
+    return isinstance(value, (bool, int, float, np.number, np.ndarray, jax.Array))
+
+
+# Names other libraries use for our fields, so a grid or flag written their way gets a pointer.
+ALIASES = {
+    "learning_rate": "lr",
+    "entropy_coef": "ent_coef",
+    "ent_coeff": "ent_coef",
+    "value_coef": "vf_coef",
+    "n_envs": "num_envs",
+    "n_steps": "num_steps",
+    "n_epochs": "update_epochs",
+    "num_epochs": "update_epochs",
+    "batch_size": "num_minibatches",
+    "clip_range": "clip_eps",
+    "lambda": "gae_lambda",
+    "seed": "seeds",
+}
 
 
 def close_matches(name: str, options: Iterable[str]) -> str:
     """A short 'did you mean' phrase for error messages."""
     options = list(options)
+    alias = ALIASES.get(name)
+    if alias is not None and (alias in options or alias == "seeds"):
+        return f"did you mean {alias!r}?"
     near = difflib.get_close_matches(name, options, n=3, cutoff=0.5)
     if near:
         return f"did you mean {', '.join(repr(n) for n in near)}?"
@@ -69,6 +92,8 @@ class ConfigBase(struct.PyTreeNode):
             if is_static_field(f):
                 continue
             value = getattr(self, f.name)
+            # Anything else (a weakly typed jax scalar, an int, float64) would give jit a new
+            # abstract value and recompile.
             if _is_concrete_number(value) and not (
                 isinstance(value, np.ndarray) and value.dtype == np.float32
             ):
@@ -87,11 +112,7 @@ class ConfigBase(struct.PyTreeNode):
         Inside traces and pytree utilities leaves can be tracers or placeholders: skip those.
         """
         value = getattr(self, field)
-        if _is_concrete_number(value):
-            return np.asarray(value)
-        if isinstance(value, jax.Array) and not isinstance(value, jax.core.Tracer):
-            return np.asarray(value)
-        return None
+        return np.asarray(value) if _is_concrete_number(value) else None
 
     def check_positive(self, *fields: str, allow_zero: bool = False) -> None:
         """Each named field (static int or traced float) must be > 0 (or >= 0)."""

@@ -166,11 +166,16 @@ def sweep(
     keys = jnp.stack([jax.random.key(s) for s in seed_list])
     num_seeds = len(seed_list)
 
-    programs = []
+    # Build (and so validate) every program's config before running any of them: a bad value
+    # late in a static grid must not cost the runs before it.
+    points = []
     for static_values in itertools.product(*(grid[n] for n in static_names)):
         static_point = dict(zip(static_names, static_values))
         base = config.replace(**static_point)
-        config_batch, num_points = _batched_config(base, traced_grid, num_seeds)
+        points.append((static_point, base, *_batched_config(base, traced_grid, num_seeds)))
+
+    programs = []
+    for static_point, base, config_batch, num_points in points:
         batch_keys = jnp.tile(keys, num_points)
         members = num_points * num_seeds
         if getattr(base, "log_interval", 0) > 0:

@@ -7,13 +7,47 @@ fixtures, and non-learning tests use tiny sizes (2-4 updates of 4 envs x 16 step
 
 from __future__ import annotations
 
+import contextlib
+import faulthandler
 import logging
+import os
+import sys
 from typing import Iterator
 
 import jax
 import pytest
 
 from purejaxlib.algos import ppo
+
+# A test still running after this many seconds is taken to be hung: every thread's stack is
+# dumped to stderr and the test process exits (status 1), rather than CI waiting out its whole
+# time limit. The slowest test (a learning test) takes about 30 s on the 2-core CI machine.
+HANG_SECONDS = float(os.environ.get("PUREJAXLIB_TEST_HANG_SECONDS", 300))
+
+
+def _real_stderr(config) -> object:
+    """The file descriptor pytest's faulthandler plugin writes to: stderr before capture."""
+    try:
+        from _pytest.faulthandler import fault_handler_stderr_fd_key
+
+        return config.stash[fault_handler_stderr_fd_key]
+    except (ImportError, KeyError):
+        return sys.__stderr__
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Turns a hang (setup, call or teardown) into a loud failure with every thread's stack.
+
+    jaxlib 0.10's batched LAPACK kernels can deadlock XLA:CPU's intra-op thread pool on machines
+    with few cores (see the sweep tests), which would otherwise stall CI until its time limit.
+    """
+    faulthandler.dump_traceback_later(HANG_SECONDS, exit=True, file=_real_stderr(item.config))
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+
 
 # 4 envs x 16 steps = 64 transitions per update, 2 minibatches of 32, 2 epochs.
 SMALL = dict(num_envs=4, num_steps=16, num_minibatches=2, update_epochs=2)
@@ -57,20 +91,18 @@ class CompileCounter(logging.Handler):
 @pytest.fixture
 def count_compiles() -> Iterator:
     """``with count_compiles("fn") as counter: ...`` counts compilations of ``jit(fn)``."""
-    import contextlib
 
     @contextlib.contextmanager
     def counting(fn_name: str):
         counter = CompileCounter(fn_name)
-        logger = logging.getLogger("jax")
-        old_level = logger.level
+        # jax.log_compiles raises the "Compiling ..." message to WARNING level, so no logger
+        # level needs changing.
+        logger = logging.getLogger("jax._src.interpreters.pxla")
         logger.addHandler(counter)
-        logger.setLevel(logging.DEBUG)
         try:
             with jax.log_compiles(True):
                 yield counter
         finally:
             logger.removeHandler(counter)
-            logger.setLevel(old_level)
 
     return counting

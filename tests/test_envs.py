@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import urllib.error
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -19,10 +17,7 @@ from purejaxlib.normalization import init_stats, normalize, update_stats
 
 @pytest.mark.parametrize("name", envs.list())
 def test_every_registered_env_resets_and_steps_under_jit(name):
-    try:
-        env, params = envs.make(name)
-    except urllib.error.URLError as err:  # MNISTBandit-bsuite downloads MNIST when built
-        pytest.skip(f"{name} needs a network download to build: {err}")
+    env, params = envs.make(name)
 
     def run(key):
         k_reset, k_a1, k_s1, k_a2, k_s2 = jax.random.split(key, 5)
@@ -62,6 +57,12 @@ def test_unknown_env_name_suggests_close_match():
     assert "CartPole-v1" in message
     with pytest.raises(envs.UnknownEnvError, match="Pendulum-v1"):
         envs.make("pendulum-v1")
+
+
+def test_env_that_needs_a_download_is_not_listed_and_says_why():
+    assert "MNISTBandit-bsuite" not in envs.list()
+    with pytest.raises(envs.UnknownEnvError, match="MNISTBandit-bsuite.*not available"):
+        envs.make("MNISTBandit-bsuite")
 
 
 def test_unknown_param_keyword_raises_type_error_naming_it():
