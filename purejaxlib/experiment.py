@@ -91,7 +91,8 @@ def summarize(result: SweepResult, steps_per_agent: int) -> dict[str, Any]:
     }
 
 
-def print_summary(summary: dict[str, Any], stream=sys.stdout) -> None:
+def print_summary(summary: dict[str, Any], stream=None) -> None:
+    stream = stream or sys.stdout  # looked up per call, so redirection of stdout is honoured
     final = np.asarray(summary["final_return"], dtype=np.float64)
     grid_names = [a for a in summary["axes"] if a != "seed"]
     seeds = summary["grid"]["seed"]
