@@ -28,10 +28,11 @@ PEERS = ROOT.parent / "shared" / "peers"
 PEERS_DIR = Path(os.environ.get("PEERS_DIR", "/tmp/pjl-peers"))
 
 
-def commands(seeds: int, steps: int, peers: bool) -> dict[str, list[str] | None]:
-    cmds: dict[str, list[str] | None] = {
-        "purejaxlib": [sys.executable, str(ROOT / "benchmarks" / "ppo_cartpole.py"), str(seeds), str(steps)],
-    }
+def commands(seeds: int, steps: int, peers: bool, cpu_devices: int) -> dict[str, list[str] | None]:
+    ours = [sys.executable, str(ROOT / "benchmarks" / "ppo_cartpole.py"), str(seeds), str(steps)]
+    cmds: dict[str, list[str] | None] = {"purejaxlib": ours}
+    if cpu_devices > 1 and seeds >= cpu_devices:
+        cmds[f"purejaxlib, seeds sharded over {cpu_devices} CPU devices"] = ours + [str(cpu_devices)]
     if peers:
         rejax_python = PEERS_DIR / "rejax" / "bin" / "python"
         script = PEERS / "rejax_bench.py"
@@ -64,12 +65,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=500_000)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--peers", action="store_true", help="also run rejax (needs shared/peers/setup_peers.sh)")
+    parser.add_argument("--cpu-devices", type=int, default=0,
+                        help="also run with the CPU split into this many XLA devices (seeds sharded over them)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = parser.parse_args()
 
     rows = []
     for seeds in args.seeds:
-        cmds = commands(seeds, args.steps, args.peers)
+        cmds = commands(seeds, args.steps, args.peers, args.cpu_devices)
         runs: dict[str, list[dict]] = {lib: [] for lib in cmds}
         for round_ in range(args.repeats):
             for lib, cmd in cmds.items():
@@ -79,7 +82,7 @@ def main() -> None:
                 runs[lib].append(result)
                 print(f"B1 seeds={seeds} round {round_ + 1}: {lib}: {result['sps']:,} sps, "
                       f"compile {result['compile_s']} s, final {result['final_return_mean']}", flush=True)
-        ours = runs["purejaxlib"]
+        peers = [lib for lib in runs if not lib.startswith("purejaxlib") and cmds[lib] is not None]
         for lib, results in runs.items():
             row = {"benchmark": "B1", "seeds": seeds, "lib": lib, "steps": args.steps, "runs": results}
             if cmds[lib] is None:
@@ -89,11 +92,13 @@ def main() -> None:
                 row["compile_s_median"] = statistics.median(r["compile_s"] for r in results)
                 row["final_return_mean"] = statistics.median(r["final_return_mean"] for r in results)
                 row["final_return_min"] = min(r["final_return_min"] for r in results)
-                if lib != "purejaxlib":
-                    ratios = [a["sps"] / b["sps"] for a, b in zip(ours, results)]
-                    row["purejaxlib_sps_ratio_median"] = statistics.median(ratios)
-                    row["purejaxlib_compile_ratio_median"] = statistics.median(
-                        a["compile_s"] / b["compile_s"] for a, b in zip(ours, results))
+                if lib.startswith("purejaxlib") and peers:
+                    # ratios against the (first) peer, round by round
+                    peer_runs = runs[peers[0]]
+                    row["vs"] = peers[0]
+                    row["sps_ratio_median"] = statistics.median(a["sps"] / b["sps"] for a, b in zip(results, peer_runs))
+                    row["compile_ratio_median"] = statistics.median(
+                        a["compile_s"] / b["compile_s"] for a, b in zip(results, peer_runs))
             rows.append(row)
 
     meta = {
@@ -108,15 +113,15 @@ def main() -> None:
     table = [
         f"Measured {meta['date']} on {meta['machine']}; command: `{meta['command']}`",
         "",
-        "| benchmark | seeds | library | env steps/s (median) | compile s | final return (mean, min) | our sps ratio | our compile ratio |",
+        "| benchmark | seeds | library | env steps/s (median) | compile s | final return (mean, min) | sps ratio vs peer | compile ratio vs peer |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if "missing" in r:
             table.append(f"| B1 | {r['seeds']} | {r['lib']} | {r['missing']} | | | | |")
             continue
-        ratio = f"{r['purejaxlib_sps_ratio_median']:.2f}x" if "purejaxlib_sps_ratio_median" in r else ""
-        cratio = f"{r['purejaxlib_compile_ratio_median']:.2f}x" if "purejaxlib_compile_ratio_median" in r else ""
+        ratio = f"{r['sps_ratio_median']:.2f}x" if "sps_ratio_median" in r else ""
+        cratio = f"{r['compile_ratio_median']:.2f}x" if "compile_ratio_median" in r else ""
         table.append(
             f"| B1 | {r['seeds']} | {r['lib']} | {r['sps_median']:,.0f} | {r['compile_s_median']:.1f} | "
             f"{r['final_return_mean']:.0f}, {r['final_return_min']:.0f} | {ratio} | {cratio} |"
