@@ -39,11 +39,6 @@ def is_static_field(field: dataclasses.Field) -> bool:
     return not field.metadata.get("pytree_node", True)
 
 
-def field_names(config_cls: type) -> list[str]:
-    """Names of all fields of a config class, in declaration order."""
-    return [f.name for f in dataclasses.fields(config_cls)]
-
-
 def _is_concrete_number(value: Any) -> bool:
     """Python/numpy numbers and concrete jax arrays; not tracers or pytree placeholders."""
     if isinstance(value, jax.core.Tracer):

@@ -30,11 +30,6 @@ def make(kind: str, mean_or_logits: jax.Array, log_std: jax.Array | None = None)
     raise ValueError(f"unknown distribution kind {kind!r}; valid kinds: {KINDS}")
 
 
-def mode(kind: str, dist: distrax.Distribution) -> jax.Array:
-    """The deterministic (greedy) raw action."""
-    return dist.mode()
-
-
 def to_env(kind: str, raw: jax.Array, low: jax.Array | None, high: jax.Array | None) -> jax.Array:
     """Maps a raw action to the env's action (identity except for ``tanh_normal``)."""
     if kind == "tanh_normal":

@@ -60,7 +60,8 @@ def _check_grid(config: Any, grid: dict[str, Sequence[Any]]) -> tuple[list[str],
             raise ConfigError(
                 f"sweep grid: {type(config).__qualname__} has no field {name!r}; {close_matches(name, fields)}"
             )
-        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) and not isinstance(values, np.ndarray):
+        is_list = isinstance(values, (Sequence, np.ndarray)) and not isinstance(values, (str, bytes))
+        if not is_list:
             raise ConfigError(f"sweep grid: {name} must be a list of values, got {values!r}")
         if len(values) == 0:
             raise ConfigError(f"sweep grid: {name} needs at least one value")
