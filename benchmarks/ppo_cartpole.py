@@ -36,7 +36,8 @@ def main() -> None:
     seeds = int(sys.argv[1])
     steps = int(sys.argv[2]) if len(sys.argv) > 2 else 500_000
     config = ppo.Config(total_timesteps=steps, **B1)
-    batch = config.replace(**{k: np.full((seeds,), getattr(config, k)) for k in ("lr", "gamma", "gae_lambda", "clip_eps", "ent_coef", "vf_coef", "max_grad_norm", "log_std_init")})
+    # Every traced leaf (static fields are pytree metadata) gets a leading seed axis.
+    batch = jax.tree.map(lambda x: np.broadcast_to(x, (seeds,) + np.shape(x)), config)
     keys = jax.random.split(jax.random.key(0), seeds)
     t0 = time.perf_counter()
     out, compile_s, run_s = run_batch(ppo.train, batch, keys, devices=jax.devices())

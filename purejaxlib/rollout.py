@@ -66,6 +66,12 @@ def rollout(
     return env_state, obs, trajectory
 
 
+def _masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
+    """Mean of ``values`` where ``mask`` is 1 (same shapes); NaN when the mask is empty."""
+    count = mask.sum()
+    return jnp.where(count > 0, (values * mask).sum() / jnp.maximum(count, 1.0), jnp.nan)
+
+
 def episode_metrics(trajectory: Transition) -> dict[str, jax.Array]:
     """Mean return and length of the episodes that ended in ``trajectory``.
 
@@ -74,16 +80,11 @@ def episode_metrics(trajectory: Transition) -> dict[str, jax.Array]:
     """
     done = trajectory.episode_done.astype(jnp.float32)
     count = done.sum()
-    ended_return = (trajectory.episode_return * done).sum() / jnp.maximum(count, 1.0)
-    ended_length = (trajectory.episode_length * done).sum() / jnp.maximum(count, 1.0)
-    finished = (trajectory.episode_length[-1] > 0).astype(jnp.float32)
-    n_finished = finished.sum()
-    last_return = jnp.where(
-        n_finished > 0, (trajectory.episode_return[-1] * finished).sum() / jnp.maximum(n_finished, 1.0), jnp.nan
-    )
-    last_length = jnp.where(
-        n_finished > 0, (trajectory.episode_length[-1] * finished).sum() / jnp.maximum(n_finished, 1.0), jnp.nan
-    )
+    finished = (trajectory.episode_length[-1] > 0).astype(jnp.float32)  # any episode so far
+    ended_return = _masked_mean(trajectory.episode_return, done)
+    ended_length = _masked_mean(trajectory.episode_length, done)
+    last_return = _masked_mean(trajectory.episode_return[-1], finished)
+    last_length = _masked_mean(trajectory.episode_length[-1], finished)
     return {
         "episode_return": jnp.where(count > 0, ended_return, last_return),
         "episode_length": jnp.where(count > 0, ended_length, last_length),
