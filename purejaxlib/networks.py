@@ -57,19 +57,31 @@ def orthogonal(scale: float = 1.0) -> nn.initializers.Initializer:
 
 
 class MLP(nn.Module):
-    """Dense layers with an activation after each hidden layer; ``[..., in] -> [..., out]``."""
+    """Dense layers with an activation after each hidden layer; ``[..., in] -> [..., out]``.
+
+    ``layer_norm`` puts a LayerNorm before each hidden activation (PQN, and off-policy critics at
+    high update-to-data ratios). ``orthogonal_init=False`` keeps flax's default (LeCun normal)
+    kernels, which the off-policy methods were tuned with.
+    """
 
     hidden: Sequence[int]
     out: int
     activation: str = "tanh"
     out_scale: float = 1.0
+    layer_norm: bool = False
+    orthogonal_init: bool = True
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         act = ACTIVATIONS[self.activation]
+        hidden_init = orthogonal(np.sqrt(2)) if self.orthogonal_init else nn.initializers.lecun_normal()
+        out_init = orthogonal(self.out_scale) if self.orthogonal_init else nn.initializers.lecun_normal()
         for width in self.hidden:
-            x = act(nn.Dense(width, kernel_init=orthogonal(np.sqrt(2)))(x))
-        return nn.Dense(self.out, kernel_init=orthogonal(self.out_scale))(x)
+            x = nn.Dense(width, kernel_init=hidden_init)(x)
+            if self.layer_norm:
+                x = nn.LayerNorm()(x)
+            x = act(x)
+        return nn.Dense(self.out, kernel_init=out_init)(x)
 
 
 class ActorCritic(nn.Module):
@@ -99,3 +111,76 @@ class ActorCritic(nn.Module):
     def value(self, obs: jax.Array) -> jax.Array:
         """Only the critic: ``[..., obs_dim] -> [...]``."""
         return self.critic(obs)[..., 0]
+
+
+class QNetwork(nn.Module):
+    """Discrete action values: ``obs [..., obs_dim] -> Q [..., num_actions]``."""
+
+    num_actions: int
+    hidden: Sequence[int] = (64, 64)
+    activation: str = "relu"
+    layer_norm: bool = False
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        return MLP(self.hidden, self.num_actions, self.activation, layer_norm=self.layer_norm, orthogonal_init=False)(obs)
+
+
+class Critic(nn.Module):
+    """Continuous action values: ``(obs [..., obs_dim], action [..., A]) -> [..., out]``.
+
+    ``out`` is 1 for a scalar Q (squeezed to ``[...]``) or the number of quantiles (TQC).
+    """
+
+    hidden: Sequence[int] = (256, 256)
+    activation: str = "relu"
+    layer_norm: bool = False
+    out: int = 1
+
+    @nn.compact
+    def __call__(self, obs: jax.Array, action: jax.Array) -> jax.Array:
+        x = jnp.concatenate([obs, action], axis=-1)
+        q = MLP(self.hidden, self.out, self.activation, layer_norm=self.layer_norm, orthogonal_init=False)(x)
+        return q[..., 0] if self.out == 1 else q
+
+
+class DeterministicActor(nn.Module):
+    """``obs [..., obs_dim] -> action [..., A]`` in [-1, 1] (tanh); the env rescales (TD3, DDPG)."""
+
+    action_dim: int
+    hidden: Sequence[int] = (256, 256)
+    activation: str = "relu"
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        return jnp.tanh(MLP(self.hidden, self.action_dim, self.activation, orthogonal_init=False)(obs))
+
+
+class GaussianActor(nn.Module):
+    """``obs [..., obs_dim] -> (mean [..., A], log_std [..., A])``, log_std clipped to
+    ``[log_std_min, log_std_max]`` (the SAC policy before its tanh squash)."""
+
+    action_dim: int
+    hidden: Sequence[int] = (256, 256)
+    activation: str = "relu"
+    log_std_min: float = -5.0
+    log_std_max: float = 2.0
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        out = MLP(self.hidden, 2 * self.action_dim, self.activation, orthogonal_init=False)(obs)
+        mean, log_std = jnp.split(out, 2, axis=-1)
+        return mean, jnp.clip(log_std, self.log_std_min, self.log_std_max)
+
+
+def ensemble_init(module: nn.Module, key: jax.Array, size: int, *inputs: jax.Array):
+    """Parameters of ``size`` independently initialized copies of ``module``, stacked on axis 0."""
+    return jax.vmap(lambda k: module.init(k, *inputs))(jax.random.split(key, size))
+
+
+def ensemble_apply(module: nn.Module, params, *inputs: jax.Array) -> jax.Array:
+    """Applies every member of a stacked ensemble to the same inputs: ``[size, ...]``.
+
+    vmap over the parameters turns the members' matmuls into one batched matmul.
+    """
+    return jax.vmap(lambda p: module.apply(p, *inputs))(params)

@@ -1,0 +1,260 @@
+"""The training loop shared by the replay-based learners (DQN, TD3/DDPG, SAC/TQC).
+
+One *iteration* steps ``num_envs`` envs ``train_freq`` times together, writes the transitions
+to the replay buffer, then runs ``gradient_steps`` updates on minibatches sampled from it, all
+inside ``lax.scan``. The update-to-data ratio is ``gradient_steps / (num_envs * train_freq)``.
+The first ``learning_starts`` env steps take uniformly random actions and do not learn; ``train``
+runs them as a scan of their own, so no compute is spent on masked-out updates.
+
+An algorithm supplies three pure functions (:class:`Algorithm`) and its Config subclasses
+:class:`Config`; stored continuous actions are scaled to [-1, 1] and mapped to the env's bounds
+only when stepping the env.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from purejaxlib import envs as envs_lib
+from purejaxlib import progress, replay
+from purejaxlib.config import ConfigBase, static, traced
+from purejaxlib.networks import ACTIVATIONS
+from purejaxlib.rollout import episode_metrics, rollout
+
+
+class Config(ConfigBase):
+    """Fields every replay-based learner shares; algorithms subclass and add their own."""
+
+    env: str = static("CartPole-v1")
+    """Environment name (see purejaxlib.envs.list())."""
+    total_timesteps: int = static(50_000)
+    """Env steps per agent over the whole run."""
+    num_envs: int = static(1)
+    """Parallel envs per agent."""
+    train_freq: int = static(1)
+    """Steps per env collected between rounds of updates."""
+    gradient_steps: int = static(1)
+    """Gradient updates after each round of collection."""
+    batch_size: int = static(256)
+    """Transitions per gradient update."""
+    buffer_size: int = static(100_000)
+    """Replay capacity in transitions (rounded down to a multiple of num_envs)."""
+    learning_starts: int = static(1_000)
+    """Env steps of uniformly random actions before learning begins."""
+    n_step: int = static(1)
+    """Steps summed into each TD target (1: one-step TD)."""
+    hidden: tuple[int, ...] = static((256, 256))
+    """Hidden layer widths of every network."""
+    activation: Literal["relu", "tanh", "elu", "gelu", "swish"] = static("relu")
+    """Hidden-layer activation."""
+    log_interval: int = static(0)
+    """Report progress every this many iterations (0: never)."""
+
+    lr: float = traced(3e-4)
+    """Adam learning rate."""
+    gamma: float = traced(0.99)
+    """Discount factor."""
+    tau: float = traced(0.005)
+    """Polyak coefficient of the target networks (1: hard copy)."""
+    max_grad_norm: float = traced(10.0)
+    """Global gradient-norm clip."""
+
+    @property
+    def steps_per_iteration(self) -> int:
+        return self.num_envs * self.train_freq
+
+    @property
+    def num_iterations(self) -> int:
+        return self.total_timesteps // self.steps_per_iteration
+
+    @property
+    def warmup_iterations(self) -> int:
+        return min(math.ceil(self.learning_starts / self.steps_per_iteration), self.num_iterations)
+
+    @property
+    def buffer_rows(self) -> int:
+        return self.buffer_size // self.num_envs
+
+    @property
+    def spec(self) -> envs_lib.EnvSpec:
+        return envs_lib.spec(self.env)
+
+    @property
+    def action_dim(self) -> int:
+        """Number of discrete actions, or the size of the continuous action vector."""
+        spec = self.spec
+        return spec.num_actions if spec.discrete else math.prod(spec.action_shape)
+
+    # Set by subclasses: which action spaces the algorithm supports.
+    supports_discrete = True
+    supports_continuous = True
+
+    def validate(self) -> None:
+        try:
+            envs_lib.check_name(self.env)
+        except envs_lib.UnknownEnvError as err:
+            self.fail("env", str(err))
+        name = type(self).__module__.rsplit(".", 1)[-1].upper()
+        if self.spec.discrete and not self.supports_discrete:
+            self.fail("env", f"{name} needs continuous actions, but {self.env} has discrete actions; use a continuous env such as Pendulum-v1")
+        if not self.spec.discrete and not self.supports_continuous:
+            self.fail("env", f"{name} needs discrete actions, but {self.env} has continuous actions; use a discrete env such as CartPole-v1")
+        self.check_positive("total_timesteps", "num_envs", "train_freq", "gradient_steps", "batch_size", "buffer_size", "n_step")
+        self.check_positive("learning_starts", "log_interval", allow_zero=True)
+        if self.num_iterations < 1:
+            self.fail("total_timesteps", f"{self.total_timesteps} is less than one iteration (num_envs * train_freq = {self.steps_per_iteration})")
+        if self.learning_starts >= self.total_timesteps:
+            self.fail("learning_starts", f"{self.learning_starts} random steps leave nothing to learn from in a run of total_timesteps={self.total_timesteps}; make it smaller")
+        if self.buffer_size < self.batch_size:
+            self.fail("buffer_size", f"{self.buffer_size} is smaller than one batch (batch_size={self.batch_size})")
+        if self.buffer_rows < max(self.train_freq, self.n_step):
+            self.fail("buffer_size", f"{self.buffer_size} holds {self.buffer_rows} steps per env, fewer than train_freq={self.train_freq} or n_step={self.n_step}")
+        if max(self.warmup_iterations, 1) * self.train_freq < self.n_step:
+            self.fail("learning_starts", f"the buffer must hold n_step={self.n_step} steps per env before learning; raise learning_starts to at least {self.n_step * self.num_envs}")
+        if not self.hidden or any(int(w) <= 0 for w in self.hidden):
+            self.fail("hidden", f"needs one or more positive widths, got {self.hidden!r}")
+        self.check_choice("activation", ACTIVATIONS)
+        self.check_positive("lr", "max_grad_norm")
+        self.check_range("gamma", 0.0, 1.0)
+        self.check_range("tau", 0.0, 1.0)
+
+
+class Algorithm(NamedTuple):
+    """The pure functions that make a learner.
+
+    init_learner(config, key, obs [1, obs_dim]) -> learner pytree (params, targets, opt states)
+    explore(config, learner, obs [N, obs_dim], key, progress) -> stored action [N, ...]
+        (int32 for discrete; in [-1, 1] for continuous). ``progress`` is the fraction of
+        training done, for schedules.
+    update(config, learner, batch: replay.Batch, key) -> (learner, metrics dict of scalars)
+    """
+
+    init_learner: Callable[..., Any]
+    explore: Callable[..., jax.Array]
+    update: Callable[..., tuple[Any, dict[str, jax.Array]]]
+
+
+class State(NamedTuple):
+    learner: Any
+    buffer: replay.Buffer
+    env_state: Any
+    obs: jax.Array  # [num_envs, obs_dim]
+    key: jax.Array
+    iteration: jax.Array  # int32 scalar, iterations done so far
+
+
+class TrainResult(NamedTuple):
+    state: State
+    metrics: dict[str, jax.Array]  # each [num_iterations]
+
+
+def make_env(config: Config) -> tuple[Any, Any]:
+    """The vectorized env (flattened observations, episode statistics) and its params."""
+    env, env_params = envs_lib.make(config.env)
+    env = envs_lib.EpisodeStatistics(envs_lib.FlattenObservation(env))
+    return envs_lib.VecEnv(env, config.num_envs), env_params
+
+
+def to_env_action(config: Config, action: jax.Array) -> jax.Array:
+    """Stored action -> env action: continuous actions go from [-1, 1] to the env's bounds."""
+    spec = config.spec
+    if spec.discrete:
+        return action
+    low, high = jnp.asarray(spec.action_low), jnp.asarray(spec.action_high)
+    return low + (action + 1.0) * 0.5 * (high - low)
+
+
+def random_action(config: Config, key: jax.Array, count: int) -> jax.Array:
+    """Uniformly random stored actions ``[count, ...]``."""
+    if config.spec.discrete:
+        return jax.random.randint(key, (count,), 0, config.action_dim, dtype=jnp.int32)
+    return jax.random.uniform(key, (count,) + tuple(config.spec.action_shape), minval=-1.0, maxval=1.0)
+
+
+def init(config: Config, key: jax.Array, algo: Algorithm) -> State:
+    """Learner, empty buffer and reset envs."""
+    env, env_params = make_env(config)
+    key, learner_key, env_key = jax.random.split(key, 3)
+    obs, env_state = env.reset(env_key, env_params)
+    learner = algo.init_learner(config, learner_key, obs[:1])
+    action = random_action(config, key, config.num_envs)
+    flag = jnp.zeros((config.num_envs,), bool)
+    example = replay.Stored(obs, action, jnp.zeros((config.num_envs,), jnp.float32), flag, flag, obs)
+    return State(learner, replay.init(example, config.buffer_rows), env_state, obs, key, jnp.int32(0))
+
+
+def _learn_metrics_shape(config: Config, algo: Algorithm, state: State) -> dict[str, Any]:
+    batch = jax.eval_shape(lambda b, k: replay.sample(b, k, config.batch_size, config.gamma, config.n_step), state.buffer, state.key)
+    _, metrics = jax.eval_shape(lambda l, b, k: algo.update(config, l, b, k), state.learner, batch, state.key)
+    return metrics
+
+
+def _iteration(config: Config, algo: Algorithm, state: State, learn: bool) -> tuple[State, dict[str, jax.Array]]:
+    """Collect ``train_freq`` steps, store them, and (when ``learn``) run ``gradient_steps`` updates."""
+    env, env_params = make_env(config)
+    key, collect_key, learn_key = jax.random.split(state.key, 3)
+    fraction = state.iteration.astype(jnp.float32) / config.num_iterations
+
+    def policy_fn(obs, act_key):
+        if learn:
+            action = algo.explore(config, state.learner, obs, act_key, fraction)
+        else:
+            action = random_action(config, act_key, config.num_envs)
+        return action, to_env_action(config, action), ()
+
+    env_state, obs, traj = rollout(env, env_params, policy_fn, state.env_state, state.obs, collect_key, config.train_freq)
+    rows = replay.Stored(traj.obs, traj.action, traj.reward, traj.terminated, traj.truncated, traj.final_obs)
+    buffer = replay.add(state.buffer, rows)
+
+    learner = state.learner
+    if learn:
+        def gradient_step(learner, step_key):
+            sample_key, update_key = jax.random.split(step_key)
+            batch = replay.sample(buffer, sample_key, config.batch_size, config.gamma, config.n_step)
+            return algo.update(config, learner, batch, update_key)
+
+        learner, stats = jax.lax.scan(gradient_step, learner, jax.random.split(learn_key, config.gradient_steps))
+        stats = jax.tree.map(jnp.mean, stats)
+    else:
+        stats = jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype), _learn_metrics_shape(config, algo, state))
+    iteration = state.iteration + 1
+    metrics = {**episode_metrics(traj), **stats, "env_steps": iteration * config.steps_per_iteration}
+    return State(learner, buffer, env_state, obs, key, iteration), metrics
+
+
+def step(config: Config, state: State, algo: Algorithm) -> tuple[State, dict[str, jax.Array]]:
+    """One iteration: random actions and no updates during warm-up, learning afterwards.
+
+    ``train`` avoids the runtime branch (under ``vmap`` both sides would run) by scanning the
+    two phases separately.
+    """
+    warm = state.iteration < config.warmup_iterations
+    return jax.lax.cond(
+        warm,
+        lambda s: _iteration(config, algo, s, learn=False),
+        lambda s: _iteration(config, algo, s, learn=True),
+        state,
+    )
+
+
+def train(config: Config, key: jax.Array, algo: Algorithm) -> TrainResult:
+    """``init``, the warm-up iterations, then the learning iterations, each a ``lax.scan``."""
+    state = init(config, key, algo)
+
+    def phase(learn: bool):
+        def body(state, index):
+            state, metrics = _iteration(config, algo, state, learn)
+            progress.report(index, config.num_iterations, metrics["episode_return"], config.log_interval)
+            return state, metrics
+
+        return body
+
+    warmup = config.warmup_iterations
+    state, warm_metrics = jax.lax.scan(phase(False), state, jnp.arange(warmup))
+    state, metrics = jax.lax.scan(phase(True), state, jnp.arange(warmup, config.num_iterations))
+    metrics = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), warm_metrics, metrics)
+    return TrainResult(state, metrics)
