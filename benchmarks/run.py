@@ -1,8 +1,9 @@
-"""Runs benchmark suites side by side with peer libraries; writes JSON and a Markdown table.
+"""Runs benchmarks side by side with peer libraries; writes JSON and a Markdown table per benchmark.
 
-    python benchmarks/run.py                      # B1 at 500k steps, purejaxlib only
-    python benchmarks/run.py --peers --repeats 3  # B1 against rejax, interleaved runs
-    python benchmarks/run.py --steps 50000        # a quick smoke run
+    python benchmarks/run.py                              # B1 at 500k steps, purejaxlib only
+    python benchmarks/run.py --peers --repeats 3          # B1 against rejax, interleaved runs
+    python benchmarks/run.py --bench b2 --seeds 8 --peers # B2 (SAC Pendulum) against rejax
+    python benchmarks/run.py --steps 50000                # a quick smoke run
 
 Each measurement is a fresh process printing one JSON line (compile timed apart from the run).
 Runs of different libraries are interleaved, and each ratio is taken between runs of the same
@@ -28,16 +29,31 @@ PEERS = ROOT.parent / "shared" / "peers"
 PEERS_DIR = Path(os.environ.get("PEERS_DIR", "/tmp/pjl-peers"))
 
 
-def commands(seeds: int, steps: int, peers: bool, cpu_devices: int) -> dict[str, list[str] | None]:
-    ours = [sys.executable, str(ROOT / "benchmarks" / "ppo_cartpole.py"), str(seeds), str(steps)]
+# benchmark -> (rejax algorithm name, env, default steps)
+BENCHES = {"b1": ("ppo", "CartPole-v1", 500_000), "b2": ("sac", "Pendulum-v1", 20_000), "b3": ("dqn", "CartPole-v1", 50_000)}
+
+
+def commands(bench: str, seeds: int, steps: int, peers: bool, cpu_devices: int) -> dict[str, list[str] | None]:
+    """Label -> command for each variant measured; the first peer label is the ratio reference."""
+    ours = [sys.executable, str(ROOT / "benchmarks" / "train.py"), bench, str(seeds), str(steps)]
     cmds: dict[str, list[str] | None] = {"purejaxlib": ours}
     if cpu_devices > 1 and seeds >= cpu_devices:
         cmds[f"purejaxlib, seeds sharded over {cpu_devices} CPU devices"] = ours + [str(cpu_devices)]
+    if bench == "b2":
+        # The shared rejax script runs B2 with 64x64 networks (see rejax_peer.py): measure ours there too.
+        cmds["purejaxlib, 64x64 networks"] = ours + ["1", "hidden=(64,64)"]
     if peers:
+        algo, env, _ = BENCHES[bench]
         rejax_python = PEERS_DIR / "rejax" / "bin" / "python"
         script = PEERS / "rejax_bench.py"
         ok = rejax_python.exists() and script.exists()
-        cmds["rejax 0.1.3"] = [str(rejax_python), str(script), "ppo", "CartPole-v1", str(steps), str(seeds)] if ok else None
+        if bench == "b2":
+            peer = [str(rejax_python), str(ROOT / "benchmarks" / "rejax_peer.py"), "sac", env, str(steps), str(seeds), "256"]
+            cmds["rejax 0.1.3"] = peer if ok else None
+            label = "rejax 0.1.3, shared script (64x64 networks)"
+            cmds[label] = [str(rejax_python), str(script), algo, env, str(steps), str(seeds)] if ok else None
+        else:
+            cmds["rejax 0.1.3"] = [str(rejax_python), str(script), algo, env, str(steps), str(seeds)] if ok else None
     return cmds
 
 
@@ -61,8 +77,9 @@ def cpu_name() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 16])
-    parser.add_argument("--steps", type=int, default=500_000)
+    parser.add_argument("--bench", choices=sorted(BENCHES), default="b1")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="default: 1 and 16 (b1), 8 (b2), 4 (b3)")
+    parser.add_argument("--steps", type=int, default=None, help="default: the benchmark's (500k, 20k, 50k)")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--peers", action="store_true", help="also run rejax (needs shared/peers/setup_peers.sh)")
     parser.add_argument("--cpu-devices", type=int, default=0,
@@ -70,9 +87,13 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = parser.parse_args()
 
+    bench = args.bench
+    label = bench.upper()
+    steps = args.steps or BENCHES[bench][2]
+    seed_counts = args.seeds or {"b1": [1, 16], "b2": [8], "b3": [4]}[bench]
     rows = []
-    for seeds in args.seeds:
-        cmds = commands(seeds, args.steps, args.peers, args.cpu_devices)
+    for seeds in seed_counts:
+        cmds = commands(bench, seeds, steps, args.peers, args.cpu_devices)
         runs: dict[str, list[dict]] = {lib: [] for lib in cmds}
         for round_ in range(args.repeats):
             for lib, cmd in cmds.items():
@@ -80,11 +101,11 @@ def main() -> None:
                     continue
                 result = measure(cmd)
                 runs[lib].append(result)
-                print(f"B1 seeds={seeds} round {round_ + 1}: {lib}: {result['sps']:,} sps, "
+                print(f"{label} seeds={seeds} round {round_ + 1}: {lib}: {result['sps']:,} sps, "
                       f"compile {result['compile_s']} s, final {result['final_return_mean']}", flush=True)
         peers = [lib for lib in runs if not lib.startswith("purejaxlib") and cmds[lib] is not None]
         for lib, results in runs.items():
-            row = {"benchmark": "B1", "seeds": seeds, "lib": lib, "steps": args.steps, "runs": results}
+            row = {"benchmark": label, "seeds": seeds, "lib": lib, "steps": steps, "runs": results}
             if cmds[lib] is None:
                 row["missing"] = "not installed (run ../shared/peers/setup_peers.sh)"
             else:
@@ -93,9 +114,10 @@ def main() -> None:
                 row["final_return_mean"] = statistics.median(r["final_return_mean"] for r in results)
                 row["final_return_min"] = min(r["final_return_min"] for r in results)
                 if lib.startswith("purejaxlib") and peers:
-                    # ratios against the (first) peer, round by round
-                    peer_runs = runs[peers[0]]
-                    row["vs"] = peers[0]
+                    # ratios round by round against the peer run on the same network size
+                    ref = next((p for p in peers if ("64x64" in p) == ("64x64" in lib)), peers[0])
+                    peer_runs = runs[ref]
+                    row["vs"] = ref
                     row["sps_ratio_median"] = statistics.median(a["sps"] / b["sps"] for a, b in zip(results, peer_runs))
                     row["compile_ratio_median"] = statistics.median(
                         a["compile_s"] / b["compile_s"] for a, b in zip(results, peer_runs))
@@ -109,7 +131,7 @@ def main() -> None:
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "b1.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    (out / f"{bench}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     table = [
         f"Measured {meta['date']} on {meta['machine']}; command: `{meta['command']}`",
         "",
@@ -118,15 +140,15 @@ def main() -> None:
     ]
     for r in rows:
         if "missing" in r:
-            table.append(f"| B1 | {r['seeds']} | {r['lib']} | {r['missing']} | | | | |")
+            table.append(f"| {label} | {r['seeds']} | {r['lib']} | {r['missing']} | | | | |")
             continue
         ratio = f"{r['sps_ratio_median']:.2f}x" if "sps_ratio_median" in r else ""
         cratio = f"{r['compile_ratio_median']:.2f}x" if "compile_ratio_median" in r else ""
         table.append(
-            f"| B1 | {r['seeds']} | {r['lib']} | {r['sps_median']:,.0f} | {r['compile_s_median']:.1f} | "
+            f"| {label} | {r['seeds']} | {r['lib']} | {r['sps_median']:,.0f} | {r['compile_s_median']:.1f} | "
             f"{r['final_return_mean']:.0f}, {r['final_return_min']:.0f} | {ratio} | {cratio} |"
         )
-    (out / "b1.md").write_text("\n".join(table) + "\n")
+    (out / f"{bench}.md").write_text("\n".join(table) + "\n")
     print("\n".join(table))
 
 

@@ -5,7 +5,8 @@ in one compiled program per static configuration.
 """
 
 from purejaxlib.config import ConfigError
+from purejaxlib.evaluation import Evaluation, evaluate
 from purejaxlib.sweep import SweepResult, sweep
 
 __version__ = "0.1.0"
-__all__ = ["ConfigError", "SweepResult", "sweep", "__version__"]
+__all__ = ["ConfigError", "Evaluation", "evaluate", "SweepResult", "sweep", "__version__"]

@@ -1,0 +1,246 @@
+"""Soft Actor-Critic for continuous (tanh-Gaussian) and discrete (soft categorical) actions, with
+automatic temperature, a vmapped critic ensemble with clipped double-Q, and the truncated
+quantile critics of TQC as an option (``num_quantiles > 0``).
+
+Surface (shared by every algorithm in purejaxlib.algos)::
+
+    config = sac.Config(env="Pendulum-v1", total_timesteps=20_000)
+    config = sac.Config(env="Pendulum-v1", num_critics=5, num_quantiles=25, drop_quantiles=2)  # TQC
+    state = sac.init(config, key); state, metrics = sac.step(config, state)
+    result = sac.train(config, key); act = sac.policy(config, result.state)
+
+The loop (collection, replay, warm-up) is :mod:`purejaxlib.offpolicy`. Continuous actions live
+in [-1, 1] inside the learner and the buffer and are rescaled to the env's bounds when stepping.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from purejaxlib import losses, offpolicy, replay
+from purejaxlib.config import static, traced
+from purejaxlib.networks import MLP, Critic, GaussianActor, QNetwork, ensemble_apply, ensemble_init
+from purejaxlib.optim import make_optimizer
+
+State = offpolicy.State
+TrainResult = offpolicy.TrainResult
+
+# Target entropy when target_entropy_scale < 0 (auto): -|A| for continuous actions (the SAC
+# paper's heuristic), and this fraction of the maximum entropy log|A| for discrete actions.
+DISCRETE_AUTO_ENTROPY = 0.5
+
+
+class Config(offpolicy.Config):
+    """SAC / TQC hyperparameters (see :class:`purejaxlib.offpolicy.Config` for the shared ones)."""
+
+    num_critics: int = static(2)
+    """Critics in the ensemble; targets use their minimum (SAC) or pooled quantiles (TQC)."""
+    num_quantiles: int = static(0)
+    """Quantiles per critic; 0 for scalar critics (SAC), > 0 for TQC (continuous actions)."""
+    drop_quantiles: int = static(2)
+    """TQC: quantiles per critic dropped from the top of the pooled target atoms."""
+    autotune_alpha: bool = static(True)
+    """Learn the temperature so the policy's entropy tracks the target entropy."""
+    layer_norm: bool = static(False)
+    """LayerNorm in the critics."""
+
+    alpha_init: float = traced(1.0)
+    """Initial entropy temperature (fixed value when autotune_alpha is off)."""
+    target_entropy_scale: float = traced(-1.0)
+    """Target entropy as a multiple of -|A| (continuous) or of log|A| (discrete); < 0: automatic."""
+
+    def validate(self) -> None:
+        super().validate()
+        self.check_positive("num_critics", "alpha_init")
+        self.check_positive("num_quantiles", "drop_quantiles", allow_zero=True)
+        if self.num_quantiles:
+            if self.spec.discrete:
+                self.fail("num_quantiles", f"quantile critics (TQC) need continuous actions, but {self.env} is discrete; use num_quantiles=0")
+            if self.drop_quantiles >= self.num_quantiles:
+                self.fail("drop_quantiles", f"dropping {self.drop_quantiles} of {self.num_quantiles} quantiles per critic leaves no target; make it smaller")
+        if self.spec.discrete and self.n_step < 1:
+            self.fail("n_step", "must be >= 1")
+
+
+class Learner(NamedTuple):
+    actor: Any
+    critic: Any  # ensemble, leaves [num_critics, ...]
+    target_critic: Any
+    log_alpha: jax.Array  # scalar
+    actor_opt: Any
+    critic_opt: Any
+    alpha_opt: Any
+
+
+def _actor_module(config: Config):
+    if config.spec.discrete:
+        return MLP(tuple(config.hidden), config.action_dim, config.activation, orthogonal_init=False)
+    return GaussianActor(config.action_dim, tuple(config.hidden), config.activation)
+
+
+def _critic_module(config: Config):
+    if config.spec.discrete:
+        return QNetwork(config.action_dim, tuple(config.hidden), config.activation, config.layer_norm)
+    return Critic(tuple(config.hidden), config.activation, config.layer_norm, max(config.num_quantiles, 1))
+
+
+def target_entropy(config: Config) -> jax.Array:
+    """The entropy the temperature steers the policy towards (a traced scalar)."""
+    scale = config.target_entropy_scale
+    if config.spec.discrete:
+        return jnp.where(scale < 0, DISCRETE_AUTO_ENTROPY, scale) * math.log(config.action_dim)
+    return -jnp.where(scale < 0, 1.0, scale) * config.action_dim
+
+
+def make_tx(config: Config) -> optax.GradientTransformation:
+    return make_optimizer(config.lr, config.max_grad_norm)
+
+
+def init_learner(config: Config, key: jax.Array, obs: jax.Array) -> Learner:
+    actor_key, critic_key = jax.random.split(key)
+    actor = _actor_module(config).init(actor_key, obs)
+    critic_inputs = (obs,) if config.spec.discrete else (obs, jnp.zeros((1, config.action_dim)))
+    critic = ensemble_init(_critic_module(config), critic_key, config.num_critics, *critic_inputs)
+    log_alpha = jnp.log(jnp.asarray(config.alpha_init, jnp.float32))
+    tx = make_tx(config)
+    return Learner(actor, critic, critic, log_alpha, tx.init(actor), tx.init(critic), tx.init(log_alpha))
+
+
+def _sample(config: Config, actor: Any, obs: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Continuous: an action in [-1, 1] ``[B, A]`` and its log-probability ``[B]``."""
+    mean, log_std = _actor_module(config).apply(actor, obs)
+    return losses.tanh_gaussian(key, mean, log_std)
+
+
+def _probs(config: Config, actor: Any, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Discrete: action probabilities and log-probabilities, each ``[B, A]``."""
+    logits = _actor_module(config).apply(actor, obs)
+    log_probs = jax.nn.log_softmax(logits)
+    return jnp.exp(log_probs), log_probs
+
+
+def _critics(config: Config, critic: Any, obs: jax.Array, action: jax.Array | None = None) -> jax.Array:
+    """Ensemble values: ``[N, B]`` (continuous), ``[N, B, M]`` (quantiles) or ``[N, B, A]`` (discrete)."""
+    inputs = (obs,) if config.spec.discrete else (obs, action)
+    return ensemble_apply(_critic_module(config), critic, *inputs)
+
+
+def critic_target(config: Config, learner: Learner, batch: replay.Batch, key: jax.Array) -> jax.Array:
+    """Soft TD target: ``[B]``, or ``[B, K]`` target atoms for quantile critics."""
+    alpha = jnp.exp(learner.log_alpha)
+    if config.spec.discrete:
+        probs, log_probs = _probs(config, learner.actor, batch.next_obs)
+        q = _critics(config, learner.target_critic, batch.next_obs).min(axis=0)
+        next_value = (probs * (q - alpha * log_probs)).sum(axis=-1)
+        return batch.reward + batch.discount * next_value
+    action, log_prob = _sample(config, learner.actor, batch.next_obs, key)
+    q = _critics(config, learner.target_critic, batch.next_obs, action)
+    if config.num_quantiles:
+        atoms = losses.truncated_quantiles(q, config.drop_quantiles * config.num_critics)
+        return batch.reward[:, None] + batch.discount[:, None] * (atoms - alpha * log_prob[:, None])
+    return batch.reward + batch.discount * (q.min(axis=0) - alpha * log_prob)
+
+
+def critic_loss(config: Config, critic: Any, target: jax.Array, batch: replay.Batch) -> tuple[jax.Array, dict]:
+    if config.spec.discrete:
+        q = _critics(config, critic, batch.obs)
+        q = jnp.take_along_axis(q, batch.action[None, :, None].astype(jnp.int32), axis=-1)[..., 0]
+    else:
+        q = _critics(config, critic, batch.obs, batch.action)
+    if config.num_quantiles:
+        loss = config.num_critics * losses.quantile_huber_loss(q, jnp.broadcast_to(target, (config.num_critics,) + target.shape))
+        q = q.mean(axis=-1)
+    else:
+        loss = losses.ensemble_mse(q, target)
+    return loss, {"q": q.mean()}
+
+
+def actor_loss(config: Config, actor: Any, learner: Learner, obs: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Returns the loss and the policy's entropy (estimate) per state ``[B]``."""
+    alpha = jnp.exp(learner.log_alpha)
+    if config.spec.discrete:
+        probs, log_probs = _probs(config, actor, obs)
+        q = _critics(config, learner.critic, obs).min(axis=0)
+        loss = (probs * (alpha * log_probs - q)).sum(axis=-1).mean()
+        return loss, -(probs * log_probs).sum(axis=-1)
+    action, log_prob = _sample(config, actor, obs, key)
+    q = _critics(config, learner.critic, obs, action)
+    q = q.mean(axis=(0, 2)) if config.num_quantiles else q.min(axis=0)
+    return (alpha * log_prob - q).mean(), -log_prob
+
+
+def alpha_loss(config: Config, log_alpha: jax.Array, entropy: jax.Array) -> jax.Array:
+    """Gradient descent raises the temperature while the entropy is below the target."""
+    return log_alpha * jax.lax.stop_gradient(entropy - target_entropy(config)).mean()
+
+
+def update(config: Config, learner: Learner, batch: replay.Batch, key: jax.Array) -> tuple[Learner, dict]:
+    """Critic step, then actor step against the updated critics, then temperature, then targets."""
+    target_key, actor_key = jax.random.split(key)
+    tx = make_tx(config)
+
+    target = jax.lax.stop_gradient(critic_target(config, learner, batch, target_key))
+    (c_loss, aux), grads = jax.value_and_grad(critic_loss, argnums=1, has_aux=True)(config, learner.critic, target, batch)
+    updates, critic_opt = tx.update(grads, learner.critic_opt, learner.critic)
+    learner = learner._replace(critic=optax.apply_updates(learner.critic, updates), critic_opt=critic_opt)
+
+    (a_loss, entropy), grads = jax.value_and_grad(actor_loss, argnums=1, has_aux=True)(config, learner.actor, learner, batch.obs, actor_key)
+    updates, actor_opt = tx.update(grads, learner.actor_opt, learner.actor)
+    learner = learner._replace(actor=optax.apply_updates(learner.actor, updates), actor_opt=actor_opt)
+
+    if config.autotune_alpha:
+        grads = jax.grad(alpha_loss, argnums=1)(config, learner.log_alpha, entropy)
+        updates, alpha_opt = tx.update(grads, learner.alpha_opt, learner.log_alpha)
+        learner = learner._replace(log_alpha=optax.apply_updates(learner.log_alpha, updates), alpha_opt=alpha_opt)
+
+    learner = learner._replace(target_critic=replay.polyak(learner.target_critic, learner.critic, config.tau))
+    metrics = {"critic_loss": c_loss, "actor_loss": a_loss, "alpha": jnp.exp(learner.log_alpha), "entropy": entropy.mean(), **aux}
+    return learner, metrics
+
+
+def explore(config: Config, learner: Learner, obs: jax.Array, key: jax.Array, fraction: jax.Array) -> jax.Array:
+    del fraction
+    if config.spec.discrete:
+        logits = _actor_module(config).apply(learner.actor, obs)
+        return jax.random.categorical(key, logits).astype(jnp.int32)
+    return _sample(config, learner.actor, obs, key)[0]
+
+
+ALGORITHM = offpolicy.Algorithm(init_learner, explore, update)
+
+
+def init(config: Config, key: jax.Array) -> State:
+    return offpolicy.init(config, key, ALGORITHM)
+
+
+def step(config: Config, state: State) -> tuple[State, dict[str, jax.Array]]:
+    return offpolicy.step(config, state, ALGORITHM)
+
+
+def train(config: Config, key: jax.Array) -> TrainResult:
+    return offpolicy.train(config, key, ALGORITHM)
+
+
+def policy(config: Config, state: State, *, deterministic: bool = False) -> Callable[[jax.Array, jax.Array], jax.Array]:
+    """``act(obs, key) -> env action``: the policy's mode (tanh of the mean, or argmax) when
+    deterministic, else a sample."""
+    actor = state.learner.actor
+
+    def act(obs: jax.Array, key: jax.Array) -> jax.Array:
+        obs = jnp.reshape(obs, obs.shape[: obs.ndim - len(config.spec.obs_shape)] + (-1,)).astype(jnp.float32)
+        if config.spec.discrete:
+            logits = _actor_module(config).apply(actor, obs)
+            action = jnp.argmax(logits, -1) if deterministic else jax.random.categorical(key, logits)
+            return action.astype(jnp.int32)
+        if deterministic:
+            action = jnp.tanh(_actor_module(config).apply(actor, obs)[0])
+        else:
+            action = _sample(config, actor, obs, key)[0]
+        return offpolicy.to_env_action(config, action)
+
+    return act

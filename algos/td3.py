@@ -1,0 +1,177 @@
+"""TD3 (twin critics, target policy smoothing, delayed actor updates), with DDPG as a
+configuration of it: ``ddpg_config()`` sets one critic, no target smoothing and no delay.
+
+Surface (shared by every algorithm in purejaxlib.algos)::
+
+    config = td3.Config(env="Pendulum-v1", total_timesteps=20_000)
+    config = td3.ddpg_config(env="Pendulum-v1")     # DDPG
+    state = td3.init(config, key); state, metrics = td3.step(config, state)
+    result = td3.train(config, key); act = td3.policy(config, result.state)
+
+The loop (collection, replay, warm-up) is :mod:`purejaxlib.offpolicy`. Actions live in [-1, 1]
+inside the learner, so the noise scales are fractions of the action range's half-width.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from purejaxlib import losses, offpolicy, replay
+from purejaxlib.config import static, traced
+from purejaxlib.networks import Critic, DeterministicActor, ensemble_apply, ensemble_init
+from purejaxlib.optim import make_optimizer
+
+State = offpolicy.State
+TrainResult = offpolicy.TrainResult
+
+DDPG = dict(num_critics=1, policy_delay=1, target_policy_noise=0.0)
+"""The fields that turn TD3 into DDPG (with TD3's other choices: Adam, small MLPs, soft targets)."""
+
+
+class Config(offpolicy.Config):
+    """TD3 / DDPG hyperparameters (see :class:`purejaxlib.offpolicy.Config` for the shared ones)."""
+
+    supports_discrete = False
+
+    num_critics: int = static(2)
+    """Critics; targets take their minimum (clipped double-Q). DDPG: 1."""
+    policy_delay: int = static(2)
+    """Critic updates per actor and target update. DDPG: 1."""
+    layer_norm: bool = static(False)
+    """LayerNorm in the critics."""
+
+    exploration_noise: float = traced(0.1)
+    """Std of the Gaussian noise added to the actor's action when collecting."""
+    target_policy_noise: float = traced(0.2)
+    """Std of the smoothing noise on the target action. DDPG: 0."""
+    noise_clip: float = traced(0.5)
+    """Bound on the target smoothing noise."""
+
+    def validate(self) -> None:
+        super().validate()
+        self.check_positive("num_critics", "policy_delay")
+        self.check_positive("exploration_noise", "target_policy_noise", "noise_clip", allow_zero=True)
+
+
+def ddpg_config(**overrides: Any) -> Config:
+    """A :class:`Config` for DDPG: TD3 with one critic, no target smoothing and no delay."""
+    return Config(**{**DDPG, **overrides})
+
+
+class Learner(NamedTuple):
+    actor: Any
+    critic: Any  # ensemble, leaves [num_critics, ...]
+    target_actor: Any
+    target_critic: Any
+    actor_opt: Any
+    critic_opt: Any
+    updates: jax.Array  # int32: critic updates so far
+
+
+def _actor(config: Config) -> DeterministicActor:
+    return DeterministicActor(config.action_dim, tuple(config.hidden), config.activation)
+
+
+def _critic(config: Config) -> Critic:
+    return Critic(tuple(config.hidden), config.activation, config.layer_norm)
+
+
+def make_tx(config: Config) -> optax.GradientTransformation:
+    return make_optimizer(config.lr, config.max_grad_norm)
+
+
+def init_learner(config: Config, key: jax.Array, obs: jax.Array) -> Learner:
+    actor_key, critic_key = jax.random.split(key)
+    actor = _actor(config).init(actor_key, obs)
+    critic = ensemble_init(_critic(config), critic_key, config.num_critics, obs, jnp.zeros((1, config.action_dim)))
+    tx = make_tx(config)
+    return Learner(actor, critic, actor, critic, tx.init(actor), tx.init(critic), jnp.int32(0))
+
+
+def critic_target(config: Config, learner: Learner, batch: replay.Batch, key: jax.Array) -> jax.Array:
+    """``reward + discount * min_i Q'_i(next_obs, smoothed target action)``: ``[B]``."""
+    action = _actor(config).apply(learner.target_actor, batch.next_obs)
+    noise = jnp.clip(config.target_policy_noise * jax.random.normal(key, action.shape), -config.noise_clip, config.noise_clip)
+    action = jnp.clip(action + noise, -1.0, 1.0)
+    q = ensemble_apply(_critic(config), learner.target_critic, batch.next_obs, action)
+    return batch.reward + batch.discount * q.min(axis=0)
+
+
+def critic_loss(config: Config, critic: Any, target: jax.Array, batch: replay.Batch) -> tuple[jax.Array, dict]:
+    q = ensemble_apply(_critic(config), critic, batch.obs, batch.action)
+    return losses.ensemble_mse(q, target), {"q": q.mean()}
+
+
+def actor_loss(config: Config, actor: Any, critic: Any, obs: jax.Array) -> jax.Array:
+    """Deterministic policy gradient through the first critic."""
+    action = _actor(config).apply(actor, obs)
+    first = jax.tree.map(lambda x: x[0], critic)
+    return -_critic(config).apply(first, obs, action).mean()
+
+
+def update(config: Config, learner: Learner, batch: replay.Batch, key: jax.Array) -> tuple[Learner, dict]:
+    """A critic step; every ``policy_delay``-th call also an actor step and the target updates."""
+    tx = make_tx(config)
+    target = jax.lax.stop_gradient(critic_target(config, learner, batch, key))
+    (c_loss, aux), grads = jax.value_and_grad(critic_loss, argnums=1, has_aux=True)(config, learner.critic, target, batch)
+    updates, critic_opt = tx.update(grads, learner.critic_opt, learner.critic)
+    critic = optax.apply_updates(learner.critic, updates)
+    count = learner.updates + 1
+
+    def actor_step(_):
+        a_loss, grads = jax.value_and_grad(actor_loss, argnums=1)(config, learner.actor, critic, batch.obs)
+        updates, actor_opt = tx.update(grads, learner.actor_opt, learner.actor)
+        actor = optax.apply_updates(learner.actor, updates)
+        return (
+            actor,
+            actor_opt,
+            replay.polyak(learner.target_actor, actor, config.tau),
+            replay.polyak(learner.target_critic, critic, config.tau),
+            a_loss,
+        )
+
+    def skip(_):
+        return learner.actor, learner.actor_opt, learner.target_actor, learner.target_critic, jnp.float32(jnp.nan)
+
+    actor, actor_opt, target_actor, target_critic, a_loss = jax.lax.cond(count % config.policy_delay == 0, actor_step, skip, None)
+    learner = Learner(actor, critic, target_actor, target_critic, actor_opt, critic_opt, count)
+    return learner, {"critic_loss": c_loss, "actor_loss": a_loss, **aux}
+
+
+def explore(config: Config, learner: Learner, obs: jax.Array, key: jax.Array, fraction: jax.Array) -> jax.Array:
+    del fraction
+    action = _actor(config).apply(learner.actor, obs)
+    return jnp.clip(action + config.exploration_noise * jax.random.normal(key, action.shape), -1.0, 1.0)
+
+
+ALGORITHM = offpolicy.Algorithm(init_learner, explore, update)
+
+
+def init(config: Config, key: jax.Array) -> State:
+    return offpolicy.init(config, key, ALGORITHM)
+
+
+def step(config: Config, state: State) -> tuple[State, dict[str, jax.Array]]:
+    return offpolicy.step(config, state, ALGORITHM)
+
+
+def train(config: Config, key: jax.Array) -> TrainResult:
+    return offpolicy.train(config, key, ALGORITHM)
+
+
+def policy(config: Config, state: State, *, deterministic: bool = False) -> Callable[[jax.Array, jax.Array], jax.Array]:
+    """``act(obs, key) -> env action``: the actor's action, plus exploration noise unless deterministic."""
+    actor = state.learner.actor
+
+    def act(obs: jax.Array, key: jax.Array) -> jax.Array:
+        obs = jnp.reshape(obs, obs.shape[: obs.ndim - len(config.spec.obs_shape)] + (-1,)).astype(jnp.float32)
+        action = _actor(config).apply(actor, obs)
+        if not deterministic:
+            action = jnp.clip(action + config.exploration_noise * jax.random.normal(key, action.shape), -1.0, 1.0)
+        return offpolicy.to_env_action(config, action)
+
+    return act

@@ -1,0 +1,59 @@
+"""Loss pieces shared by the value-based and actor-critic learners; each is tested against a
+plain reference in tests/test_losses.py."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+
+def td_loss(errors: jax.Array, kind: str) -> jax.Array:
+    """Mean Huber (delta 1) or half-squared loss of TD errors (any shape)."""
+    if kind == "huber":
+        return optax.huber_loss(errors).mean()
+    if kind == "mse":
+        return 0.5 * jnp.square(errors).mean()
+    raise ValueError(f"unknown TD loss {kind!r}; valid: 'huber', 'mse'")
+
+
+def tanh_gaussian(key: jax.Array, mean: jax.Array, log_std: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """A tanh-squashed Gaussian sample in [-1, 1] and its log-density: ``[..., A] -> ([..., A], [...])``.
+
+    The change of variables uses ``log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u))``, which
+    stays finite where tanh saturates.
+    """
+    std = jnp.exp(log_std)
+    u = mean + std * jax.random.normal(key, mean.shape)
+    gaussian = -0.5 * jnp.square((u - mean) / std) - log_std - 0.5 * jnp.log(2.0 * jnp.pi)
+    log_det = 2.0 * (jnp.log(2.0) - u - jax.nn.softplus(-2.0 * u))
+    return jnp.tanh(u), (gaussian - log_det).sum(axis=-1)
+
+
+def quantile_huber_loss(pred: jax.Array, target: jax.Array, kappa: float = 1.0) -> jax.Array:
+    """Quantile regression Huber loss of predicted quantiles against target samples.
+
+    ``pred [..., M]`` are the quantiles at midpoints ``tau_i = (2i + 1) / 2M``; ``target [..., K]``
+    are samples of the target distribution (no gradient taken through them). Averages over
+    everything: ``mean_{..., i, j} |tau_i - 1{target_j < pred_i}| * huber_kappa(target_j - pred_i) / kappa``.
+    """
+    num = pred.shape[-1]
+    taus = (jnp.arange(num, dtype=jnp.float32) + 0.5) / num
+    diff = target[..., None, :] - pred[..., :, None]  # [..., M, K]
+    huber = optax.huber_loss(diff, delta=kappa)
+    weight = jnp.abs(taus[:, None] - (diff < 0).astype(jnp.float32))
+    return (weight * huber / kappa).mean()
+
+
+def truncated_quantiles(quantiles: jax.Array, drop: int) -> jax.Array:
+    """TQC's target atoms: pool ``quantiles [N, B, M]`` of N critics, sort, drop the ``drop``
+    largest: ``-> [B, N*M - drop]``."""
+    num_critics, batch, num = quantiles.shape
+    pooled = jnp.sort(jnp.moveaxis(quantiles, 0, 1).reshape(batch, num_critics * num), axis=-1)
+    return pooled[:, : num_critics * num - drop]
+
+
+def ensemble_mse(q: jax.Array, target: jax.Array) -> jax.Array:
+    """Critic-ensemble regression loss: ``q [N, B]`` against ``target [B]``, half squared error
+    averaged over the batch and summed over the N critics (each critic is fit independently)."""
+    return 0.5 * jnp.square(q - target[None]).mean(axis=1).sum()
