@@ -12,7 +12,7 @@ import contextlib
 import sys
 import time
 from collections import defaultdict
-from typing import Iterator, TextIO
+from typing import Callable, Iterator, TextIO
 
 import jax
 import numpy as np
@@ -21,8 +21,10 @@ import numpy as np
 class Progress:
     """Host-side aggregator for one (possibly vmapped) training run."""
 
-    def __init__(self, total_updates: int, members: int, steps_per_update: int, stream: TextIO | None = None):
+    def __init__(self, total_updates: int, members: int, steps_per_update: int, stream: TextIO | None = None,
+                 on_update: Callable[[int, np.ndarray], None] | None = None):
         self.total_updates = total_updates
+        self.on_update = on_update
         self.members = members
         self.steps_per_update = steps_per_update
         self.stream = stream or sys.stderr
@@ -35,7 +37,10 @@ class Progress:
         values.append(episode_return)
         if len(values) >= self.members:
             del self.pending[update]
-            self._print(update, np.asarray(values))
+            if self.on_update is not None:
+                self.on_update(update, np.asarray(values))
+            else:
+                self._print(update, np.asarray(values))
 
     def _print(self, update: int, returns: np.ndarray) -> None:
         now = time.perf_counter()
@@ -66,9 +71,14 @@ _ACTIVE: list[Progress] = []
 
 
 @contextlib.contextmanager
-def track(total_updates: int, members: int = 1, steps_per_update: int = 1, stream: TextIO | None = None) -> Iterator[Progress]:
-    """Within this block, reports from ``members`` vmapped runs print as one line per update."""
-    progress = Progress(total_updates, members, steps_per_update, stream)
+def track(total_updates: int, members: int = 1, steps_per_update: int = 1, stream: TextIO | None = None,
+          on_update: Callable[[int, np.ndarray], None] | None = None) -> Iterator[Progress]:
+    """Within this block, reports from ``members`` vmapped runs print as one line per update.
+
+    With ``on_update``, each complete update calls ``on_update(update, returns [members])``
+    instead of printing (e.g. to timestamp a run's progress).
+    """
+    progress = Progress(total_updates, members, steps_per_update, stream, on_update)
     _ACTIVE.append(progress)
     try:
         yield progress

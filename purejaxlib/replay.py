@@ -95,6 +95,10 @@ def sample(buffer: Buffer, key: jax.Array, batch_size: int, gamma: jax.Array, n_
     oldest = (buffer.pos - buffer.size) % cap
     offset = jax.random.randint(row_key, (batch_size,), 0, starts)
     env = jax.random.randint(env_key, (batch_size,), 0, num_envs)
+    if n_step == 1:  # the common case, without the run bookkeeping below
+        step = jax.tree.map(lambda x: x[(oldest + offset) % cap, env], buffer.data)
+        discount = gamma * (1.0 - step.terminated.astype(jnp.float32))
+        return Batch(step.obs, step.action, step.reward, discount, step.next_obs)
     rows = (oldest + offset[:, None] + jnp.arange(n_step)) % cap  # [B, n]
     steps = jax.tree.map(lambda x: x[rows, env[:, None]], buffer.data)  # leaves [B, n, ...]
 
