@@ -23,7 +23,7 @@ from purejaxlib import envs as envs_lib
 from purejaxlib.config import ConfigBase, static, traced
 from purejaxlib.networks import ACTIVATIONS, ActorCritic
 from purejaxlib.normalization import normalize
-from purejaxlib.optim import make_optimizer
+from purejaxlib.optim import make_optimizer, minibatch_sgd
 from purejaxlib.returns import gae
 from purejaxlib.rollout import episode_metrics, rollout
 
@@ -247,30 +247,6 @@ def ppo_loss(config: Config, params: Any, batch: Batch) -> tuple[jax.Array, dict
     return total, aux
 
 
-def _learn(config: Config, params, opt_state, batch: Batch, key):
-    """``update_epochs`` passes of minibatch SGD over a flat batch ``[batch_size, ...]``."""
-    tx = make_tx(config)
-    grad_fn = jax.value_and_grad(lambda p, mb: ppo_loss(config, p, mb), has_aux=True)
-
-    def minibatch_step(carry, minibatch):
-        params, opt_state = carry
-        (loss, aux), grads = grad_fn(params, minibatch)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), {"loss": loss, **aux}
-
-    def epoch(carry, epoch_key):
-        perm = jax.random.permutation(epoch_key, config.batch_size)
-        shuffled = jax.tree.map(
-            lambda x: x[perm].reshape((config.num_minibatches, config.minibatch_size) + x.shape[1:]), batch
-        )
-        return jax.lax.scan(minibatch_step, carry, shuffled)
-
-    (params, opt_state), stats = jax.lax.scan(
-        epoch, (params, opt_state), jax.random.split(key, config.update_epochs)
-    )
-    return params, opt_state, jax.tree.map(jnp.mean, stats)
-
-
 def step(config: Config, state: State) -> tuple[State, dict[str, jax.Array]]:
     """One update: collect ``num_steps`` x ``num_envs`` transitions, then learn from them."""
     env, env_params = make_env(config)
@@ -301,7 +277,10 @@ def step(config: Config, state: State) -> tuple[State, dict[str, jax.Array]]:
         trajectory.obs, trajectory.action, trajectory.extras["log_prob"], trajectory.extras["value"], advantages, targets
     )
     batch = jax.tree.map(lambda x: x.reshape((config.batch_size,) + x.shape[2:]), batch)
-    params, opt_state, learn_stats = _learn(config, state.params, state.opt_state, batch, learn_key)
+    params, opt_state, learn_stats = minibatch_sgd(
+        lambda p, mb: ppo_loss(config, p, mb), make_tx(config), state.params, state.opt_state, batch, learn_key,
+        config.update_epochs, config.num_minibatches,
+    )
     update_step = state.update_step + 1
     metrics = {
         **episode_metrics(trajectory),

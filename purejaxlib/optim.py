@@ -1,8 +1,12 @@
-"""Optimizer construction: Adam with global-norm clipping and optional linear LR annealing."""
+"""Optimizer construction (Adam with global-norm clipping and optional linear LR annealing) and
+the shuffled-minibatch SGD loop of the on-policy learners."""
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import jax
+import jax.numpy as jnp
 import optax
 
 
@@ -24,3 +28,36 @@ def make_optimizer(
         optax.clip_by_global_norm(max_grad_norm),
         optax.adam(learning_rate, eps=eps),
     )
+
+
+def minibatch_sgd(
+    loss_fn: Callable[[Any, Any], tuple[jax.Array, dict[str, jax.Array]]],
+    tx: optax.GradientTransformation,
+    params: Any,
+    opt_state: Any,
+    batch: Any,
+    key: jax.Array,
+    epochs: int,
+    num_minibatches: int,
+) -> tuple[Any, Any, dict[str, jax.Array]]:
+    """``epochs`` shuffled passes of ``num_minibatches`` gradient steps over a flat ``batch [B, ...]``.
+
+    ``loss_fn(params, minibatch) -> (loss, aux)``; returns the new params and optimizer state and
+    ``{"loss", **aux}`` averaged over all steps.
+    """
+    size = jax.tree.leaves(batch)[0].shape[0]
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+
+    def minibatch_step(carry, minibatch):
+        params, opt_state = carry
+        (loss, aux), grads = grad_fn(params, minibatch)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), {"loss": loss, **aux}
+
+    def epoch(carry, epoch_key):
+        perm = jax.random.permutation(epoch_key, size)
+        shuffled = jax.tree.map(lambda x: x[perm].reshape((num_minibatches, -1) + x.shape[1:]), batch)
+        return jax.lax.scan(minibatch_step, carry, shuffled)
+
+    (params, opt_state), stats = jax.lax.scan(epoch, (params, opt_state), jax.random.split(key, epochs))
+    return params, opt_state, jax.tree.map(jnp.mean, stats)

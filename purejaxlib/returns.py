@@ -44,3 +44,47 @@ def gae(
         backward, jnp.zeros_like(values[0]), (deltas, trace_decay), reverse=True
     )
     return advantages, advantages + values
+
+
+def q_lambda(
+    rewards: jax.Array,
+    next_q_max: jax.Array,
+    terminated: jax.Array,
+    truncated: jax.Array,
+    gamma: jax.Array | float,
+    lam: jax.Array | float,
+) -> jax.Array:
+    """Peng's Q(lambda) returns over a rollout, time-major (the PQN targets).
+
+    ``G_t = r_t + gamma * (1 - terminated_t) * [(1 - lam) * max_a Q(s'_t, a) + lam * G_{t+1}]``,
+    where ``G_{t+1}`` is replaced by ``max_a Q(s'_t, a)`` where the episode ended at ``t`` (the
+    next step belongs to another episode) and after the last step (``G_T``), so a truncated step
+    bootstraps fully from its final observation and a terminated one is just ``r_t``.
+
+    Args:
+      rewards: ``[T, ...]`` reward ``r_t`` for the transition out of ``s_t``.
+      next_q_max: ``[T, ...]`` ``max_a Q(s'_t, a)`` of the true successor of ``s_t``: the next
+        observation, or ``info["final_observation"]`` where the episode ended (before auto-reset).
+      terminated: ``[T, ...]`` the episode ended in a terminal state: no bootstrap.
+      truncated: ``[T, ...]`` the episode was cut by a time limit: bootstrap from ``next_q_max``.
+      gamma, lam: discount and lambda (scalars, may be traced); ``lam=0`` gives one-step
+        Q-learning targets, ``lam=1`` discounted returns bootstrapped only at cuts.
+
+    Returns:
+      ``[T, ...]`` lambda-returns ``G_t``.
+    """
+    dtype = next_q_max.dtype
+    continues = 1.0 - terminated.astype(dtype)
+    episode_end = jnp.logical_or(terminated, truncated)
+
+    def backward(next_return, inputs):
+        r_t, q_t, continues_t, end_t = inputs
+        # Past an episode boundary G_{t+1} is another episode's return: use the bootstrap alone.
+        next_return = jnp.where(end_t, q_t, next_return)
+        g_t = r_t + gamma * continues_t * ((1.0 - lam) * q_t + lam * next_return)
+        return g_t, g_t
+
+    _, returns = jax.lax.scan(
+        backward, next_q_max[-1], (rewards, next_q_max, continues, episode_end), reverse=True
+    )
+    return returns
