@@ -313,7 +313,7 @@ def policy(config: Config, state: State, *, deterministic: bool = False) -> Call
     params = state.params
 
     def act(obs: jax.Array, key: jax.Array) -> jax.Array:
-        obs = jnp.reshape(obs, obs.shape[: obs.ndim - len(config.spec.obs_shape)] + (-1,)).astype(jnp.float32)
+        obs = config.spec.flatten(obs)
         if stats is not None:
             obs = normalize(stats, obs)
         dist, _ = _dist(config, params, obs)

@@ -260,7 +260,7 @@ def policy(config: Config, state: State, *, deterministic: bool = False) -> Call
     params = state.params
 
     def act(obs: jax.Array, key: jax.Array) -> jax.Array:
-        obs = jnp.reshape(obs, obs.shape[: obs.ndim - len(config.spec.obs_shape)] + (-1,)).astype(jnp.float32)
+        obs = config.spec.flatten(obs)
         q = network.apply(params, obs)
         if deterministic:
             return jnp.argmax(q, axis=-1).astype(jnp.int32)

@@ -131,6 +131,11 @@ class EnvSpec(NamedTuple):
     action_low: np.ndarray | None
     action_high: np.ndarray | None
 
+    def flatten(self, obs: jax.Array) -> jax.Array:
+        """Raw env observations ``[..., *obs_shape]`` as the networks take them: ``[..., obs_dim]`` float32."""
+        lead = obs.shape[: obs.ndim - len(self.obs_shape)]
+        return jax.numpy.reshape(obs, lead + (-1,)).astype(jax.numpy.float32)
+
 
 @functools.lru_cache(maxsize=None)
 def spec(name: str) -> EnvSpec:

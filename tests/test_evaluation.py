@@ -1,0 +1,47 @@
+"""purejaxlib.evaluate: complete episodes, truncation at max_steps, vmap over a sweep's members."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+
+import purejaxlib
+from purejaxlib.algos import dqn, ppo
+
+from conftest import small_config
+
+
+def test_cartpole_episode_returns_equal_lengths():
+    """CartPole pays 1 per step, so every finished episode's return equals its length."""
+    config = small_config(updates=1)
+    state = ppo.init(config, jax.random.key(0))
+    result = jax.jit(lambda s, k: purejaxlib.evaluate(config, s, k, 8))(state, jax.random.key(1))
+    assert result.returns.shape == (8,)
+    assert bool(result.finished.all())
+    np.testing.assert_array_equal(np.asarray(result.returns), np.asarray(result.lengths))
+    assert len(set(np.asarray(result.lengths).tolist())) > 1  # independent resets, not 8 copies
+
+
+def test_max_steps_cuts_episodes_and_reports_unfinished():
+    config = dqn.Config(total_timesteps=2_000, learning_starts=100, buffer_size=500)
+    state = dqn.init(config, jax.random.key(0))
+    result = purejaxlib.evaluate(config, state, jax.random.key(1), 4, max_steps=3)
+    assert not bool(result.finished.any())
+    np.testing.assert_array_equal(np.asarray(result.lengths), 3)
+
+
+def test_vmaps_over_sweep_members():
+    config = small_config(updates=1)
+    keys = jax.random.split(jax.random.key(0), 3)
+    states = jax.vmap(lambda k: ppo.init(config, k))(keys)
+    batched = jax.jit(jax.vmap(lambda s, k: purejaxlib.evaluate(config, s, k, 4).returns))(states, keys)
+    assert batched.shape == (3, 4)
+    alone = purejaxlib.evaluate(config, jax.tree.map(lambda x: x[1], states), keys[1], 4).returns
+    np.testing.assert_allclose(np.asarray(batched[1]), np.asarray(alone))
+
+
+def test_rejects_bad_episode_count():
+    config = small_config(updates=1)
+    with pytest.raises(ValueError, match="episodes"):
+        purejaxlib.evaluate(config, ppo.init(config, jax.random.key(0)), jax.random.key(1), 0)
