@@ -88,6 +88,11 @@ class Config(ConfigBase):
         return self.batch_size // self.num_minibatches
 
     @property
+    def steps_per_update(self) -> int:
+        """Env steps per agent per update (every algorithm's Config has this and num_updates)."""
+        return self.batch_size
+
+    @property
     def num_updates(self) -> int:
         return self.total_timesteps // self.batch_size
 

@@ -30,9 +30,9 @@ def main() -> None:
     algo = importlib.import_module(f"purejaxlib.algos.{name}")
     overrides = {k: ast.literal_eval(v) for k, v in (a.split("=", 1) for a in sys.argv[6:])}
     probe = algo.Config(env=env, total_timesteps=steps, **overrides)
-    total = getattr(probe, "num_iterations", None) or probe.num_updates
+    total = probe.num_updates
     config = probe.replace(log_interval=max(1, total // REPORTS))
-    per_iteration = config.total_timesteps // total
+    per_iteration = config.steps_per_update
 
     keys = jax.random.split(jax.random.key(0), seeds)
     t0 = time.perf_counter()

@@ -1,8 +1,8 @@
 """What every experiment script shares: grid parsing, the sweep, a summary, files and a plot.
 
-An algorithm's script (``experiments/ppo.py``) declares a typed CLI over its Config with tyro and
-calls :func:`run`. Grid values come as ``name=v1,v2`` strings and are converted by the field's
-declared type, never evaluated.
+An algorithm's script (``experiments/ppo.py``) is a call of :func:`cli`: a typed command line
+(tyro) over every field of the algorithm's Config plus :class:`Args`, then :func:`run`. Grid values
+come as ``name=v1,v2`` strings and are converted by the field's declared type, never evaluated.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ import platform
 import sys
 import typing
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Annotated, Any, Callable, Generic, Sequence, TypeVar
 
 import jax
 import numpy as np
+import tyro
 
 from purejaxlib.config import ConfigError, close_matches
 from purejaxlib.plotting import learning_curves
@@ -128,13 +129,13 @@ def run(
         config = config.replace(log_interval=max(1, config.num_updates // 20))
     members = seeds * int(np.prod([len(v) for v in grid.values()] or [1]))
     print(
-        f"{name}: {config.env}, {members} agents x {config.num_updates * config.batch_size:,} env steps "
+        f"{name}: {config.env}, {members} agents x {config.num_updates * config.steps_per_update:,} env steps "
         f"on {jax.device_count()} {jax.default_backend()} device(s); compiling...",
         file=sys.stderr,
         flush=True,
     )
     result = sweep(train, config, seeds=seeds, **grid)
-    summary = summarize(result, config.num_updates * config.batch_size)
+    summary = summarize(result, config.num_updates * config.steps_per_update)
     print_summary(summary)
     if out:
         out_dir = Path(out)
@@ -155,3 +156,50 @@ def run(
             written.append(learning_curves(result, out_dir / "learning_curve.png", title=f"{name} on {config.env}"))
         print("wrote " + ", ".join(str(p) for p in written))
     return summary
+
+
+ConfigT = TypeVar("ConfigT")
+
+
+@dataclasses.dataclass(frozen=True)
+class Args(Generic[ConfigT]):
+    """Options of every experiment script; the Config's fields are flags at the top level."""
+
+    config: Annotated[ConfigT, tyro.conf.arg(name="")]
+    seeds: int = 1
+    """Number of seeds (0..seeds-1), trained side by side in one program."""
+    grid: tuple[str, ...] = ()
+    """Sweep values as name=v1,v2 (e.g. lr=1e-4,3e-4 hidden=64x64,128x128)."""
+    out: str = ""
+    """Directory for summary.json, metrics.npz and learning_curve.png (default runs/<algorithm>;
+    'none' to write nothing)."""
+    progress: bool = True
+    """Print progress from inside the compiled program (sets log_interval when it is 0)."""
+    plot: bool = True
+    """Write the learning-curve PNG."""
+
+
+def cli(
+    algo: Any,
+    name: str,
+    argv: Sequence[str] | None = None,
+    *,
+    description: str | None = None,
+    args_type: type | None = None,
+    prepare: Callable[[Any], tuple[Any, str]] | None = None,
+) -> dict[str, Any]:
+    """Parses the command line for algorithm module ``algo`` (its ``Config`` and ``train``) and runs it.
+
+    ``args_type`` extends :class:`Args` with script-specific flags; ``prepare(args) -> (config,
+    name)`` then turns them into the config to run. A bad config exits with its message.
+    """
+    try:
+        args = tyro.cli(args_type or Args[algo.Config], args=argv, description=description)
+        config, label = prepare(args) if prepare else (args.config, name)
+        out = None if args.out == "none" else (args.out or f"runs/{label.lower()}")
+        return run(
+            algo.train, config, seeds=args.seeds, grid_specs=args.grid, out=out,
+            progress=args.progress, plot=args.plot, name=label,
+        )
+    except ConfigError as err:
+        sys.exit(f"error: {err}")

@@ -72,6 +72,15 @@ class Config(ConfigBase):
         return self.total_timesteps // self.steps_per_iteration
 
     @property
+    def num_updates(self) -> int:
+        """Iterations, under the name every algorithm's Config shares (with steps_per_update)."""
+        return self.num_iterations
+
+    @property
+    def steps_per_update(self) -> int:
+        return self.steps_per_iteration
+
+    @property
     def warmup_iterations(self) -> int:
         return min(math.ceil(self.learning_starts / self.steps_per_iteration), self.num_iterations)
 

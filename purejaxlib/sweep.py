@@ -180,7 +180,7 @@ def sweep(
         batch_keys = jnp.tile(keys, num_points)
         members = num_points * num_seeds
         if getattr(base, "log_interval", 0) > 0:
-            ctx = progress.track(base.num_updates, members, getattr(base, "batch_size", 1))
+            ctx = progress.track(base.num_updates, members, base.steps_per_update)
         else:
             ctx = contextlib.nullcontext()
         with ctx:
