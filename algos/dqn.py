@@ -123,8 +123,8 @@ def q_loss(config: Config, params: Any, target: jax.Array, batch: replay.Batch) 
     return td_loss(q_taken - target, config.loss), {"q": q_taken.mean()}
 
 
-def update(config: Config, learner: Learner, batch: replay.Batch, key: jax.Array) -> tuple[Learner, dict]:
-    del key  # DQN's update is deterministic given the batch
+def update(config: Config, learner: Learner, batch: replay.Batch, key: jax.Array, step: jax.Array) -> tuple[Learner, dict]:
+    del key, step  # deterministic given the batch; the target schedule uses the learner's own count
     target = jax.lax.stop_gradient(td_target(config, learner.params, learner.target_params, batch))
     (loss, aux), grads = jax.value_and_grad(q_loss, argnums=1, has_aux=True)(config, learner.params, target, batch)
     updates, opt_state = make_tx(config).update(grads, learner.opt_state, learner.params)

@@ -38,6 +38,8 @@ DISCRETE_AUTO_ENTROPY = 0.5
 class Config(offpolicy.Config):
     """SAC / TQC hyperparameters (see :class:`purejaxlib.offpolicy.Config` for the shared ones)."""
 
+    env: str = static("Pendulum-v1")
+    """Environment name (see purejaxlib.envs.list())."""
     num_critics: int = static(2)
     """Critics in the ensemble; targets use their minimum (SAC) or pooled quantiles (TQC)."""
     num_quantiles: int = static(0)
@@ -63,8 +65,6 @@ class Config(offpolicy.Config):
                 self.fail("num_quantiles", f"quantile critics (TQC) need continuous actions, but {self.env} is discrete; use num_quantiles=0")
             if self.drop_quantiles >= self.num_quantiles:
                 self.fail("drop_quantiles", f"dropping {self.drop_quantiles} of {self.num_quantiles} quantiles per critic leaves no target; make it smaller")
-        if self.spec.discrete and self.n_step < 1:
-            self.fail("n_step", "must be >= 1")
 
 
 class Learner(NamedTuple):
@@ -179,8 +179,9 @@ def alpha_loss(config: Config, log_alpha: jax.Array, entropy: jax.Array) -> jax.
     return log_alpha * jax.lax.stop_gradient(entropy - target_entropy(config)).mean()
 
 
-def update(config: Config, learner: Learner, batch: replay.Batch, key: jax.Array) -> tuple[Learner, dict]:
+def update(config: Config, learner: Learner, batch: replay.Batch, key: jax.Array, step: jax.Array) -> tuple[Learner, dict]:
     """Critic step, then actor step against the updated critics, then temperature, then targets."""
+    del step
     target_key, actor_key = jax.random.split(key)
     tx = make_tx(config)
 

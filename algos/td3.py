@@ -37,6 +37,8 @@ class Config(offpolicy.Config):
 
     supports_discrete = False
 
+    env: str = static("Pendulum-v1")
+    """Environment name (see purejaxlib.envs.list())."""
     num_critics: int = static(2)
     """Critics; targets take their minimum (clipped double-Q). DDPG: 1."""
     policy_delay: int = static(2)
@@ -113,8 +115,8 @@ def actor_loss(config: Config, actor: Any, critic: Any, obs: jax.Array) -> jax.A
     return -_critic(config).apply(first, obs, action).mean()
 
 
-def update(config: Config, learner: Learner, batch: replay.Batch, key: jax.Array) -> tuple[Learner, dict]:
-    """A critic step; every ``policy_delay``-th call also an actor step and the target updates."""
+def update(config: Config, learner: Learner, batch: replay.Batch, key: jax.Array, step: jax.Array) -> tuple[Learner, dict]:
+    """A critic step; every ``policy_delay``-th gradient step also an actor step and the target updates."""
     tx = make_tx(config)
     target = jax.lax.stop_gradient(critic_target(config, learner, batch, key))
     (c_loss, aux), grads = jax.value_and_grad(critic_loss, argnums=1, has_aux=True)(config, learner.critic, target, batch)
@@ -137,7 +139,7 @@ def update(config: Config, learner: Learner, batch: replay.Batch, key: jax.Array
     def skip(_):
         return learner.actor, learner.actor_opt, learner.target_actor, learner.target_critic, jnp.float32(jnp.nan)
 
-    actor, actor_opt, target_actor, target_critic, a_loss = jax.lax.cond(count % config.policy_delay == 0, actor_step, skip, None)
+    actor, actor_opt, target_actor, target_critic, a_loss = jax.lax.cond(step % config.policy_delay == 0, actor_step, skip, None)
     learner = Learner(actor, critic, target_actor, target_critic, actor_opt, critic_opt, count)
     return learner, {"critic_loss": c_loss, "actor_loss": a_loss, **aux}
 

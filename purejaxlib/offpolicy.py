@@ -139,7 +139,10 @@ class Algorithm(NamedTuple):
     explore(config, learner, obs [N, obs_dim], key, progress) -> stored action [N, ...]
         (int32 for discrete; in [-1, 1] for continuous). ``progress`` is the fraction of
         training done, for schedules.
-    update(config, learner, batch: replay.Batch, key) -> (learner, metrics dict of scalars)
+    update(config, learner, batch: replay.Batch, key, step) -> (learner, metrics dict of scalars)
+        ``step`` counts gradient steps from 1. Inside ``train`` it is derived from the scan
+        index, which is the same for every vmapped seed, so a ``lax.cond`` on it (TD3's delayed
+        actor update) stays a real branch instead of a select that computes both sides.
     """
 
     init_learner: Callable[..., Any]
@@ -198,12 +201,15 @@ def init(config: Config, key: jax.Array, algo: Algorithm) -> State:
 
 def _learn_metrics_shape(config: Config, algo: Algorithm, state: State) -> dict[str, Any]:
     batch = jax.eval_shape(lambda b, k: replay.sample(b, k, config.batch_size, config.gamma, config.n_step), state.buffer, state.key)
-    _, metrics = jax.eval_shape(lambda l, b, k: algo.update(config, l, b, k), state.learner, batch, state.key)
+    _, metrics = jax.eval_shape(lambda l, b, k: algo.update(config, l, b, k, state.iteration), state.learner, batch, state.key)
     return metrics
 
 
-def _iteration(config: Config, algo: Algorithm, state: State, learn: bool) -> tuple[State, dict[str, jax.Array]]:
-    """Collect ``train_freq`` steps, store them, and (when ``learn``) run ``gradient_steps`` updates."""
+def _iteration(config: Config, algo: Algorithm, state: State, learn: bool, index: jax.Array) -> tuple[State, dict[str, jax.Array]]:
+    """Collect ``train_freq`` steps, store them, and (when ``learn``) run ``gradient_steps`` updates.
+
+    ``index`` is the iteration's number (unbatched under vmap when it comes from a scan index).
+    """
     env, env_params = make_env(config)
     key, collect_key, learn_key = jax.random.split(state.key, 3)
     fraction = state.iteration.astype(jnp.float32) / config.num_iterations
@@ -221,13 +227,18 @@ def _iteration(config: Config, algo: Algorithm, state: State, learn: bool) -> tu
 
     learner = state.learner
     if learn:
-        def gradient_step(learner, step_key):
+        first = (index - config.warmup_iterations) * config.gradient_steps + 1
+
+        def gradient_step(learner, inputs):
+            step_key, offset = inputs
             sample_key, update_key = jax.random.split(step_key)
             batch = replay.sample(buffer, sample_key, config.batch_size, config.gamma, config.n_step)
-            return algo.update(config, learner, batch, update_key)
+            return algo.update(config, learner, batch, update_key, first + offset)
 
-        learner, stats = jax.lax.scan(gradient_step, learner, jax.random.split(learn_key, config.gradient_steps))
-        stats = jax.tree.map(jnp.mean, stats)
+        steps = (jax.random.split(learn_key, config.gradient_steps), jnp.arange(config.gradient_steps))
+        learner, stats = jax.lax.scan(gradient_step, learner, steps)
+        # nanmean: a metric only some steps produce (TD3's delayed actor loss) is NaN on the others.
+        stats = jax.tree.map(jnp.nanmean, stats)
     else:
         stats = jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype), _learn_metrics_shape(config, algo, state))
     iteration = state.iteration + 1
@@ -244,8 +255,8 @@ def step(config: Config, state: State, algo: Algorithm) -> tuple[State, dict[str
     warm = state.iteration < config.warmup_iterations
     return jax.lax.cond(
         warm,
-        lambda s: _iteration(config, algo, s, learn=False),
-        lambda s: _iteration(config, algo, s, learn=True),
+        lambda s: _iteration(config, algo, s, False, s.iteration),
+        lambda s: _iteration(config, algo, s, True, s.iteration),
         state,
     )
 
@@ -256,7 +267,7 @@ def train(config: Config, key: jax.Array, algo: Algorithm) -> TrainResult:
 
     def phase(learn: bool):
         def body(state, index):
-            state, metrics = _iteration(config, algo, state, learn)
+            state, metrics = _iteration(config, algo, state, learn, index)
             progress.report(index, config.num_iterations, metrics["episode_return"], config.log_interval)
             return state, metrics
 
