@@ -2,7 +2,7 @@
 
 Surface (shared by every algorithm in purejaxlib.algos)::
 
-    config = dqn.Config(env="CartPole-v1", total_timesteps=50_000)
+    config = dqn.Config(env="CartPole-v1", total_timesteps=150_000)
     state = dqn.init(config, key)
     state, metrics = dqn.step(config, state)   # one iteration: collect, store, update
     result = dqn.train(config, key)            # jittable end to end; vmap over keys for seeds
@@ -35,28 +35,39 @@ class Config(offpolicy.Config):
 
     supports_continuous = False
 
+    # Defaults: tuned on CartPole-v1, where they reach the maximum return (500) in 150k steps
+    # (all but a few of 56 seeds end at >= 475). n-step targets are what matter most: a hard
+    # target update carries value only n_step steps further, so with n_step=1 the Q-values of
+    # a 150k-step run are still far below their true ~100 at gamma 0.99; LayerNorm keeps the
+    # larger targets stable.
+    total_timesteps: int = static(150_000)
+    """Env steps per agent over the whole run."""
+    num_envs: int = static(8)
+    """Parallel envs per agent."""
+    n_step: int = static(5)
+    """Steps summed into each TD target (1: one-step TD)."""
     hidden: tuple[int, ...] = static((64, 64))
     """Hidden layer widths of the Q-network."""
-    batch_size: int = static(64)
+    batch_size: int = static(256)
     """Transitions per gradient update."""
     double_q: bool = static(True)
     """Pick the bootstrap action with the online network, value it with the target (double DQN)."""
     loss: Literal["huber", "mse"] = static("huber")
     """TD-error loss."""
-    target_update_interval: int = static(100)
+    target_update_interval: int = static(250)
     """Gradient steps between target-network updates (each moves it by tau)."""
-    layer_norm: bool = static(False)
+    layer_norm: bool = static(True)
     """LayerNorm before each hidden activation."""
 
-    lr: float = traced(2.5e-4)
+    lr: float = traced(5e-4)
     """Adam learning rate."""
     tau: float = traced(1.0)
     """Target update coefficient (1: copy the online network)."""
     eps_start: float = traced(1.0)
     """Exploration epsilon at the start."""
-    eps_end: float = traced(0.05)
+    eps_end: float = traced(0.01)
     """Exploration epsilon after the decay."""
-    eps_fraction: float = traced(0.5)
+    eps_fraction: float = traced(0.2)
     """Fraction of training over which epsilon decays linearly."""
 
     def validate(self) -> None:

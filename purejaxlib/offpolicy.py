@@ -116,8 +116,13 @@ class Config(ConfigBase):
         self.check_positive("learning_starts", "log_interval", allow_zero=True)
         if self.num_iterations < 1:
             self.fail("total_timesteps", f"{self.total_timesteps} is less than one iteration (num_envs * train_freq = {self.steps_per_iteration})")
-        if self.learning_starts >= self.total_timesteps:
-            self.fail("learning_starts", f"{self.learning_starts} random steps leave nothing to learn from in a run of total_timesteps={self.total_timesteps}; make it smaller")
+        if self.learning_starts >= self.total_timesteps or self.warmup_iterations >= self.num_iterations:
+            self.fail(
+                "learning_starts",
+                f"{self.learning_starts} random steps (rounded up to {self.warmup_iterations} whole iterations of "
+                f"num_envs * train_freq = {self.steps_per_iteration}) leave nothing to learn from in a run of "
+                f"total_timesteps={self.total_timesteps}; make it smaller",
+            )
         if self.buffer_size < self.batch_size:
             self.fail("buffer_size", f"{self.buffer_size} is smaller than one batch (batch_size={self.batch_size})")
         if self.buffer_rows < max(self.train_freq, self.n_step):

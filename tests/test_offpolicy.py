@@ -41,7 +41,7 @@ def test_step_numbers_match_each_seeds_update_count_under_vmap():
 
 
 def test_public_step_warms_up_then_learns():
-    config = dqn.Config(total_timesteps=64, num_envs=2, learning_starts=8, batch_size=4, buffer_size=64)
+    config = dqn.Config(total_timesteps=64, num_envs=2, learning_starts=8, batch_size=4, buffer_size=64, n_step=1)
     algo = _counting_algorithm()
     state = offpolicy.init(config, jax.random.key(0), algo)
     step = jax.jit(lambda s: offpolicy.step(config, s, algo))
