@@ -213,18 +213,7 @@ def explore(config: Config, learner: Learner, obs: jax.Array, key: jax.Array, fr
 
 
 ALGORITHM = offpolicy.Algorithm(init_learner, explore, update)
-
-
-def init(config: Config, key: jax.Array) -> State:
-    return offpolicy.init(config, key, ALGORITHM)
-
-
-def step(config: Config, state: State) -> tuple[State, dict[str, jax.Array]]:
-    return offpolicy.step(config, state, ALGORITHM)
-
-
-def train(config: Config, key: jax.Array) -> TrainResult:
-    return offpolicy.train(config, key, ALGORITHM)
+init, step, train = offpolicy.bind(ALGORITHM)
 
 
 def policy(config: Config, state: State, *, deterministic: bool = False) -> Callable[[jax.Array, jax.Array], jax.Array]:

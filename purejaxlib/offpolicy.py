@@ -283,3 +283,21 @@ def train(config: Config, key: jax.Array, algo: Algorithm) -> TrainResult:
     state, metrics = jax.lax.scan(phase(True), state, jnp.arange(warmup, config.num_iterations))
     metrics = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), warm_metrics, metrics)
     return TrainResult(state, metrics)
+
+
+def bind(algo: Algorithm) -> tuple[Callable, Callable, Callable]:
+    """An algorithm's public ``init(config, key)``, ``step(config, state)`` and ``train(config, key)``."""
+
+    def bound_init(config: Config, key: jax.Array) -> State:
+        """Learner, empty replay buffer and reset envs."""
+        return init(config, key, algo)
+
+    def bound_step(config: Config, state: State) -> tuple[State, dict[str, jax.Array]]:
+        """One iteration: collect ``train_freq`` steps of ``num_envs`` envs, store, update."""
+        return step(config, state, algo)
+
+    def bound_train(config: Config, key: jax.Array) -> TrainResult:
+        """``init``, warm-up and learning iterations, each phase a ``lax.scan``; jit- and vmap-able."""
+        return train(config, key, algo)
+
+    return bound_init, bound_step, bound_train
