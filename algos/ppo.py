@@ -20,7 +20,7 @@ import optax
 
 from purejaxlib import distributions, progress
 from purejaxlib import envs as envs_lib
-from purejaxlib.config import ConfigBase, static, traced
+from purejaxlib.config import EnvConfig, static, traced
 from purejaxlib.networks import ACTIVATIONS, ActorCritic
 from purejaxlib.normalization import normalize
 from purejaxlib.optim import make_optimizer, minibatch_sgd
@@ -28,11 +28,9 @@ from purejaxlib.returns import gae
 from purejaxlib.rollout import episode_metrics, rollout
 
 
-class Config(ConfigBase):
+class Config(EnvConfig):
     """PPO hyperparameters. Static fields set program structure; traced ones are float32 leaves."""
 
-    env: str = static("CartPole-v1")
-    """Environment name (see purejaxlib.envs.list())."""
     total_timesteps: int = static(500_000)
     """Env steps per agent over the whole run."""
     num_envs: int = static(4)
@@ -97,20 +95,13 @@ class Config(ConfigBase):
         return self.total_timesteps // self.batch_size
 
     @property
-    def spec(self) -> envs_lib.EnvSpec:
-        return envs_lib.spec(self.env)
-
-    @property
     def dist_kind(self) -> str:
         if self.action_dist == "auto":
             return "categorical" if self.spec.discrete else "normal"
         return self.action_dist
 
     def validate(self) -> None:
-        try:
-            envs_lib.check_name(self.env)
-        except envs_lib.UnknownEnvError as err:
-            self.fail("env", str(err))
+        self.check_env()
         self.check_positive("total_timesteps", "num_envs", "num_steps", "update_epochs", "num_minibatches")
         if self.batch_size % self.num_minibatches:
             divisors = [d for d in range(1, min(self.batch_size, 64) + 1) if self.batch_size % d == 0]
@@ -157,7 +148,7 @@ class TrainResult(NamedTuple):
 
 def make_env(config: Config) -> tuple[Any, Any]:
     """The vectorized, wrapped env and its params for ``config``."""
-    env, env_params = envs_lib.make(config.env)
+    env, env_params = envs_lib.from_config(config)
     env = envs_lib.EpisodeStatistics(envs_lib.FlattenObservation(env))
     if not config.spec.discrete:
         env = envs_lib.ClipAction(env)

@@ -24,7 +24,7 @@ import optax
 
 from purejaxlib import envs as envs_lib
 from purejaxlib import progress
-from purejaxlib.config import ConfigBase, static, traced
+from purejaxlib.config import EnvConfig, static, traced
 from purejaxlib.exploration import epsilon_greedy, linear_schedule
 from purejaxlib.networks import ACTIVATIONS, QNetwork
 from purejaxlib.optim import make_optimizer, minibatch_sgd
@@ -32,15 +32,13 @@ from purejaxlib.returns import q_lambda
 from purejaxlib.rollout import episode_metrics, rollout
 
 
-class Config(ConfigBase):
+class Config(EnvConfig):
     """PQN hyperparameters. Static fields set program structure; traced ones are float32 leaves.
 
     Defaults follow purejaxql's CartPole-v1 config, except Adam for RAdam and ``eps_end`` 0.05 for
     0.2 (so training returns measure the learned policy rather than its exploration noise).
     """
 
-    env: str = static("CartPole-v1")
-    """Environment name (see purejaxlib.envs.list()); needs discrete actions."""
     total_timesteps: int = static(500_000)
     """Env steps per agent over the whole run."""
     num_envs: int = static(32)
@@ -96,15 +94,8 @@ class Config(ConfigBase):
     def num_updates(self) -> int:
         return self.total_timesteps // self.batch_size
 
-    @property
-    def spec(self) -> envs_lib.EnvSpec:
-        return envs_lib.spec(self.env)
-
     def validate(self) -> None:
-        try:
-            envs_lib.check_name(self.env)
-        except envs_lib.UnknownEnvError as err:
-            self.fail("env", str(err))
+        self.check_env()
         if not self.spec.discrete:
             self.fail(
                 "env",
@@ -151,7 +142,7 @@ class TrainResult(NamedTuple):
 
 def make_env(config: Config) -> tuple[Any, Any]:
     """The vectorized, wrapped env and its params for ``config``."""
-    env, env_params = envs_lib.make(config.env)
+    env, env_params = envs_lib.from_config(config)
     env = envs_lib.EpisodeStatistics(envs_lib.FlattenObservation(env))
     return envs_lib.VecEnv(env, config.num_envs), env_params
 

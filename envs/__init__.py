@@ -10,6 +10,7 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import functools
+import inspect
 from typing import Any, Callable, NamedTuple
 
 import gymnax
@@ -25,6 +26,7 @@ from purejaxlib.envs.wrappers import (
     NormalizeObservation,
     NormalizeReward,
     VecEnv,
+    ValidateActions,
     Wrapper,
 )
 
@@ -40,11 +42,18 @@ __all__ = [
     "FlattenObservation",
     "NormalizeObservation",
     "NormalizeReward",
+    "ValidateActions",
     "VecEnv",
     "Wrapper",
+    "check",
+    "HostEnv",
+    "register_host",
+    "ConformanceError",
+    "from_config",
+    "parse_name",
 ]
 
-Factory = Callable[[], tuple[Any, Any]]
+Factory = Callable[..., tuple[Any, Any]]
 _REGISTRY: dict[str, Factory] = {}
 
 
@@ -56,18 +65,64 @@ class UnknownEnvError(KeyError):
 
 
 def register(name: str, factory: Factory, *, overwrite: bool = False) -> None:
-    """Adds ``factory() -> (env, default_params)`` under ``name``."""
+    """Adds ``factory(**options) -> (env, default_params)`` under ``name``.
+
+    The factory's keyword parameters (each with a default) are the env's *options*: static
+    construction choices such as a backend or array shapes. Users give them as keywords to
+    :func:`make` or in the name string, ``"name:key=value,key2=value2"``.
+    """
+    if ":" in name or "," in name:
+        raise ValueError(f"environment names may not contain ':' or ',' (they separate options): {name!r}")
     if name in _REGISTRY and not overwrite:
         raise ValueError(f"environment {name!r} is already registered (pass overwrite=True to replace it)")
+    _options(factory)  # fails now, not at first make(), on a factory without defaults
     _REGISTRY[name] = factory
     if "spec" in globals():  # registrations after import invalidate cached builds and specs
         spec.cache_clear()
         _build.cache_clear()
 
 
+def _options(factory: Factory) -> dict[str, Any]:
+    """The factory's options and their defaults."""
+    out = {}
+    for p in inspect.signature(factory).parameters.values():
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        if p.default is p.empty:
+            raise TypeError(f"env factory {factory!r}: option {p.name!r} needs a default")
+        out[p.name] = p.default
+    return out
+
+
+# gymnax envs whose declared observation bounds are narrower than what they emit (found by
+# envs.check): time features normalized into [-1, 1] or rewards fed back in the observation.
+# They get an unbounded Box of the same shape rather than bounds that lie.
+_OBS_BOUNDS_WRONG = ("GaussianBandit-misc", "MemoryChain-bsuite", "MetaMaze-misc")
+
+
+class GymnaxAdapter(Wrapper):
+    """Fixes gymnax envs that bend the protocol: integer rewards (BernoulliBandit-misc,
+    UmbrellaChain-bsuite) become float32, and wrong observation bounds become unbounded."""
+
+    def __init__(self, env: Any, unbounded_obs: bool):
+        super().__init__(env)
+        self.unbounded_obs = unbounded_obs
+
+    def observation_space(self, params: Any) -> spaces.Box:
+        space = self._env.observation_space(params)
+        if not self.unbounded_obs:
+            return space
+        return spaces.Box(-jax.numpy.inf, jax.numpy.inf, tuple(space.shape), jax.numpy.float32)
+
+    def step(self, key, state, action, params):
+        obs, state, reward, terminated, truncated, info = self._env.step(key, state, action, params)
+        return obs, state, reward.astype(jax.numpy.float32), terminated, truncated, info
+
+
 def _gymnax_factory(name: str) -> Factory:
     def factory() -> tuple[Any, Any]:
-        return gymnax.make(name)
+        env, params = gymnax.make(name)
+        return GymnaxAdapter(env, name in _OBS_BOUNDS_WRONG), params
 
     return factory
 
@@ -82,42 +137,134 @@ for _name in gymnax.registered_envs:
         register(_name, _gymnax_factory(_name))
 
 
-def list() -> builtins.list[str]:  # noqa: A001 - mirrors gymnax.registered_envs
-    """Names of all registered environments, sorted."""
-    return sorted(_REGISTRY)
+def list(spaces: bool = False) -> builtins.list[str] | dict[str, EnvSpec]:  # noqa: A001
+    """Names of all registered environments, sorted.
+
+    With ``spaces=True``, a dict from each name to its :class:`EnvSpec` (observation and action
+    spaces); this builds every env once, which takes a while for the brax ones.
+    """
+    names = sorted(_REGISTRY)
+    if spaces:
+        return {name: spec(name) for name in names}
+    return names
+
+
+def _convert(value: str, default: Any, what: str) -> Any:
+    """An option value from a name string, as the type of the option's default."""
+    try:
+        if isinstance(default, bool):
+            lowered = value.strip().lower()
+            if lowered not in ("true", "false", "1", "0"):
+                raise ValueError
+            return lowered in ("true", "1")
+        if isinstance(default, int):
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+    except ValueError:
+        raise ValueError(f"{what}: cannot read {value!r} as {type(default).__name__}") from None
+    return value.strip()
+
+
+def parse_name(name: str) -> tuple[str, dict[str, Any]]:
+    """Splits ``"base:key=value,..."`` into the registered base name and its typed options."""
+    if not isinstance(name, str):
+        raise TypeError(f"environment name must be a string, got {name!r}")
+    base, _, rest = name.partition(":")
+    check_name(base)
+    known = _options(_REGISTRY[base])
+    options: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in rest.split(","))):
+        key, eq, value = item.partition("=")
+        key = key.strip()
+        if not eq:
+            raise ValueError(f"environment {name!r}: option {item!r} must be written key=value")
+        if key not in known:
+            raise TypeError(f"{base} has no option {key!r}: {_option_hint(key, known)}")
+        if key in options:
+            raise ValueError(f"environment {name!r}: option {key!r} is given twice")
+        options[key] = _convert(value, known[key], f"{base} option {key!r}")
+    return base, options
+
+
+def _option_hint(key: str, known: dict[str, Any]) -> str:
+    if not known:
+        return "it takes no options"
+    return close_matches(key, known)
 
 
 def check_name(name: str) -> None:
-    """Raises :class:`UnknownEnvError` with close matches if ``name`` is not registered."""
+    """Raises :class:`UnknownEnvError` with close matches if ``name`` (or, with options, its base
+    name) is not registered; a malformed option raises ``TypeError``/``ValueError``."""
+    if ":" in name:
+        parse_name(name)
+        return
     if name in UNAVAILABLE and name not in _REGISTRY:
         raise UnknownEnvError(f"environment {name!r} is not available: {UNAVAILABLE[name]}")
     if name not in _REGISTRY:
         raise UnknownEnvError(f"unknown environment {name!r}: {close_matches(name, sorted(_REGISTRY))}")
 
 
-def make(name: str, **params: Any) -> tuple[Any, Any]:
-    """Builds env ``name`` and its params, overriding any params given as keywords.
+def make(name: str, **kwargs: Any) -> tuple[Any, Any]:
+    """Builds env ``name`` and its params.
 
-    Example: ``env, env_params = make("CartPole-v1", max_steps_in_episode=200)``.
+    Keywords are either the env's options (static construction choices, also writable in the
+    name as ``"name:key=value"``) or fields of its params, which replace the defaults and may be
+    traced values. Examples: ``make("CartPole-v1", max_steps_in_episode=200)``,
+    ``make("brax/ant", backend="positional")``, ``make("LQR:n=8")``.
     """
-    check_name(name)
-    env, env_params = _build(name)
+    base, options = parse_name(name)
+    known = _options(_REGISTRY[base])
+    params: dict[str, Any] = {}
+    for key, value in kwargs.items():
+        if key in known:
+            if key in options:
+                raise TypeError(f"{base}: option {key!r} is given both in the name {name!r} and as a keyword")
+            options[key] = value
+        else:
+            params[key] = value
+    env, env_params = _build(base, tuple(sorted(options.items())))
     if params:
         valid = [f.name for f in dataclasses.fields(env_params)]
         for key in params:
             if key not in valid:
-                raise TypeError(f"{name} has no parameter {key!r}: {close_matches(key, valid)}")
-        env_params = env_params.replace(**params)
+                raise TypeError(
+                    f"{base} has no parameter or option {key!r}: {close_matches(key, valid + builtins.list(known))}"
+                )
+        env_params = env_params.replace(**{k: _like(k, getattr(env_params, k), v) for k, v in params.items()})
     return env, env_params
 
 
+def _like(name: str, default: Any, value: Any) -> Any:
+    """``value`` with the default param's dtype and shape, so an int param stays int32 and a
+    float one float32 (a Python float would otherwise change the abstract value and recompile)."""
+    if not isinstance(default, (bool, int, float, np.ndarray, np.number, jax.Array)):
+        return value
+    dtype = jax.dtypes.canonicalize_dtype(np.asarray(default).dtype)
+    out = jax.numpy.asarray(value, dtype) if isinstance(value, jax.core.Tracer) else np.asarray(value, dtype)
+    if out.shape != np.shape(default):
+        raise ValueError(f"env param {name!r} has shape {np.shape(default)}, got a value of shape {out.shape}")
+    return out
+
+
+def from_config(config: Any) -> tuple[Any, Any]:
+    """The env of an algorithm config: ``make(config.env, **config.env_params)``.
+
+    ``config.env_params`` (a dict of param overrides, possibly traced: a sweep or ``vmap`` over
+    it trains across physical parameters in one program) is optional.
+    """
+    overrides = getattr(config, "env_params", None) or {}
+    return make(config.env, **overrides)
+
+
 @functools.lru_cache(maxsize=None)
-def _build(name: str) -> tuple[Any, Any]:
-    """Builds each env once: envs are stateless, and one instance per name keeps gymnax's
-    jitted methods (``self`` is a static argument) from retracing. Construction runs eagerly
-    even when first called inside a trace, since some constructors branch on array values."""
+def _build(base: str, options: tuple[tuple[str, Any], ...]) -> tuple[Any, Any]:
+    """Builds each env once per options: envs are stateless, and one instance per name keeps
+    gymnax's jitted methods (``self`` is a static argument) from retracing. Construction runs
+    eagerly even when first called inside a trace, since some constructors branch on values."""
     with jax.ensure_compile_time_eval():
-        return _REGISTRY[name]()
+        env, params = _REGISTRY[base](**dict(options))
+    return ValidateActions(env), params
 
 
 class EnvSpec(NamedTuple):
@@ -150,3 +297,9 @@ def spec(name: str) -> EnvSpec:
     low = np.broadcast_to(np.asarray(act.low, np.float32), shape)
     high = np.broadcast_to(np.asarray(act.high, np.float32), shape)
     return EnvSpec(name, False, tuple(obs.shape), 0, shape, low, high)
+
+
+# Native and adapted envs register themselves on import (heavy packages load lazily in factories).
+from purejaxlib.envs import brax_adapter, host, lqr, probes  # noqa: E402,F401
+from purejaxlib.envs.check import ConformanceError, check  # noqa: E402
+from purejaxlib.envs.host import HostEnv, register_host  # noqa: E402

@@ -16,6 +16,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 from gymnax.environments import spaces
 
@@ -181,3 +182,98 @@ class NormalizeReward(Wrapper):
         scaled = reward / jnp.sqrt(stats.var + 1e-8)
         new_state = NormRewardState(env_state, jnp.where(done, 0.0, ret), stats)
         return obs, new_state, scaled, terminated, truncated, info
+
+
+def describe_space(space: Any) -> str:
+    """A short text form of a gymnax space, e.g. ``Discrete(2)`` or ``Box([-2.0], [2.0], (1,))``."""
+    if isinstance(space, spaces.Discrete):
+        return f"Discrete({int(np.asarray(space.n))})"
+    if isinstance(space, spaces.Box):
+        shape = tuple(space.shape)
+        if not _is_concrete((space.low, space.high)):
+            return f"Box(shape={shape})"
+        low, high = np.asarray(space.low), np.asarray(space.high)
+        if low.size > 1 and np.all(low == low.flat[0]) and np.all(high == high.flat[0]):
+            low, high = low.flat[0], high.flat[0]
+        return f"Box({np.round(low, 4).tolist()}, {np.round(high, 4).tolist()}, {shape})"
+    return type(space).__name__
+
+
+def action_problem(space: Any, action: Any) -> str | None:
+    """Why a concrete ``action`` is outside ``space`` (a description), or None when it is inside."""
+    action = np.asarray(action)
+    if isinstance(space, spaces.Discrete):
+        n = int(np.asarray(space.n))
+        if action.shape != ():
+            return f"action has shape {action.shape}; a Discrete({n}) action is a scalar"
+        if not np.issubdtype(action.dtype, np.integer) and not (
+            np.issubdtype(action.dtype, np.floating) and float(action).is_integer()
+        ):
+            return f"action {action!r} is not an integer; Discrete({n}) takes 0..{n - 1}"
+        if not 0 <= int(action) < n:
+            return f"action {int(action)} is outside Discrete({n}) (valid: 0..{n - 1})"
+        return None
+    if isinstance(space, spaces.Box):
+        shape = tuple(space.shape)
+        if action.shape != shape:
+            return f"action has shape {action.shape}; the Box action space has shape {shape}"
+        if not np.all(np.isfinite(action)):
+            return f"action {action.tolist()} is not finite"
+        low = np.broadcast_to(np.asarray(space.low, np.float64), shape)
+        high = np.broadcast_to(np.asarray(space.high, np.float64), shape)
+        bad = (action < low) | (action > high)
+        if np.any(bad):
+            return (
+                f"action {action.tolist()} is outside the Box bounds [{low.tolist()}, {high.tolist()}] "
+                f"(at index {np.argwhere(bad)[0].tolist()})"
+            )
+        return None
+    return None  # other space types are not checked
+
+
+def _in_space(space: Any, action: jax.Array) -> jax.Array:
+    """Traced version of :func:`action_problem`: True when ``action`` is inside ``space``."""
+    if isinstance(space, spaces.Discrete):
+        integral = action == jnp.round(action) if jnp.issubdtype(action.dtype, jnp.floating) else True
+        return jnp.logical_and(integral, (action >= 0) & (action < space.n))
+    if isinstance(space, spaces.Box):
+        return jnp.all(jnp.isfinite(action) & (action >= space.low) & (action <= space.high))
+    return jnp.bool_(True)
+
+
+def _is_concrete(tree: Any) -> bool:
+    return not any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(tree))
+
+
+class ValidateActions(Wrapper):
+    """Refuses actions outside the action space instead of stepping on garbage.
+
+    Outside ``jit`` (concrete actions) an invalid action raises ``ValueError`` naming the action
+    and the space; :func:`purejaxlib.envs.make` wraps every env in this, so eager use is always
+    checked. Inside ``jit`` nothing can be raised, so by default nothing is checked there (the
+    algorithms only produce in-space actions). With ``checkify=True`` the check is a
+    ``jax.experimental.checkify.check``: run the jitted function through ``checkify.checkify``
+    and call ``err.throw()`` to get the same message (a function that is not checkified then
+    fails at trace time, so the flag cannot be silently ignored).
+    """
+
+    def __init__(self, env: Any, checkify: bool = False):
+        super().__init__(env)
+        self.checkify = checkify
+
+    def step(self, key, state, action, params):
+        space = self._env.action_space(params)
+        name = getattr(self._env, "name", type(self._env).__name__)
+        if _is_concrete((action, params)):
+            problem = action_problem(space, action)
+            if problem is not None:
+                raise ValueError(f"{name}: {problem}")
+        elif self.checkify:
+            from jax.experimental import checkify
+
+            checkify.check(
+                _in_space(space, jnp.asarray(action)),
+                f"{name}: action outside the action space {describe_space(space)}: {{action}}",
+                action=action,
+            )
+        return self._env.step(key, state, action, params)

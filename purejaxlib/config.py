@@ -141,3 +141,55 @@ class ConfigBase(struct.PyTreeNode):
                 value = float(value)
             out[f.name] = value
         return out
+
+
+class EnvConfig(ConfigBase):
+    """Base of algorithm configs: the environment, by name, and overrides of its params.
+
+    ``env`` may carry the env's static options (``"LQR:n=8,m=2"``, ``"brax/ant:backend=positional"``).
+    ``env_params`` overrides fields of the env's params (``{"gravity": 12.0}``); its values are
+    traced leaves, so a sweep grid ``{"env_params.gravity": [...]}`` or a ``vmap`` trains across
+    physical parameters in one program.
+    """
+
+    env: str = static("CartPole-v1")
+    """Environment name (see purejaxlib.envs.list()), optionally with options: name:key=value,..."""
+    env_params: dict[str, float] | None = traced(None)
+    """Overrides of the env's params, e.g. {"gravity": 12.0} (traced: sweepable)."""
+
+    @property
+    def spec(self) -> Any:
+        """Static facts about the env (:class:`purejaxlib.envs.EnvSpec`)."""
+        from purejaxlib import envs
+
+        return envs.spec(self.env)
+
+    def check_env(self) -> None:
+        """Validates ``env`` (name and options) and the names, dtypes and shapes of ``env_params``."""
+        from purejaxlib import envs
+
+        try:
+            envs.check_name(self.env)
+        except (envs.UnknownEnvError, TypeError, ValueError) as err:
+            self.fail("env", str(err))
+        overrides = self.env_params
+        if overrides is None:
+            return
+        if not isinstance(overrides, dict):
+            self.fail("env_params", f"must be a dict of param name to value, got {overrides!r}")
+        if not all(_is_concrete_number(v) for v in overrides.values()):
+            return  # traced or batched inside a program: checked when the config was built
+        _, defaults = envs.make(self.env)
+        names = [f.name for f in dataclasses.fields(defaults)]
+        canonical = {}
+        for key, value in overrides.items():
+            if key not in names:
+                self.fail("env_params", f"{self.env} has no param {key!r}: {close_matches(key, names)}")
+            default = np.asarray(getattr(defaults, key))
+            # The default's dtype, so 12 and 12.0 give the same compiled program; leading axes
+            # are a sweep's batch.
+            value = np.asarray(value, dtype=jax.dtypes.canonicalize_dtype(default.dtype))
+            if value.shape[value.ndim - default.ndim :] != default.shape:
+                self.fail("env_params", f"{key} must have shape {default.shape}, got {value.shape}")
+            canonical[key] = value
+        object.__setattr__(self, "env_params", canonical)

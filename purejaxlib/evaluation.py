@@ -38,7 +38,7 @@ def evaluate(config: Any, state: Any, key: jax.Array, episodes: int = 16, *, det
     """
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
-    env, env_params = envs_lib.make(config.env)
+    env, env_params = envs_lib.from_config(config)
     if max_steps is None:
         max_steps = getattr(env_params, "max_steps_in_episode", None)
         if max_steps is None:

@@ -46,7 +46,10 @@ def _convert(config_cls: type, name: str, text: str) -> Any:
 
 
 def parse_grid(config_cls: type, specs: Sequence[str]) -> dict[str, list[Any]]:
-    """``["lr=1e-4,3e-4", "hidden=64x64,256x256"]`` -> ``{"lr": [1e-4, 3e-4], "hidden": [...]}``."""
+    """``["lr=1e-4,3e-4", "hidden=64x64,256x256"]`` -> ``{"lr": [1e-4, 3e-4], "hidden": [...]}``.
+
+    ``env_params.<param>=v1,v2`` sweeps one of the env's params (e.g. ``env_params.gravity=9.8,12``).
+    """
     names = [f.name for f in dataclasses.fields(config_cls)]
     grid: dict[str, list[Any]] = {}
     for spec in specs:
@@ -54,6 +57,14 @@ def parse_grid(config_cls: type, specs: Sequence[str]) -> dict[str, list[Any]]:
         name = name.strip().replace("-", "_")
         if not sep or not values:
             raise ConfigError(f"--grid expects name=value1,value2,..., got {spec!r}")
+        if name.startswith("env_params.") and "env_params" in names:
+            if name in grid:
+                raise ConfigError(f"--grid: {name} given twice")
+            try:
+                grid[name] = [float(v) for v in values.split(",")]
+            except ValueError:
+                raise ConfigError(f"--grid {name}: env param values must be numbers, got {values!r}") from None
+            continue
         if name not in names:
             raise ConfigError(f"--grid: {config_cls.__qualname__} has no field {name!r}; {close_matches(name, names)}")
         if name in grid:

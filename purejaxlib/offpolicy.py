@@ -21,16 +21,14 @@ import jax.numpy as jnp
 
 from purejaxlib import envs as envs_lib
 from purejaxlib import progress, replay
-from purejaxlib.config import ConfigBase, static, traced
+from purejaxlib.config import EnvConfig, static, traced
 from purejaxlib.networks import ACTIVATIONS
 from purejaxlib.rollout import episode_metrics, rollout
 
 
-class Config(ConfigBase):
+class Config(EnvConfig):
     """Fields every replay-based learner shares; algorithms subclass and add their own."""
 
-    env: str = static("CartPole-v1")
-    """Environment name (see purejaxlib.envs.list())."""
     total_timesteps: int = static(50_000)
     """Env steps per agent over the whole run."""
     num_envs: int = static(1)
@@ -89,10 +87,6 @@ class Config(ConfigBase):
         return self.buffer_size // self.num_envs
 
     @property
-    def spec(self) -> envs_lib.EnvSpec:
-        return envs_lib.spec(self.env)
-
-    @property
     def action_dim(self) -> int:
         """Number of discrete actions, or the size of the continuous action vector."""
         spec = self.spec
@@ -103,10 +97,7 @@ class Config(ConfigBase):
     supports_continuous = True
 
     def validate(self) -> None:
-        try:
-            envs_lib.check_name(self.env)
-        except envs_lib.UnknownEnvError as err:
-            self.fail("env", str(err))
+        self.check_env()
         name = type(self).__module__.rsplit(".", 1)[-1].upper()
         if self.spec.discrete and not self.supports_discrete:
             self.fail("env", f"{name} needs continuous actions, but {self.env} has discrete actions; use a continuous env such as Pendulum-v1")
@@ -171,7 +162,7 @@ class TrainResult(NamedTuple):
 
 def make_env(config: Config) -> tuple[Any, Any]:
     """The vectorized env (flattened observations, episode statistics) and its params."""
-    env, env_params = envs_lib.make(config.env)
+    env, env_params = envs_lib.from_config(config)
     env = envs_lib.EpisodeStatistics(envs_lib.FlattenObservation(env))
     return envs_lib.VecEnv(env, config.num_envs), env_params
 

@@ -51,22 +51,34 @@ class SweepResult(NamedTuple):
         return float(sum(p["run_seconds"] for p in self.programs))
 
 
+# Grid names "env_params.<param>" sweep one of the env's (traced) params.
+ENV_PARAM_PREFIX = "env_params."
+
+
 def _check_grid(config: Any, grid: dict[str, Sequence[Any]]) -> tuple[list[str], list[str]]:
     """Splits grid names into (static, traced), failing on unknown fields or empty lists."""
     fields = {f.name: f for f in dataclasses.fields(config)}
     static, traced = [], []
     for name, values in grid.items():
+        if name.startswith(ENV_PARAM_PREFIX) and "env_params" in fields:
+            traced.append(name)  # names and values are checked when the batched config is built
+            _check_values(name, values)
+            continue
         if name not in fields:
             raise ConfigError(
                 f"sweep grid: {type(config).__qualname__} has no field {name!r}; {close_matches(name, fields)}"
             )
-        is_list = isinstance(values, (Sequence, np.ndarray)) and not isinstance(values, (str, bytes))
-        if not is_list:
-            raise ConfigError(f"sweep grid: {name} must be a list of values, got {values!r}")
-        if len(values) == 0:
-            raise ConfigError(f"sweep grid: {name} needs at least one value")
+        _check_values(name, values)
         (static if is_static_field(fields[name]) else traced).append(name)
     return static, traced
+
+
+def _check_values(name: str, values: Any) -> None:
+    is_list = isinstance(values, (Sequence, np.ndarray)) and not isinstance(values, (str, bytes))
+    if not is_list:
+        raise ConfigError(f"sweep grid: {name} must be a list of values, got {values!r}")
+    if len(values) == 0:
+        raise ConfigError(f"sweep grid: {name} needs at least one value")
 
 
 def _seed_list(seeds: int | Sequence[int]) -> list[int]:
@@ -87,16 +99,29 @@ def _batched_config(config: Any, traced_grid: dict[str, Sequence[Any]], num_seed
     """
     points = list(itertools.product(*traced_grid.values()))
     batch = len(points) * num_seeds
+    names = list(traced_grid)
+
+    def column(name: str, dtype: Any = np.float32) -> np.ndarray:
+        return np.repeat(np.asarray([p[names.index(name)] for p in points], dtype), num_seeds, axis=0)
+
+    def broadcast(value: Any) -> Any:
+        return jax.tree.map(lambda x: np.broadcast_to(np.asarray(x), (batch,) + np.shape(x)), value)
+
     columns = {}
     for f in dataclasses.fields(config):
         if is_static_field(f):
             continue
         if f.name in traced_grid:
-            column = np.asarray([p[list(traced_grid).index(f.name)] for p in points], np.float32)
-            columns[f.name] = np.repeat(column, num_seeds, axis=0)
+            columns[f.name] = column(f.name)
         else:
-            value = np.asarray(getattr(config, f.name))
-            columns[f.name] = np.broadcast_to(value, (batch,) + value.shape)
+            columns[f.name] = broadcast(getattr(config, f.name))
+    env_grid = [n for n in names if n.startswith(ENV_PARAM_PREFIX)]
+    if env_grid:
+        # Env param values keep their own dtype; the config casts them to the param's.
+        columns["env_params"] = {
+            **(columns["env_params"] or {}),
+            **{n[len(ENV_PARAM_PREFIX) :]: column(n, None) for n in env_grid},
+        }
     # Constructing with whole columns validates every grid value at once, before compiling.
     return config.replace(**columns), len(points)
 
@@ -159,9 +184,13 @@ def sweep(
       seeds: number of seeds (0..n-1) or an explicit list; seed ``s`` uses ``jax.random.key(s)``,
         so entry ``[..., j]`` equals ``train(config_i, jax.random.key(seeds[j]))``.
       devices: devices to shard the agent batch over (default: all of ``jax.devices()``).
-      **grid: field name -> list of values.
+      **grid: field name -> list of values; ``env_params={"gravity": [5.0, 9.8]}`` (or the key
+        ``"env_params.gravity"``) sweeps an env param.
     """
     seed_list = _seed_list(seeds)
+    if isinstance(grid.get("env_params"), dict):
+        grid = {**{k: v for k, v in grid.items() if k != "env_params"},
+                **{ENV_PARAM_PREFIX + k: v for k, v in grid["env_params"].items()}}
     static_names, traced_names = _check_grid(config, grid)
     traced_grid = {n: list(grid[n]) for n in traced_names}
     keys = jnp.stack([jax.random.key(s) for s in seed_list])

@@ -15,33 +15,6 @@ from purejaxlib.normalization import init_stats, normalize, update_stats
 # registry
 
 
-@pytest.mark.parametrize("name", envs.list())
-def test_every_registered_env_resets_and_steps_under_jit(name):
-    env, params = envs.make(name)
-
-    def run(key):
-        k_reset, k_a1, k_s1, k_a2, k_s2 = jax.random.split(key, 5)
-        obs, state = env.reset(k_reset, params)
-        action = env.action_space(params).sample(k_a1)
-        first = env.step(k_s1, state, action, params)
-        action = env.action_space(params).sample(k_a2)
-        second = env.step(k_s2, first[1], action, params)
-        return obs, first, second
-
-    obs, first, second = jax.jit(run)(jax.random.key(0))
-    obs_shape = tuple(env.observation_space(params).shape)
-    assert obs.shape == obs_shape
-    for out in (first, second):
-        assert len(out) == 6, "gymnax 1.x step returns (obs, state, reward, terminated, truncated, info)"
-        next_obs, _, reward, terminated, truncated, info = out
-        assert next_obs.shape == obs_shape
-        assert reward.shape == ()
-        assert terminated.shape == () and terminated.dtype == jnp.bool_
-        assert truncated.shape == () and truncated.dtype == jnp.bool_
-        assert info["final_observation"].shape == obs_shape
-        assert np.all(np.isfinite(np.asarray(reward, np.float64)))
-
-
 def test_list_is_sorted_and_contains_the_classics():
     names = envs.list()
     assert names == sorted(names)
@@ -334,3 +307,253 @@ def test_normalize_reward_resets_discounted_return_at_episode_end():
         prev = expected
     assert (disc_return[done] == 0.0).all()
     np.testing.assert_allclose(var[-1], np.var(np.concatenate(seen)), rtol=1e-3)
+
+
+# ---------------------------------------------------------------------------------------------
+# conformance (envs.check) for every registered env, and the checker itself
+
+# brax compiles take 40-140 s per env on this CPU with its default backend; the conformance of
+# every brax env is checked on the cheapest backend, a few steps, and without the unbatched
+# comparison (tests/test_brax.py covers the adapter itself on the default backend).
+BRAX_CHECK = {"compare_unbatched": False, "num_steps": 8, "num_envs": 2}
+BRAX_CHECK_BACKEND = "positional"
+
+
+@pytest.mark.parametrize("name", envs.list())
+def test_every_registered_env_passes_the_conformance_check(name):
+    if name.startswith("brax/"):
+        report = envs.check(*envs.make(name, backend=BRAX_CHECK_BACKEND), **BRAX_CHECK)
+    else:
+        report = envs.check(*envs.make(name))
+    assert report["steps"] > 0
+
+
+class _Broken(envs.Wrapper):
+    """CartPole with one protocol rule broken, chosen by ``how``."""
+
+    def __init__(self, env, how):
+        super().__init__(env)
+        self.how = how
+
+    def observation_space(self, params):
+        space = self._env.observation_space(params)
+        if self.how == "narrow_space":
+            return spaces.Box(-0.01, 0.01, space.shape, jnp.float32)
+        return space
+
+    def step(self, key, state, action, params):
+        obs, state, reward, terminated, truncated, info = self._env.step(key, state, action, params)
+        if self.how == "int_reward":
+            reward = reward.astype(jnp.int32)
+        if self.how == "nan_reward":
+            reward = reward * jnp.nan
+        if self.how == "float_flags":
+            terminated = terminated.astype(jnp.float32)
+        if self.how == "no_time_limit":  # hides every episode end
+            truncated = jnp.zeros_like(truncated)
+            terminated = jnp.zeros_like(terminated)
+            info = {**info, "final_observation": obs}
+        if self.how == "final_obs_wrong":
+            info = {**info, "final_observation": obs * 0.5}
+        return obs, state, reward, terminated, truncated, info
+
+
+@pytest.mark.parametrize(
+    "how, rule",
+    [
+        ("narrow_space", "leaves the observation space"),
+        ("int_reward", "reward must be a float scalar"),
+        ("nan_reward", "rewards are not finite"),
+        ("float_flags", "terminated must be a bool scalar"),
+        ("no_time_limit", "no episode ended"),
+        ("final_obs_wrong", "differs from the observation on a step that did not end"),
+    ],
+)
+def test_check_reports_each_broken_rule(how, rule):
+    env, params = envs.make("CartPole-v1")
+    with pytest.raises(envs.ConformanceError, match=rule):
+        envs.check(_Broken(env, how), params, compare_unbatched=False)
+
+
+def test_check_reports_a_retrace():
+    env, params = envs.make("CartPole-v1")
+
+    class Retracing(envs.Wrapper):
+        """Returns a Python-side counter in its obs: every trace bakes in a new constant."""
+
+        calls = 0
+
+        def reset(self, key, params):
+            Retracing.calls += 1
+            return self._env.reset(key, params)
+
+    # Two calls of one jitted rollout must trace once; a retrace is counted, not a new constant.
+    report = envs.check(Retracing(env), params, compare_unbatched=False)
+    assert Retracing.calls == 1 and report["episodes_ended"] > 0
+
+
+def test_gymnax_envs_with_broken_protocol_are_fixed_by_the_adapter():
+    # gymnax emits int32 rewards here and declares observation bounds its envs leave.
+    for name in ("BernoulliBandit-misc", "UmbrellaChain-bsuite", "MemoryChain-bsuite"):
+        env, params = envs.make(name)
+        envs.check(env, params, compare_unbatched=False)
+    raw = envs.make("BernoulliBandit-misc")[0].unwrapped
+    import gymnax
+
+    raw_env, raw_params = gymnax.make("BernoulliBandit-misc")
+    with pytest.raises(Exception, match="reward must be a float scalar"):
+        envs.check(raw_env, raw_params, compare_unbatched=False)
+    assert type(raw) is type(raw_env)
+
+
+# ---------------------------------------------------------------------------------------------
+# options in names, listing with spaces
+
+
+def _sized_env(size: int = 3, scale: float = 1.0, flag: bool = False):
+    env, params = envs.make("CartPole-v1")
+    return env.unwrapped, params.replace(max_steps_in_episode=size * (2 if flag else 1), gravity=scale)
+
+
+@pytest.fixture
+def sized_env_name():
+    envs.register("TestSized", _sized_env, overwrite=True)
+    yield "TestSized"
+    envs._REGISTRY.pop("TestSized")
+    envs.spec.cache_clear()
+
+
+def test_options_from_name_string_and_keywords_are_typed(sized_env_name):
+    _, params = envs.make("TestSized:size=7,scale=2.5,flag=true")
+    assert params.max_steps_in_episode == 14 and params.gravity == 2.5
+    _, params = envs.make("TestSized", size=5)
+    assert params.max_steps_in_episode == 5
+    _, params = envs.make("TestSized:size=5", gravity=3.0)  # an option and a param override
+    assert params.max_steps_in_episode == 5 and float(params.gravity) == 3.0
+
+
+@pytest.mark.parametrize(
+    "name, kwargs, error, match",
+    [
+        ("TestSized:sise=7", {}, TypeError, "no option 'sise'.*'size'"),
+        ("TestSized:size=seven", {}, ValueError, "cannot read 'seven' as int"),
+        ("TestSized:flag=maybe", {}, ValueError, "as bool"),
+        ("TestSized:size", {}, ValueError, "key=value"),
+        ("TestSized:size=1,size=2", {}, ValueError, "given twice"),
+        ("TestSized:size=1", {"size": 2}, TypeError, "both in the name"),
+        ("TestSized", {"sizee": 2}, TypeError, "no parameter or option 'sizee'.*'size'"),
+        ("TestSized", {"gravity": [1.0, 2.0]}, ValueError, "shape"),
+        ("TestSizd:size=1", {}, envs.UnknownEnvError, "TestSized"),
+    ],
+)
+def test_bad_options_name_the_problem(sized_env_name, name, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        envs.make(name, **kwargs)
+
+
+def test_register_rejects_separators_and_factories_without_defaults():
+    with pytest.raises(ValueError, match="may not contain"):
+        envs.register("bad:name", _sized_env)
+    with pytest.raises(TypeError, match="needs a default"):
+        envs.register("NoDefault", lambda size: _sized_env(size))
+    assert "NoDefault" not in envs.list()
+
+
+def test_list_with_spaces_gives_specs():
+    table = {n: envs.spec(n) for n in ("CartPole-v1", "Pendulum-v1")}
+    assert table["CartPole-v1"].num_actions == 2 and table["Pendulum-v1"].action_shape == (1,)
+    listed = envs.list()
+    assert all(isinstance(n, str) for n in listed) and "brax/ant" in listed
+
+
+# ---------------------------------------------------------------------------------------------
+# actions outside the space
+
+
+@pytest.mark.parametrize(
+    "name, action, match",
+    [
+        ("CartPole-v1", 2, r"action 2 is outside Discrete\(2\)"),
+        ("CartPole-v1", -1, r"outside Discrete\(2\)"),
+        ("CartPole-v1", 0.5, "not an integer"),
+        ("CartPole-v1", np.array([0, 1]), "shape"),
+        ("Pendulum-v1", np.array([2.5], np.float32), r"outside the Box bounds \[\[-2.0\], \[2.0\]\]"),
+        ("Pendulum-v1", np.array([np.nan], np.float32), "not finite"),
+        ("Pendulum-v1", np.array(1.0, np.float32), r"shape \(\)"),
+    ],
+)
+def test_eager_step_with_an_action_outside_the_space_raises(name, action, match):
+    env, params = envs.make(name)
+    obs, state = env.reset(jax.random.key(0), params)
+    with pytest.raises(ValueError, match=match):
+        env.step(jax.random.key(1), state, action, params)
+
+
+def test_eager_step_with_valid_actions_works():
+    env, params = envs.make("Pendulum-v1")
+    _, state = env.reset(jax.random.key(0), params)
+    out = env.step(jax.random.key(1), state, np.array([2.0], np.float32), params)
+    assert np.isfinite(float(out[2]))
+    env, params = envs.make("CartPole-v1")
+    _, state = env.reset(jax.random.key(0), params)
+    env.step(jax.random.key(1), state, np.int32(1), params)
+    env.step(jax.random.key(1), state, 1.0, params)  # an integral float is a valid index
+
+
+def test_checkify_flag_catches_invalid_actions_inside_jit():
+    from jax.experimental import checkify
+
+    env, params = envs.make("CartPole-v1")
+    checked = envs.ValidateActions(env, checkify=True)
+
+    def run(action):
+        _, state = checked.reset(jax.random.key(0), params)
+        return checked.step(jax.random.key(1), state, action, params)[2]
+
+    run_checked = jax.jit(checkify.checkify(run))
+    err, _ = run_checked(jnp.int32(1))
+    err.throw()  # a valid action: no error
+    err, _ = run_checked(jnp.int32(3))
+    with pytest.raises(checkify.JaxRuntimeError, match="CartPole-v1: action outside the action space Discrete"):
+        err.throw()
+    # Unchecked code cannot silently drop the flag: tracing it without checkify fails.
+    with pytest.raises(Exception, match="checkify"):
+        jax.jit(run)(jnp.int32(1))
+
+
+# ---------------------------------------------------------------------------------------------
+# env params in configs: traced, sweepable
+
+
+def test_config_env_params_are_validated_and_canonical():
+    from purejaxlib.algos import ppo
+    from purejaxlib.config import ConfigError
+
+    config = ppo.Config(env_params={"gravity": 12, "max_steps_in_episode": 200.0})
+    assert config.env_params["gravity"].dtype == np.float32
+    assert config.env_params["max_steps_in_episode"].dtype == np.int32
+    _, params = envs.from_config(config)
+    assert float(params.gravity) == 12.0 and int(params.max_steps_in_episode) == 200
+    with pytest.raises(ConfigError, match="env_params: CartPole-v1 has no param 'gravty'.*'gravity'"):
+        ppo.Config(env_params={"gravty": 1.0})
+    with pytest.raises(ConfigError, match="env: CartPole-v1 has no option 'n'"):
+        ppo.Config(env="CartPole-v1:n=3")
+
+
+def test_training_vmapped_over_gravity_is_one_program_and_uses_each_value(count_compiles):
+    """Env params are traced: a sweep over gravity trains every value in one compiled program, and
+    each member equals training with that gravity alone."""
+    import purejaxlib
+    from purejaxlib.algos import ppo
+
+    config = ppo.Config(total_timesteps=4 * 4 * 32, num_envs=4, num_steps=32, update_epochs=1, num_minibatches=2)
+    gravities = [2.0, 9.8, 40.0]
+    with count_compiles("train") as compiles:
+        result = purejaxlib.sweep(ppo.train, config, seeds=1, env_params={"gravity": gravities})
+    assert compiles.count == 1
+    assert result.grid["env_params.gravity"] == gravities
+    lengths = result.metrics["episode_length"][:, 0]  # [gravity, updates]
+    alone = ppo.train(config.replace(env_params={"gravity": 40.0}), jax.random.key(0))
+    np.testing.assert_allclose(lengths[2], np.asarray(alone.metrics["episode_length"]), rtol=1e-5)
+    # Stronger gravity topples the pole sooner under the same (near-random) early policy.
+    assert lengths[0, 0] > lengths[2, 0]
