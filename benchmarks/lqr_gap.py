@@ -1,20 +1,27 @@
-"""Gap to the Riccati optimum: SAC on the LQR family at n = 2, 8, 32; writes
+"""Gap to the Riccati optimum: PPO and SAC on the LQR family at n = 2, 8, 32; writes
 results/lqr_gap.json and lqr_gap.md.
 
-    python benchmarks/lqr_gap.py                       # n = 2, 8, 32, the budgets below
-    python benchmarks/lqr_gap.py --sizes 2 --seeds 4   # a subset
+    python benchmarks/lqr_gap.py                                   # PPO and SAC at n = 2, 8, 32
+    python benchmarks/lqr_gap.py --algos ppo --sizes 2 --seeds 4   # a subset
 
 For each state dimension n the system is ``LQR:n=<n>,m=<max(1, n // 2)>`` (seed 0, stable unless
 --unstable), with m growing with n so the control problem stays comparably hard: with a single
 input a 32-state system is barely steerable and doing nothing is already within ~10% of the
-optimum. SAC trains ``--seeds`` seeds vmapped in one program; each trained policy
+optimum. Each algorithm trains ``--seeds`` seeds vmapped in one program; each trained policy
 (deterministic) and the Riccati policy u = -K x are then rolled out on the same initial states
 (2048 episodes of 200 steps, the env's dynamics), and
 
     gap = mean discounted cost of the policy / mean discounted cost of the Riccati policy - 1
 
-with the training discount. The analytic optimum (init_scale^2 / 3 tr P) is reported beside the
-Riccati rollout as a check, and the zero policy's gap as a scale ("doing nothing").
+with the training discount (0.99). The analytic optimum (init_scale^2 / 3 tr P) is reported
+beside the Riccati rollout as a check, and the zero policy's gap as a scale ("doing nothing").
+
+Settings: PPO with 16 envs x 50 steps (one episode per env per update), 8 epochs of 4
+minibatches, no entropy bonus, reward normalization, 64x64 tanh networks; its Gaussian starts at
+std e^-1, or e^-2.5 at n = 32, where the optimal actions are a few times smaller relative to the
+action bound and wider noise drives the state into its bound. PPO at n = 2 without reward
+normalization is the learning test in tests/test_lqr.py. SAC with 64x64 networks, lr 1e-3,
+tau 0.02, batches of 128 (its Pendulum settings), untuned beyond that.
 """
 
 from __future__ import annotations
@@ -32,31 +39,39 @@ import jax
 import numpy as np
 
 from purejaxlib import envs
-from purejaxlib.algos import sac
+from purejaxlib.algos import ppo, sac
 from purejaxlib.envs import lqr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import ROOT, cpu_name  # noqa: E402
 
-# Env steps per seed for each n (more dimensions, more to learn), and SAC's settings: those of
-# the n = 2 learning test (tests/test_lqr.py), wider networks for larger n.
-BUDGET = {2: 8_000, 8: 20_000, 32: 40_000}
-SAC_SETTINGS = dict(lr=1e-3, tau=0.02, batch_size=128)
-HIDDEN = {2: (64, 64), 8: (128, 128), 32: (256, 256)}
+GAMMA = 0.99
 EPISODES, HORIZON = 2048, 200
+PPO_SETTINGS = dict(num_envs=16, num_steps=50, num_minibatches=4, update_epochs=8, ent_coef=0.0, lr=1e-3,
+                    hidden=(64, 64), normalize_reward=True)
+SAC_SETTINGS = dict(hidden=(64, 64), lr=1e-3, tau=0.02, batch_size=128)
+# env steps per seed for each n
+BUDGET = {"ppo": {2: 200_000, 8: 500_000, 32: 1_000_000}, "sac": {2: 10_000, 8: 50_000, 32: 50_000}}
 
 
 def env_name(n: int, stable: bool) -> str:
     return f"LQR:n={n},m={max(1, n // 2)}" + ("" if stable else ",stable=False")
 
 
-def measure(n: int, seeds: int, stable: bool, gamma: float, steps: int | None) -> dict:
+def make_config(algo: str, name: str, n: int, steps: int):
+    if algo == "ppo":
+        return ppo, ppo.Config(env=name, total_timesteps=steps, gamma=GAMMA, log_std_init=-2.5 if n >= 32 else -1.0,
+                               **PPO_SETTINGS)
+    return sac, sac.Config(env=name, total_timesteps=steps, gamma=GAMMA, **SAC_SETTINGS)
+
+
+def measure(algo: str, n: int, seeds: int, stable: bool, steps: int | None) -> dict:
     name = env_name(n, stable)
-    steps = steps or BUDGET.get(n, 40_000)
-    config = sac.Config(env=name, total_timesteps=steps, hidden=HIDDEN.get(n, (256, 256)), gamma=gamma, **SAC_SETTINGS)
+    steps = steps or BUDGET[algo].get(n, max(BUDGET[algo].values()))
+    module, config = make_config(algo, name, n, steps)
     _, params = envs.make(name)
     keys = jax.random.split(jax.random.key(0), seeds)
-    train = jax.jit(jax.vmap(lambda k: sac.train(config, k).state))
+    train = jax.jit(jax.vmap(lambda k: module.train(config, k).state))
     start = time.perf_counter()
     compiled = train.lower(keys).compile()
     compile_s = time.perf_counter() - start
@@ -64,32 +79,34 @@ def measure(n: int, seeds: int, stable: bool, gamma: float, steps: int | None) -
     states = jax.block_until_ready(compiled(keys))
     run_s = time.perf_counter() - start
 
-    K, _ = lqr.optimal(params, gamma)
+    K, _ = lqr.optimal(params, GAMMA)
     eval_key = jax.random.key(100)  # one key: every policy meets the same initial states
-    riccati = lqr.rollout_cost(params, lqr.linear_policy(K), eval_key, gamma, EPISODES, HORIZON).mean()
-    zero = lqr.rollout_cost(params, lqr.linear_policy(np.zeros_like(K)), eval_key, gamma, EPISODES, HORIZON).mean()
+    riccati = lqr.rollout_cost(params, lqr.linear_policy(K), eval_key, GAMMA, EPISODES, HORIZON).mean()
+    zero = lqr.rollout_cost(params, lqr.linear_policy(np.zeros_like(K)), eval_key, GAMMA, EPISODES, HORIZON).mean()
     costs = []
     for i in range(seeds):
         state = jax.tree.map(lambda x: x[i], states)
-        act = sac.policy(config, state, deterministic=True)
-        costs.append(float(lqr.rollout_cost(params, act, eval_key, gamma, EPISODES, HORIZON).mean()))
+        act = module.policy(config, state, deterministic=True)
+        costs.append(float(lqr.rollout_cost(params, act, eval_key, GAMMA, EPISODES, HORIZON).mean()))
     gaps = [lqr.gap(c, riccati) for c in costs]
+    changed = {k: v for k, v in config.to_dict().items() if k not in ("env", "total_timesteps")}
+    changed = {k: (list(v) if isinstance(v, tuple) else v) for k, v in changed.items()}
     return {
+        "algo": algo,
         "n": n,
         "m": max(1, n // 2),
         "env": name,
         "stable": stable,
-        "gamma": gamma,
+        "gamma": GAMMA,
         "seeds": seeds,
         "env_steps_per_seed": steps,
-        "config": {"hidden": list(config.hidden), **SAC_SETTINGS},
-        "optimal_cost_analytic": lqr.optimal_cost(params, gamma),
+        "config": changed,
+        "optimal_cost_analytic": lqr.optimal_cost(params, GAMMA),
         "riccati_rollout_cost": float(riccati),
         "zero_policy_gap": lqr.gap(zero, riccati),
         "policy_costs": costs,
         "gaps": gaps,
         "gap_mean": float(np.mean(gaps)),
-        "gap_median": float(np.median(gaps)),
         "gap_worst": float(np.max(gaps)),
         "compile_s": compile_s,
         "train_s": run_s,
@@ -98,18 +115,19 @@ def measure(n: int, seeds: int, stable: bool, gamma: float, steps: int | None) -
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--algos", nargs="+", choices=["ppo", "sac"], default=["ppo", "sac"])
     parser.add_argument("--sizes", type=int, nargs="+", default=[2, 8, 32])
     parser.add_argument("--seeds", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=None, help="env steps per seed for every size (default: per-size budget)")
-    parser.add_argument("--gamma", type=float, default=0.99)
+    parser.add_argument("--steps", type=int, default=None, help="env steps per seed for every run (default: BUDGET)")
     parser.add_argument("--unstable", action="store_true", help="spectral radius 1.1 instead of 0.9")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = parser.parse_args()
 
     rows = []
-    for n in args.sizes:
-        rows.append(measure(n, args.seeds, not args.unstable, args.gamma, args.steps))
-        print(json.dumps(rows[-1]), flush=True)
+    for algo in args.algos:
+        for n in args.sizes:
+            rows.append(measure(algo, n, args.seeds, not args.unstable, args.steps))
+            print(json.dumps(rows[-1]), flush=True)
 
     meta = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -117,7 +135,7 @@ def main() -> None:
         "command": " ".join([Path(sys.executable).name] + sys.argv),
         "jax": jax.__version__,
         "devices": [str(d) for d in jax.devices()],
-        "evaluation": f"{EPISODES} episodes x {HORIZON} steps per policy, paired initial states, discounted cost",
+        "evaluation": f"{EPISODES} episodes x {HORIZON} steps per policy, paired initial states, discounted cost, gamma {GAMMA}",
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -125,15 +143,15 @@ def main() -> None:
     lines = [
         f"Measured {meta['date']} on {meta['machine']}; command: `{meta['command']}`",
         "",
-        f"SAC ({', '.join(f'{k}={v}' for k, v in SAC_SETTINGS.items())}), gamma={args.gamma}; gap = mean discounted "
-        f"cost / Riccati policy's - 1 over {EPISODES} shared initial states, {HORIZON}-step rollouts.",
+        f"gap = mean discounted cost (gamma {GAMMA}) of the trained deterministic policy / the Riccati policy's - 1, "
+        f"both over the same {EPISODES} initial states, {HORIZON}-step rollouts. Settings in the script's docstring.",
         "",
-        "| system | hidden | env steps per seed | seeds | optimal cost (analytic / rollout) | gap per seed | mean gap | zero-policy gap | compile s | train s |",
+        "| algorithm | system | env steps per seed | seeds | optimal cost (analytic / rollout) | gap per seed | mean gap | zero-policy gap | compile s | train s |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['env']} | {'x'.join(map(str, r['config']['hidden']))} | {r['env_steps_per_seed']:,} | {r['seeds']} | "
+            f"| {r['algo'].upper()} | {r['env']} | {r['env_steps_per_seed']:,} | {r['seeds']} | "
             f"{r['optimal_cost_analytic']:.3f} / {r['riccati_rollout_cost']:.3f} | "
             f"{', '.join(f'{g:+.1%}' for g in r['gaps'])} | {r['gap_mean']:+.1%} | {r['zero_policy_gap']:+.0%} | "
             f"{r['compile_s']:.1f} | {r['train_s']:.1f} |"

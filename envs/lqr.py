@@ -38,10 +38,10 @@ times their largest |x_i| (at least init_scale). So the optimal policy is clippe
 initial states whose trajectory peaks more than ``ACTION_MARGIN`` times above the largest of
 thousands of draws (vanishingly rare), the dynamics along it are linear, and its rollout cost
 equals the analytic figure; :func:`riccati_fits` checks this for any params and gamma, and
-:func:`optimal_cost` refuses params that fail it. A box sized by the worst case over all corners of
-the initial box instead would be several times wider at n = 32, and uniformly random actions in
-it (every off-policy learner's warm-up) would drive the system thousands of times above the
-optimal cost.
+:func:`optimal_cost` refuses params that fail it. (Sizing by the worst case over every corner of the
+initial box would guarantee no clipping at all, but at n = 32, m = 16 it gives an action box
+about 2.5 times wider, in which uniformly random actions, every off-policy learner's warm-up,
+cost about 6000 times the optimum instead of 650 times.)
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """LQR family: construction per seed (shapes, spectral radius, controllability, bounds), bad
 input, the env's dynamics and divergence guard, the Riccati solution (equation residual,
 optimality against random and perturbed linear policies), analytic costs against rollouts, and
-(slow) SAC reaching within 10% of the Riccati-optimal cost at n = 2.
+(slow) PPO reaching within 10% of the Riccati-optimal cost at n = 2.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from purejaxlib import envs
-from purejaxlib.algos import sac
+from purejaxlib.algos import ppo
 from purejaxlib.envs import lqr
 
 GAMMA = 0.99
@@ -51,9 +51,12 @@ def test_controllability_check_rejects_an_uncontrollable_pair():
     assert not lqr.controllable(A, np.array([[1.0], [1.0], [0.0]]))  # the third mode is unreachable
     assert not lqr.controllable(A, np.zeros((3, 2)))
     assert lqr.controllable(A, np.array([[1.0], [1.0], [1.0]]))
-    # a 32-state single-input draw: the block scaling keeps the rank from being lost to rounding
-    p = lqr.make_params(32, 1, 0, False)
-    assert lqr.controllable(p.A, p.B)
+    # a 32-state single-input draw like make_params's: its controllability matrix is badly
+    # conditioned, and the block scaling keeps the rank from being lost to rounding
+    rng = np.random.default_rng(0)
+    A = rng.normal(size=(32, 32))
+    A *= lqr.UNSTABLE_RADIUS / np.max(np.abs(np.linalg.eigvals(A)))
+    assert lqr.controllable(A, rng.normal(size=(32, 1)))
 
 
 @pytest.mark.parametrize(
@@ -209,28 +212,35 @@ def test_optimal_cost_refuses_bounds_that_clip_the_riccati_policy():
 # ---------------------------------------------------------------------------------------------
 # learning (slow)
 
-# SAC on the default LQR (n = 2, m = 1, seed 0, stable), gamma 0.99. The Riccati policy's
-# discounted cost is 2.56 and doing nothing costs 5.66 (gap +121%).
-SAC_LQR = dict(env="LQR", total_timesteps=10_000, hidden=(64, 64), lr=1e-3, tau=0.02, batch_size=128, gamma=GAMMA)
+# PPO on the default LQR (n = 2, m = 1, seed 0, stable), gamma 0.99: 16 envs x 50 steps (one
+# episode each per update), 8 epochs of 4 minibatches, no entropy bonus, std e^-1 at the start.
+# The Riccati policy's discounted cost is 2.56 and doing nothing costs 5.66 (gap +121%). After 200k
+# steps the gaps measured were 0.2% to 4.3% over 8 seeds (2 each from key(0) to key(3)), about 13 s
+# per pair of seeds with compile. SAC also gets there (0.3% to 4.1% over 8 seeds after 10k steps
+# with 64x64 networks, lr 1e-3, tau 0.02, batches of 128) but takes about four times as long.
+PPO_LQR = dict(env="LQR", total_timesteps=200_000, num_envs=16, num_steps=50, num_minibatches=4, update_epochs=8,
+               ent_coef=0.0, lr=1e-3, log_std_init=-1.0, hidden=(64, 64), gamma=GAMMA)
 
 
 @pytest.mark.slow
-def test_sac_reaches_within_10_percent_of_the_riccati_cost_at_n2():
+def test_ppo_reaches_within_10_percent_of_the_riccati_cost_at_n2():
     """2 seeds vmapped in one program; each trained policy (deterministic) and the Riccati policy
-    are rolled out on the same 2048 initial states for 200 steps, and the gap is their ratio
-    of mean discounted costs minus 1. See the SAC_LQR comment for the measured gaps."""
-    config = sac.Config(**SAC_LQR)
+    are rolled out on the same 2048 initial states for 200 steps, and the gap is their ratio of
+    mean discounted costs minus 1."""
+    config = ppo.Config(**PPO_LQR)
     env, p = envs.make("LQR")
     keys = jax.random.split(jax.random.key(0), 2)
-    states = jax.jit(jax.vmap(lambda k: sac.train(config, k).state))(keys)
+    states = jax.jit(jax.vmap(lambda k: ppo.train(config, k).state))(keys)
     K, _ = lqr.optimal(p, GAMMA)
     eval_key, horizon = jax.random.key(100), 200
     riccati = lqr.rollout_cost(p, lqr.linear_policy(K), eval_key, GAMMA, 2048, horizon).mean()
+    assert riccati == pytest.approx(lqr.optimal_cost(p, GAMMA), rel=0.03)
     gaps = []
     for i in range(len(keys)):
         state = jax.tree.map(lambda x: x[i], states)
-        act = sac.policy(config, state, deterministic=True)
+        act = ppo.policy(config, state, deterministic=True)
         gaps.append(lqr.gap(lqr.rollout_cost(p, act, eval_key, GAMMA, 2048, horizon).mean(), riccati))
-    print(f"SAC on LQR n=2: gap to the Riccati cost per seed {np.round(gaps, 4)}")
+    print(f"PPO on LQR n=2: gap to the Riccati cost per seed {np.round(gaps, 4)}")
     assert all(g < 0.10 for g in gaps), gaps
-    assert all(g > -0.01 for g in gaps), gaps  # nothing beats the optimum beyond rollout noise
+    # On the same initial states nothing beats the Riccati policy (it is optimal from each one).
+    assert all(g > -0.01 for g in gaps), gaps
