@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Test processes: XLA compiles on one thread, and most of the suite is compiling.
+TEST_WORKERS ?= 2
 
 .PHONY: demo test test-fast bench install clean
 
@@ -18,10 +20,10 @@ demo: $(STAMP)
 	$(BIN)/python experiments/ppo.py --env CartPole-v1 --seeds 8 --out runs/demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest tests --durations=10
+	$(BIN)/python -m pytest tests -n $(TEST_WORKERS) --dist loadscope --durations=15
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest tests -m "not slow"
+	$(BIN)/python -m pytest tests -n $(TEST_WORKERS) --dist loadscope -m "not slow"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

@@ -1,0 +1,32 @@
+"""Conformance (purejaxlib.envs.check) of every registered environment.
+
+A file of its own so that pytest-xdist (``--dist loadscope``) runs it beside the other modules.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from purejaxlib import envs
+
+# A brax env takes 10-30 s to build and compile on this CPU, so brax envs are checked at a few
+# steps; tests/test_brax.py covers the adapter itself.
+BRAX_CHECK = {"num_steps": 8, "num_envs": 2}
+
+# Batched-equals-unbatched costs a second compile per env, so it runs on one env of each family
+# (each family's step is one code path); every env gets all the other rules.
+UNBATCHED_COMPARED = (
+    "CartPole-v1", "Acrobot-v1", "Breakout-MinAtar", "Catch-bsuite", "FourRooms-misc",
+    "Probe5-ActionObservationReward-continuous", "LQR", "gymnasium/CartPole-v1", "brax/inverted_pendulum",
+)
+
+
+@pytest.mark.parametrize("name", envs.list())
+def test_every_registered_env_passes_the_conformance_check(name):
+    options = dict(BRAX_CHECK) if name.startswith("brax/") else {}
+    report = envs.check(*envs.make(name), compare_unbatched=name in UNBATCHED_COMPARED, **options)
+    assert report["steps"] > 0
+
+
+def test_the_compared_envs_are_registered():
+    assert set(UNBATCHED_COMPARED) <= set(envs.list())
