@@ -231,19 +231,22 @@ def make(name: str, **kwargs: Any) -> tuple[Any, Any]:
                 raise TypeError(
                     f"{base} has no parameter or option {key!r}: {close_matches(key, valid + builtins.list(known))}"
                 )
-        env_params = env_params.replace(**{k: _like(k, getattr(env_params, k), v) for k, v in params.items()})
+        env_params = env_params.replace(**{k: cast_param(k, getattr(env_params, k), v) for k, v in params.items()})
     return env, env_params
 
 
-def _like(name: str, default: Any, value: Any) -> Any:
+def cast_param(name: str, default: Any, value: Any, batched: bool = False) -> Any:
     """``value`` with the default param's dtype and shape, so an int param stays int32 and a
-    float one float32 (a Python float would otherwise change the abstract value and recompile)."""
+    float one float32 (a Python float would otherwise change the abstract value and recompile).
+    With ``batched``, leading axes (a sweep's batch) are allowed in front of the default's shape."""
     if not isinstance(default, (bool, int, float, np.ndarray, np.number, jax.Array)):
         return value
     dtype = jax.dtypes.canonicalize_dtype(np.asarray(default).dtype)
     out = jax.numpy.asarray(value, dtype) if isinstance(value, jax.core.Tracer) else np.asarray(value, dtype)
-    if out.shape != np.shape(default):
-        raise ValueError(f"env param {name!r} has shape {np.shape(default)}, got a value of shape {out.shape}")
+    shape = np.shape(default)
+    tail = out.shape[out.ndim - len(shape) :] if batched and out.ndim >= len(shape) else out.shape
+    if tail != shape:
+        raise ValueError(f"env param {name!r} has shape {shape}, got a value of shape {out.shape}")
     return out
 
 

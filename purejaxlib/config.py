@@ -177,19 +177,21 @@ class EnvConfig(ConfigBase):
             return
         if not isinstance(overrides, dict):
             self.fail("env_params", f"must be a dict of param name to value, got {overrides!r}")
-        if not all(_is_concrete_number(v) for v in overrides.values()):
-            return  # traced or batched inside a program: checked when the config was built
+        if any(isinstance(v, jax.core.Tracer) for v in jax.tree.leaves(overrides)):
+            return  # inside a program: checked when the config was built
         _, defaults = envs.make(self.env)
         names = [f.name for f in dataclasses.fields(defaults)]
         canonical = {}
         for key, value in overrides.items():
             if key not in names:
                 self.fail("env_params", f"{self.env} has no param {key!r}: {close_matches(key, names)}")
-            default = np.asarray(getattr(defaults, key))
-            # The default's dtype, so 12 and 12.0 give the same compiled program; leading axes
-            # are a sweep's batch.
-            value = np.asarray(value, dtype=jax.dtypes.canonicalize_dtype(default.dtype))
-            if value.shape[value.ndim - default.ndim :] != default.shape:
-                self.fail("env_params", f"{key} must have shape {default.shape}, got {value.shape}")
-            canonical[key] = value
+            kind = np.asarray(value).dtype.kind if not isinstance(value, dict) else "O"
+            if kind == "O":
+                return  # a pytree placeholder (jax utilities rebuild configs with those), not a value
+            if kind not in "biuf":
+                self.fail("env_params", f"{key} must be a number or an array of numbers, got {value!r}")
+            try:  # leading axes are a sweep's batch
+                canonical[key] = envs.cast_param(key, getattr(defaults, key), value, batched=True)
+            except ValueError as err:
+                self.fail("env_params", str(err))
         object.__setattr__(self, "env_params", canonical)

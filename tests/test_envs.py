@@ -522,6 +522,10 @@ def test_config_env_params_are_validated_and_canonical():
         ppo.Config(env_params={"gravty": 1.0})
     with pytest.raises(ConfigError, match="env: CartPole-v1 has no option 'n'"):
         ppo.Config(env="CartPole-v1:n=3")
+    with pytest.raises(ConfigError, match=r"env_params: env param 'A' has shape \(2, 2\), got .* \(1, 1\)"):
+        ppo.Config(env="LQR:n=2,m=1", env_params={"A": [[1.0]]})  # a list is a value too
+    with pytest.raises(ConfigError, match="gravity must be a number"):
+        ppo.Config(env_params={"gravity": "high"})
 
 
 def test_training_vmapped_over_gravity_is_one_program_and_uses_each_value(count_compiles):
