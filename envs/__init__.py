@@ -166,6 +166,32 @@ def _convert(value: str, default: Any, what: str) -> Any:
     return value.strip()
 
 
+def _option_value(value: Any, default: Any, what: str) -> Any:
+    """A keyword option, typed like its default (options are static: hashable, exact types), so
+    ``n=2.0`` or ``stable=1`` cannot reuse or pollute the build cached for ``n=2``."""
+    if isinstance(value, str) and not isinstance(default, str):
+        return _convert(value, default, what)
+    if isinstance(default, bool):
+        if isinstance(value, (bool, np.bool_)):
+            return bool(value)
+    elif isinstance(default, int):
+        if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+            return int(value)
+    elif isinstance(default, float):
+        if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_)):
+            return float(value)
+    elif isinstance(default, str):
+        if isinstance(value, str):
+            return value
+    else:
+        try:
+            hash(value)
+            return value
+        except TypeError:
+            pass
+    raise TypeError(f"{what} must be a {type(default).__name__} (options are static), got {value!r}")
+
+
 def parse_name(name: str) -> tuple[str, dict[str, Any]]:
     """Splits ``"base:key=value,..."`` into the registered base name and its typed options."""
     if not isinstance(name, str):
@@ -196,6 +222,8 @@ def _option_hint(key: str, known: dict[str, Any]) -> str:
 def check_name(name: str) -> None:
     """Raises :class:`UnknownEnvError` with close matches if ``name`` (or, with options, its base
     name) is not registered; a malformed option raises ``TypeError``/``ValueError``."""
+    if not isinstance(name, str):
+        raise UnknownEnvError(f"environment name must be a string, got {name!r}")
     if ":" in name:
         parse_name(name)
         return
@@ -220,16 +248,17 @@ def make(name: str, **kwargs: Any) -> tuple[Any, Any]:
         if key in known:
             if key in options:
                 raise TypeError(f"{base}: option {key!r} is given both in the name {name!r} and as a keyword")
-            options[key] = value
+            options[key] = _option_value(value, known[key], f"{base} option {key!r}")
         else:
             params[key] = value
-    env, env_params = _build(base, tuple(sorted(options.items())))
+    # Defaults filled in, so "LQR", "LQR:n=2" and make("LQR", n=2) share one build.
+    env, env_params = _build(base, tuple(sorted({**known, **options}.items())))
     if params:
         valid = [f.name for f in dataclasses.fields(env_params)]
         for key in params:
             if key not in valid:
                 raise TypeError(
-                    f"{base} has no parameter or option {key!r}: {close_matches(key, valid + builtins.list(known))}"
+                    f"{base} has no param or option {key!r}: {close_matches(key, valid + builtins.list(known))}"
                 )
         env_params = env_params.replace(**{k: cast_param(k, getattr(env_params, k), v) for k, v in params.items()})
     return env, env_params
@@ -242,7 +271,13 @@ def cast_param(name: str, default: Any, value: Any, batched: bool = False) -> An
     if not isinstance(default, (bool, int, float, np.ndarray, np.number, jax.Array)):
         return value
     dtype = jax.dtypes.canonicalize_dtype(np.asarray(default).dtype)
-    out = jax.numpy.asarray(value, dtype) if isinstance(value, jax.core.Tracer) else np.asarray(value, dtype)
+    if isinstance(value, jax.core.Tracer):
+        out = jax.numpy.asarray(value, dtype)
+    else:
+        raw = np.asarray(value)
+        if dtype.kind in "biu" and raw.dtype.kind == "f" and not np.all(raw == np.round(raw)):
+            raise ValueError(f"env param {name!r} is an integer, got {value!r}")
+        out = raw.astype(dtype)
     shape = np.shape(default)
     tail = out.shape[out.ndim - len(shape) :] if batched and out.ndim >= len(shape) else out.shape
     if tail != shape:

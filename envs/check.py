@@ -58,16 +58,85 @@ def _space_problems(space: Any, x: np.ndarray, what: str, tol: float) -> list[st
     return []
 
 
-def _short_episode_params(params: Any, limit: int) -> tuple[Any, int | None]:
+def _short_episode_params(params: Any, limit: int) -> tuple[Any, int | None, bool]:
     """Params with ``max_steps_in_episode`` lowered to ``limit`` (when the env has that field), so
     the rollout must truncate and auto-reset."""
     if not dataclasses.is_dataclass(params) or "max_steps_in_episode" not in {
         f.name for f in dataclasses.fields(params)
     }:
-        return params, None
+        return params, None, False
     current = int(np.asarray(params.max_steps_in_episode))
     limit = min(current, limit)
-    return params.replace(max_steps_in_episode=np.asarray(limit, np.asarray(params.max_steps_in_episode).dtype)), limit
+    short = params.replace(max_steps_in_episode=np.asarray(limit, np.asarray(params.max_steps_in_episode).dtype))
+    return short, limit, limit < current
+
+
+def _episode_lengths(done: np.ndarray) -> np.ndarray:
+    """``[envs, steps]`` length of the episode so far at each step (1 on an episode's first step)."""
+    lengths = np.zeros(done.shape, np.int64)
+    for e in range(done.shape[0]):
+        run = 0
+        for t in range(done.shape[1]):
+            run += 1
+            lengths[e, t] = run
+            if done[e, t]:
+                run = 0
+    return lengths
+
+
+def _episode_end_problems(obs, final_obs, terminated, truncated, limit, lowered, num_steps) -> list[str]:
+    """Rules on how episodes end: truncation at the time limit, auto-reset, final observations."""
+    problems = []
+    done = np.logical_or(terminated, truncated)
+    lengths = _episode_lengths(done)
+    if limit is not None:
+        if not done.any():
+            problems.append(f"no episode ended within {num_steps} steps with max_steps_in_episode={limit}")
+        elif lengths.max() > limit:
+            problems.append(f"an episode ran {lengths.max()} steps with max_steps_in_episode={limit}")
+        at_limit = lengths == limit
+        # Only where the check lowered the limit: an env whose own limit is its natural episode
+        # length (the two-step probe) terminates there, rightly.
+        if lowered and limit >= 2 and at_limit.sum() >= 3 and not truncated[at_limit].any():
+            problems.append(
+                f"every episode that reached max_steps_in_episode={limit} ended as terminated, never truncated: "
+                "a time limit must be reported as truncation (it is bootstrapped; termination is not)"
+            )
+    if limit is None or limit >= 2:
+        both = truncated[:, 1:] & truncated[:, :-1]
+        if both.any():
+            problems.append("two consecutive steps are truncated: the env did not reset after truncation")
+    leaves = jax.tree.leaves(obs)
+    varies = any(np.ptp(np.asarray(x, np.float64)) > 0 for x in leaves)
+    if done.any() and varies:
+        same = [np.array_equal(a[done], b[done]) for a, b in zip(leaves, jax.tree.leaves(final_obs))]
+        if all(same):
+            problems.append(
+                "on every step that ended an episode, info['final_observation'] equals the returned "
+                "observation: either no auto-reset happened or final_observation is the post-reset one"
+            )
+    return problems
+
+
+def _state_type_problems(env: Any, params: Any) -> list[str]:
+    """A step must return a state of the same pytree structure, shapes and dtypes as it was
+    given, or every repeated step in a Python loop would retrace. (Weak types are not compared:
+    gymnax resets often hold Python floats, which costs one extra trace, not one per step.)"""
+    key = jax.random.key(0)
+    _, state = jax.eval_shape(env.reset, key, params)
+    action = jax.eval_shape(env.action_space(params).sample, key)
+    _, after, *_ = jax.eval_shape(env.step, key, state, action, params)
+
+    def avals(tree):
+        return jax.tree.structure(tree), [(x.shape, x.dtype) for x in jax.tree.leaves(tree)]
+
+    (s0, l0), (s1, l1) = avals(state), avals(after)
+    if s0 != s1:
+        return [f"step returns a state of another pytree structure than reset's (retrace on every step): {s0} vs {s1}"]
+    changed = [f"leaf {i}: {a} -> {b}" for i, (a, b) in enumerate(zip(l0, l1)) if a != b]
+    if changed:
+        return [f"step changes the state's shapes/dtypes (retrace on every step): {'; '.join(changed[:3])}"]
+    return []
 
 
 def _stack(tree: Any, n: int) -> Any:
@@ -90,14 +159,17 @@ def check(
     Rules: reset/step run under ``jit`` and ``vmap`` over keys and over params; observations (and
     ``info["final_observation"]``) lie in the observation space; rewards are finite float scalars;
     ``terminated``/``truncated`` are bool scalars; ``final_observation`` equals the observation on
-    steps that did not end an episode; with a ``max_steps_in_episode`` param the env truncates
-    within that many steps and keeps going (auto-reset); repeated calls do not retrace; the batched
+    steps that did not end an episode and (on envs whose observations vary) differs from the
+    reset observation on steps that did; with a ``max_steps_in_episode`` param the env truncates
+    within that many steps, reports the limit as truncation (not termination), and resets (never
+    two truncations in a row); a step returns a state of the same structure, shapes and dtypes as
+    it was given, and repeated calls do not retrace; the batched
     program gives the same numbers as the unbatched one over the first ``compare_steps`` steps.
     Raises :class:`ConformanceError`.
     """
     problems: list[str] = []
     key = jax.random.key(0) if key is None else key
-    params, limit = _short_episode_params(params, max(2, num_steps // 4))
+    params, limit, lowered = _short_episode_params(params, max(2, num_steps // 4))
     obs_space = env.observation_space(params)
     act_space = env.action_space(params)
     traces = [0]
@@ -117,6 +189,10 @@ def check(
         _, outs = jax.lax.scan(body, state, jax.random.split(key, num_steps))
         return obs, outs
 
+    # First, since a scan over such a step fails with a less telling message.
+    problems += _state_type_problems(env, params)
+    if problems:
+        raise ConformanceError(f"{getattr(env, 'name', type(env).__name__)} fails:\n  - " + "\n  - ".join(problems))
     batched = jax.jit(jax.vmap(rollout))
     keys = jax.random.split(key, num_envs)
     batch_params = _stack(params, num_envs)
@@ -148,17 +224,8 @@ def check(
         if not all(jax.tree.leaves(same)):
             problems.append("info['final_observation'] differs from the observation on a step that did not end an episode")
     episodes = int(done.sum())
-    if limit is not None and not problems:
-        longest = 0
-        for env_done in done:
-            run = 0
-            for d in env_done:
-                run = 0 if d else run + 1
-                longest = max(longest, run)
-        if episodes == 0:
-            problems.append(f"no episode ended within {num_steps} steps with max_steps_in_episode={limit}")
-        elif longest >= limit:
-            problems.append(f"an episode ran {longest + 1} steps past max_steps_in_episode={limit} without truncation")
+    if not problems:
+        problems += _episode_end_problems(obs, final_obs, terminated, truncated, limit, lowered, num_steps)
     if compare_unbatched and not problems:
         # Only the first steps: float differences between the batched and unbatched programs
         # grow without bound in chaotic dynamics (brax contacts), later steps prove nothing.

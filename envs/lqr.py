@@ -104,18 +104,23 @@ class LQR(environment.Environment[LQRState, LQRParams]):
     """The LQR env for state dimension ``n`` and action dimension ``m`` (shapes are static;
     every number lives in :class:`LQRParams`)."""
 
-    def __init__(self, n: int, m: int):
+    def __init__(self, n: int, m: int, seed: int = 0, stable: bool = True):
         super().__init__()
         _check_dims(n, m)
         self.n, self.m = int(n), int(m)
+        self.seed, self.stable = int(seed), bool(stable)
 
     # Instances with the same shapes are interchangeable, so jit caches keyed on the env (gymnax
     # makes ``self`` static) are shared between them.
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and (other.n, other.m) == (self.n, self.m)
+        return type(other) is type(self) and self._key() == other._key()
 
     def __hash__(self) -> int:
-        return hash((type(self).__name__, self.n, self.m))
+        return hash((type(self).__name__,) + self._key())
+
+    def _key(self) -> tuple[int, int, int, bool]:
+        # seed and stable pick default_params, which step() uses when called without params.
+        return self.n, self.m, self.seed, self.stable
 
     def _check_shapes(self, params: LQRParams) -> None:
         """Shapes are static even under jit, so a mismatch is caught at trace time."""
@@ -128,9 +133,9 @@ class LQR(environment.Environment[LQRState, LQRParams]):
 
     @property
     def default_params(self) -> LQRParams:
-        """The params of ``make_params(n, m)`` (seed 0, stable), built once."""
+        """The params of ``make_params(n, m, seed, stable)``, built once."""
         if getattr(self, "_default_params", None) is None:
-            self._default_params = make_params(self.n, self.m)
+            self._default_params = make_params(self.n, self.m, self.seed, self.stable)
         return self._default_params
 
     def reset_env(self, key: jax.Array, params: LQRParams) -> tuple[jax.Array, LQRState]:
@@ -275,7 +280,8 @@ def make_params(n: int = 2, m: int = 1, seed: int = 0, stable: bool = True,
 
 def factory(n: int = 2, m: int = 1, seed: int = 0, stable: bool = True) -> tuple[LQR, LQRParams]:
     """Registry factory for ``"LQR"``: the options are the static construction choices."""
-    return LQR(n, m), make_params(n, m, seed, stable)
+    env = LQR(n, m, seed, stable)
+    return env, env.default_params
 
 
 register("LQR", factory)

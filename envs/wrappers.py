@@ -268,6 +268,8 @@ class ValidateActions(Wrapper):
             problem = action_problem(space, action)
             if problem is not None:
                 raise ValueError(f"{name}: {problem}")
+            if isinstance(space, spaces.Discrete):
+                action = jnp.asarray(action, jnp.int32)  # an integral float (checked above) indexes arrays
         elif self.checkify:
             from jax.experimental import checkify
 

@@ -139,6 +139,8 @@ class ConfigBase(struct.PyTreeNode):
             value = getattr(self, f.name)
             if isinstance(value, np.ndarray) and value.ndim == 0:
                 value = float(value)
+            elif isinstance(value, dict):  # env_params: arrays as (nested) lists
+                value = {k: np.asarray(v).tolist() for k, v in value.items()}
             out[f.name] = value
         return out
 
@@ -185,13 +187,42 @@ class EnvConfig(ConfigBase):
         for key, value in overrides.items():
             if key not in names:
                 self.fail("env_params", f"{self.env} has no param {key!r}: {close_matches(key, names)}")
+            if value is None or isinstance(value, (str, bytes)):
+                self.fail("env_params", f"{key} must be a number or an array of numbers, got {value!r}")
             kind = np.asarray(value).dtype.kind if not isinstance(value, dict) else "O"
             if kind == "O":
-                return  # a pytree placeholder (jax utilities rebuild configs with those), not a value
+                continue  # a pytree placeholder (jax utilities rebuild configs with those), not a value
             if kind not in "biuf":
                 self.fail("env_params", f"{key} must be a number or an array of numbers, got {value!r}")
             try:  # leading axes are a sweep's batch
                 canonical[key] = envs.cast_param(key, getattr(defaults, key), value, batched=True)
             except ValueError as err:
                 self.fail("env_params", str(err))
-        object.__setattr__(self, "env_params", canonical)
+        self._check_action_space_unchanged(defaults, canonical)
+        object.__setattr__(self, "env_params", {**overrides, **canonical})
+
+    def _check_action_space_unchanged(self, defaults: Any, overrides: dict[str, np.ndarray]) -> None:
+        """The algorithms size and scale actions from the registered env's action space
+        (``spec``), so an override that moves its bounds would be silently ignored: refuse it."""
+        from gymnax.environments import spaces
+
+        from purejaxlib import envs
+
+        env, _ = envs.make(self.env)
+        before = env.action_space(defaults)
+        if not isinstance(before, spaces.Box) or not overrides:
+            return
+        # Each sweep member (leading axes) is checked: flatten them into one.
+        flat = {k: np.reshape(v, (-1,) + np.shape(getattr(defaults, k))) for k, v in overrides.items()}
+        for i in range(max(len(v) for v in flat.values())):
+            member = defaults.replace(**{k: v[min(i, len(v) - 1)] for k, v in flat.items()})
+            after = env.action_space(member)
+            if not (np.allclose(np.asarray(after.low), np.asarray(before.low))
+                    and np.allclose(np.asarray(after.high), np.asarray(before.high))):
+                self.fail(
+                    "env_params",
+                    f"{sorted(overrides)} change the action bounds of {self.env} "
+                    f"(from [{np.asarray(before.low).tolist()}, {np.asarray(before.high).tolist()}] to "
+                    f"[{np.asarray(after.low).tolist()}, {np.asarray(after.high).tolist()}]); the algorithms "
+                    "scale actions to the registered bounds, so register an env with the new bounds instead",
+                )

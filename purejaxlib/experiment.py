@@ -21,7 +21,7 @@ import tyro
 
 from purejaxlib.config import ConfigError, close_matches
 from purejaxlib.plotting import learning_curves
-from purejaxlib.sweep import SweepResult, sweep
+from purejaxlib.sweep import ENV_PARAM_PREFIX, SweepResult, sweep
 
 
 def _convert(config_cls: type, name: str, text: str) -> Any:
@@ -57,7 +57,7 @@ def parse_grid(config_cls: type, specs: Sequence[str]) -> dict[str, list[Any]]:
         name = name.strip().replace("-", "_")
         if not sep or not values:
             raise ConfigError(f"--grid expects name=value1,value2,..., got {spec!r}")
-        if name.startswith("env_params.") and "env_params" in names:
+        if name.startswith(ENV_PARAM_PREFIX) and "env_params" in names:
             if name in grid:
                 raise ConfigError(f"--grid: {name} given twice")
             try:

@@ -337,6 +337,10 @@ class _Broken(envs.Wrapper):
             truncated = jnp.zeros_like(truncated)
             terminated = jnp.zeros_like(terminated)
             info = {**info, "final_observation": obs}
+        if self.how == "limit_as_termination":
+            terminated, truncated = terminated | truncated, jnp.zeros_like(truncated)
+        if self.how == "final_obs_post_reset":
+            info = {**info, "final_observation": obs}
         if self.how == "final_obs_wrong":
             info = {**info, "final_observation": obs * 0.5}
         return obs, state, reward, terminated, truncated, info
@@ -350,6 +354,8 @@ class _Broken(envs.Wrapper):
         ("nan_reward", "rewards are not finite"),
         ("float_flags", "terminated must be a bool scalar"),
         ("no_time_limit", "no episode ended"),
+        ("limit_as_termination", "ended as terminated, never truncated"),
+        ("final_obs_post_reset", "equals the returned observation"),
         ("final_obs_wrong", "differs from the observation on a step that did not end"),
     ],
 )
@@ -359,21 +365,34 @@ def test_check_reports_each_broken_rule(how, rule):
         envs.check(_Broken(env, how), params, compare_unbatched=False)
 
 
-def test_check_reports_a_retrace():
+def test_check_reports_a_state_that_changes_type():
     env, params = envs.make("CartPole-v1")
 
-    class Retracing(envs.Wrapper):
-        """Returns a Python-side counter in its obs: every trace bakes in a new constant."""
+    class FloatTime(envs.Wrapper):
+        """Returns the step counter as float32: every repeated step would retrace."""
 
-        calls = 0
+        def step(self, key, state, action, params):
+            out = self._env.step(key, state, action, params)
+            return (out[0], out[1].replace(time=out[1].time.astype(jnp.float32))) + out[2:]
 
-        def reset(self, key, params):
-            Retracing.calls += 1
-            return self._env.reset(key, params)
+    with pytest.raises(envs.ConformanceError, match="changes the state's shapes/dtypes"):
+        envs.check(FloatTime(env), params)
 
-    # Two calls of one jitted rollout must trace once; a retrace is counted, not a new constant.
-    report = envs.check(Retracing(env), params, compare_unbatched=False)
-    assert Retracing.calls == 1 and report["episodes_ended"] > 0
+
+def test_check_reports_a_missing_reset_after_truncation():
+    env, params = envs.make("Pendulum-v1")
+    raw = env.unwrapped
+
+    class NoReset(envs.Wrapper):
+        """Steps without auto-reset: truncated stays true after the limit."""
+
+        def step(self, key, state, action, params):
+            obs, state, reward, terminated, info = raw.step_env(key, state, action, params)
+            truncated = raw.is_truncated(state, params)
+            return obs, state, reward, terminated, truncated, {**info, "final_observation": obs}
+
+    with pytest.raises(envs.ConformanceError, match="did not reset after truncation"):
+        envs.check(NoReset(env), params, compare_unbatched=False)
 
 
 def test_gymnax_envs_with_broken_protocol_are_fixed_by_the_adapter():
@@ -405,6 +424,7 @@ def sized_env_name():
     yield "TestSized"
     envs._REGISTRY.pop("TestSized")
     envs.spec.cache_clear()
+    envs._build.cache_clear()
 
 
 def test_options_from_name_string_and_keywords_are_typed(sized_env_name):
@@ -425,7 +445,7 @@ def test_options_from_name_string_and_keywords_are_typed(sized_env_name):
         ("TestSized:size", {}, ValueError, "key=value"),
         ("TestSized:size=1,size=2", {}, ValueError, "given twice"),
         ("TestSized:size=1", {"size": 2}, TypeError, "both in the name"),
-        ("TestSized", {"sizee": 2}, TypeError, "no parameter or option 'sizee'.*'size'"),
+        ("TestSized", {"sizee": 2}, TypeError, "no param or option 'sizee'.*'size'"),
         ("TestSized", {"gravity": [1.0, 2.0]}, ValueError, "shape"),
         ("TestSizd:size=1", {}, envs.UnknownEnvError, "TestSized"),
     ],
@@ -443,11 +463,17 @@ def test_register_rejects_separators_and_factories_without_defaults():
     assert "NoDefault" not in envs.list()
 
 
-def test_list_with_spaces_gives_specs():
-    table = {n: envs.spec(n) for n in ("CartPole-v1", "Pendulum-v1")}
-    assert table["CartPole-v1"].num_actions == 2 and table["Pendulum-v1"].action_shape == (1,)
+def test_list_with_spaces_gives_specs(monkeypatch):
     listed = envs.list()
     assert all(isinstance(n, str) for n in listed) and "brax/ant" in listed
+    # Every env is built for its spaces; a few keep the test fast (brax builds take seconds).
+    subset = {n: envs._REGISTRY[n] for n in ("CartPole-v1", "Pendulum-v1", "LQR", "Probe4-ActionReward")}
+    monkeypatch.setattr(envs, "_REGISTRY", subset)
+    table = envs.list(spaces=True)
+    assert list(table) == sorted(subset)
+    assert table["CartPole-v1"].num_actions == 2 and table["Pendulum-v1"].action_shape == (1,)
+    assert table["LQR"].obs_shape == (2,) and not table["LQR"].discrete
+    assert table["Probe4-ActionReward"].num_actions == 2
 
 
 # ---------------------------------------------------------------------------------------------
@@ -482,6 +508,9 @@ def test_eager_step_with_valid_actions_works():
     _, state = env.reset(jax.random.key(0), params)
     env.step(jax.random.key(1), state, np.int32(1), params)
     env.step(jax.random.key(1), state, 1.0, params)  # an integral float is a valid index
+    env, params = envs.make("Acrobot-v1")  # indexes an array with the action: needs it cast to int
+    _, state = env.reset(jax.random.key(0), params)
+    assert np.isfinite(float(env.step(jax.random.key(1), state, 2.0, params)[2]))
 
 
 def test_checkify_flag_catches_invalid_actions_inside_jit():

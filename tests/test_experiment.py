@@ -66,6 +66,20 @@ def test_cli_runs_a_sweep_and_writes_the_record(tmp_path, capsys):
     assert "[4/4]" in printed.err  # progress from inside the compiled program
 
 
+def test_cli_env_params_and_env_param_grid_are_recorded(tmp_path):
+    script = _load_script()
+    out = tmp_path / "run"
+    summary = script.main([
+        "--num-envs", "2", "--num-steps", "16", "--num-minibatches", "2", "--update-epochs", "1",
+        "--total-timesteps", "64", "--env-params", "max_steps_in_episode", "50",
+        "--grid", "env_params.gravity=5,20", "--out", str(out), "--no-plot", "--no-progress",
+    ])
+    assert summary["axes"] == ["env_params.gravity", "seed"]
+    record = json.loads((out / "summary.json").read_text())  # arrays in env_params are JSON too
+    assert record["config"]["env_params"] == {"max_steps_in_episode": 50}
+    assert record["grid"]["env_params.gravity"] == [5.0, 20.0]
+
+
 def test_cli_bad_config_exits_with_the_field_named(tmp_path):
     script = _load_script()
     with pytest.raises(SystemExit) as exc:
