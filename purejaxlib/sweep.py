@@ -188,6 +188,11 @@ def sweep(
         ``"env_params.gravity"``) sweeps an env param.
     """
     seed_list = _seed_list(seeds)
+    if "env_params" in grid and not isinstance(grid["env_params"], dict):
+        raise ConfigError(
+            "sweep grid: env_params takes a dict of param name to list of values, e.g. "
+            f"env_params={{'gravity': [5.0, 9.8]}}; got {grid['env_params']!r}"
+        )
     if isinstance(grid.get("env_params"), dict):
         grid = {**{k: v for k, v in grid.items() if k != "env_params"},
                 **{ENV_PARAM_PREFIX + k: v for k, v in grid["env_params"].items()}}

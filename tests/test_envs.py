@@ -574,3 +574,12 @@ def test_training_vmapped_over_gravity_is_one_program_and_uses_each_value(count_
     np.testing.assert_allclose(lengths[2], np.asarray(alone.metrics["episode_length"]), rtol=1e-5)
     # Stronger gravity topples the pole sooner under the same (near-random) early policy.
     assert lengths[0, 0] > lengths[2, 0]
+
+
+def test_sweep_env_params_must_be_a_dict_of_lists():
+    import purejaxlib
+    from purejaxlib.algos import ppo
+    from purejaxlib.config import ConfigError
+
+    with pytest.raises(ConfigError, match="env_params takes a dict of param name to list of values"):
+        purejaxlib.sweep(ppo.train, ppo.Config(), env_params=[{"gravity": 5.0}])
