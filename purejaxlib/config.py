@@ -181,7 +181,7 @@ class EnvConfig(ConfigBase):
             self.fail("env_params", f"must be a dict of param name to value, got {overrides!r}")
         if any(isinstance(v, jax.core.Tracer) for v in jax.tree.leaves(overrides)):
             return  # inside a program: checked when the config was built
-        _, defaults = envs.make(self.env)
+        env, defaults = envs.make(self.env)
         names = [f.name for f in dataclasses.fields(defaults)]
         canonical = {}
         for key, value in overrides.items():
@@ -198,17 +198,14 @@ class EnvConfig(ConfigBase):
                 canonical[key] = envs.cast_param(key, getattr(defaults, key), value, batched=True)
             except ValueError as err:
                 self.fail("env_params", str(err))
-        self._check_action_space_unchanged(defaults, canonical)
+        self._check_action_space_unchanged(env, defaults, canonical)
         object.__setattr__(self, "env_params", {**overrides, **canonical})
 
-    def _check_action_space_unchanged(self, defaults: Any, overrides: dict[str, np.ndarray]) -> None:
+    def _check_action_space_unchanged(self, env: Any, defaults: Any, overrides: dict[str, np.ndarray]) -> None:
         """The algorithms size and scale actions from the registered env's action space
         (``spec``), so an override that moves its bounds would be silently ignored: refuse it."""
         from gymnax.environments import spaces
 
-        from purejaxlib import envs
-
-        env, _ = envs.make(self.env)
         before = env.action_space(defaults)
         if not isinstance(before, spaces.Box) or not overrides:
             return
