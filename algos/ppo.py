@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from purejaxlib import distributions, progress
+from purejaxlib import distributions, training
 from purejaxlib import envs as envs_lib
 from purejaxlib.config import EnvConfig, static, traced
 from purejaxlib.networks import ACTIVATIONS, ActorCritic
@@ -243,8 +243,11 @@ def ppo_loss(config: Config, params: Any, batch: Batch) -> tuple[jax.Array, dict
     return total, aux
 
 
-def step(config: Config, state: State) -> tuple[State, dict[str, jax.Array]]:
-    """One update: collect ``num_steps`` x ``num_envs`` transitions, then learn from them."""
+def step(config: Config, state: State, index: jax.Array | None = None) -> tuple[State, dict[str, jax.Array]]:
+    """One update: collect ``num_steps`` x ``num_envs`` transitions, then learn from them.
+
+    ``index`` (the update's number) is accepted for the shared surface and not needed here.
+    """
     env, env_params = make_env(config)
     low, high = _action_bounds(config)
 
@@ -288,15 +291,7 @@ def step(config: Config, state: State) -> tuple[State, dict[str, jax.Array]]:
 
 def train(config: Config, key: jax.Array) -> TrainResult:
     """``init`` then ``num_updates`` calls of ``step`` inside ``lax.scan``; jit- and vmap-able."""
-    state = init(config, key)
-
-    def body(state, index):
-        state, metrics = step(config, state)
-        progress.report(index, config.num_updates, metrics["episode_return"], config.log_interval)
-        return state, metrics
-
-    state, metrics = jax.lax.scan(body, state, jnp.arange(config.num_updates))
-    return TrainResult(state, metrics)
+    return TrainResult(*training.train(init, step, config, key))
 
 
 def policy(config: Config, state: State, *, deterministic: bool = False) -> Callable[[jax.Array, jax.Array], jax.Array]:

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import optax
 
 from purejaxlib import envs as envs_lib
-from purejaxlib import progress
+from purejaxlib import training
 from purejaxlib.config import EnvConfig, static, traced
 from purejaxlib.exploration import epsilon_greedy, linear_schedule
 from purejaxlib.networks import ACTIVATIONS, QNetwork
@@ -187,9 +187,9 @@ def q_loss(config: Config, params: Any, batch: Batch) -> tuple[jax.Array, dict[s
     return loss, {"q_mean": q_taken.mean()}
 
 
-def step(config: Config, state: State) -> tuple[State, dict[str, jax.Array]]:
+def step(config: Config, state: State, index: jax.Array | None = None) -> tuple[State, dict[str, jax.Array]]:
     """One update: collect ``num_steps`` x ``num_envs`` transitions epsilon-greedily, then regress
-    Q onto their Q(lambda) returns."""
+    Q onto their Q(lambda) returns. ``index`` (the update's number) is not needed here."""
     env, env_params = make_env(config)
     network = make_network(config)
     eps = epsilon(config, state.update_step)
@@ -236,15 +236,7 @@ def step(config: Config, state: State) -> tuple[State, dict[str, jax.Array]]:
 
 def train(config: Config, key: jax.Array) -> TrainResult:
     """``init`` then ``num_updates`` calls of ``step`` inside ``lax.scan``; jit- and vmap-able."""
-    state = init(config, key)
-
-    def body(state, index):
-        state, metrics = step(config, state)
-        progress.report(index, config.num_updates, metrics["episode_return"], config.log_interval)
-        return state, metrics
-
-    state, metrics = jax.lax.scan(body, state, jnp.arange(config.num_updates))
-    return TrainResult(state, metrics)
+    return TrainResult(*training.train(init, step, config, key))
 
 
 def policy(config: Config, state: State, *, deterministic: bool = False) -> Callable[[jax.Array, jax.Array], jax.Array]:

@@ -21,6 +21,7 @@ import jax
 import numpy as np
 
 from purejaxlib import progress
+from purejaxlib.sweep import with_member
 
 REPORTS = 400  # host callbacks per run: fine enough timing, negligible overhead
 
@@ -35,13 +36,18 @@ def main() -> None:
     per_iteration = config.steps_per_update
 
     keys = jax.random.split(jax.random.key(0), seeds)
+    members = np.arange(seeds, dtype=np.int32)  # tags each seed's reports (see purejaxlib.progress)
+    train = with_member(lambda k: algo.train(config, k).metrics)
     t0 = time.perf_counter()
-    compiled = jax.jit(jax.vmap(lambda k: algo.train(config, k).metrics)).lower(keys).compile()
+    compiled = jax.jit(jax.vmap(train)).lower(members, keys).compile()
     compile_s = time.perf_counter() - t0
     trace: list[tuple[float, int, float]] = []
-    with progress.track(total, seeds, on_update=lambda u, r: trace.append((time.perf_counter(), u, float(np.mean(r))))):
+    def stamp(update: int, values: dict[str, np.ndarray]) -> None:
+        trace.append((time.perf_counter(), update, float(np.mean(values["episode_return"]))))
+
+    with progress.track(seeds, [stamp]):
         start = time.perf_counter()
-        metrics = compiled(keys)
+        metrics = compiled(members, keys)
         jax.block_until_ready(metrics)
         run_s = time.perf_counter() - start
     crossing = next(((t, u) for t, u, r in trace if r >= threshold), None)
@@ -50,7 +56,7 @@ def main() -> None:
         lib="purejaxlib", algo=name, env=env, threshold=threshold, seeds=seeds, steps=steps, config=overrides,
         compile_s=round(compile_s, 2), run_s=round(run_s, 2),
         time_to_threshold_s=None if crossing is None else round(compile_s + crossing[0] - start, 2),
-        steps_to_threshold=None if crossing is None else (crossing[1] + 1) * per_iteration,
+        steps_to_threshold=None if crossing is None else crossing[1] * per_iteration,
         final_return_mean=round(float(final.mean()), 1), final_return_min=round(float(final.min()), 1),
     )))
 

@@ -1,4 +1,4 @@
-"""What every experiment script shares: grid parsing, the sweep, a summary, files and a plot.
+"""What every experiment script shares: grid parsing, the run, a summary, files and plots.
 
 An algorithm's script (``experiments/ppo.py``) is a call of :func:`cli`: a typed command line
 (tyro) over every field of the algorithm's Config plus :class:`Args`, then :func:`run`. Grid values
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import platform
 import sys
 import typing
 from pathlib import Path
@@ -19,9 +18,14 @@ import jax
 import numpy as np
 import tyro
 
+from purejaxlib import progress as progress_lib
+from purejaxlib import stats
+from purejaxlib.checkpoint import CheckpointError
 from purejaxlib.config import ConfigError, close_matches
-from purejaxlib.plotting import learning_curves
-from purejaxlib.sweep import ENV_PARAM_PREFIX, SweepResult, sweep
+from purejaxlib.loggers import json_value
+from purejaxlib.plotting import learning_curves, sweep_heatmap
+from purejaxlib.runner import run_experiment
+from purejaxlib.sweep import ENV_PARAM_PREFIX, SweepResult
 
 
 def _convert(config_cls: type, name: str, text: str) -> Any:
@@ -73,57 +77,79 @@ def parse_grid(config_cls: type, specs: Sequence[str]) -> dict[str, list[Any]]:
     return grid
 
 
-def package_versions() -> dict[str, str]:
-    """Versions of the packages a result depends on, for the run record."""
-    from importlib import metadata
-
-    out = {"python": platform.python_version()}
-    for name in ("purejaxlib", "jax", "jaxlib", "flax", "optax", "gymnax", "distrax", "numpy"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
+def _last_finite(values: np.ndarray) -> np.ndarray:
+    """The last finite entry along the last axis (NaN where none): a run's final report, also
+    for runs shorter than the longest (padded with NaN)."""
+    finite = np.isfinite(values)
+    last = np.where(finite.any(-1), values.shape[-1] - 1 - np.argmax(finite[..., ::-1], axis=-1), 0)
+    picked = np.take_along_axis(values, last[..., None], axis=-1)[..., 0]
+    return np.where(finite.any(-1), picked, np.nan)
 
 
-def summarize(result: SweepResult, steps_per_agent: int) -> dict[str, Any]:
-    """Final return per member, their mean, compile time and env steps per second."""
-    returns = np.asarray(result.metrics["episode_return"])
-    final = returns[..., -1]
+def summarize(result: SweepResult) -> dict[str, Any]:
+    """Final return per member (its last report), their mean and IQM, compile time and env steps/s."""
+    final = _last_finite(np.asarray(result.metrics["episode_return"], np.float64))
+    steps = _last_finite(np.asarray(result.metrics["env_steps"], np.float64))
     agents = int(np.prod(final.shape))
+    finite = final[np.isfinite(final)]
     return {
         "axes": list(result.axes),
-        "grid": {k: [v if isinstance(v, (int, float, str, bool)) else list(v) for v in vals] for k, vals in result.grid.items()},
-        "final_return": final.tolist(),
-        "final_return_mean": float(np.nanmean(final)),
+        "grid": json_value(result.grid),
+        "final_return": json_value(final),
+        "final_return_mean": float(finite.mean()) if finite.size else None,
+        "final_return_iqm": stats.iqm(finite) if finite.size else None,
         "agents": agents,
         "compile_seconds": result.compile_seconds,
         "run_seconds": result.run_seconds,
-        "env_steps_per_second": agents * steps_per_agent / max(result.run_seconds, 1e-9),
+        "env_steps_per_second": _steps_run(result, steps) / max(result.run_seconds, 1e-9),
     }
+
+
+def _steps_run(result: SweepResult, final_steps: np.ndarray) -> float:
+    """Env steps of all agents run in this session (a resumed run did not run the ones before)."""
+    if result.programs and all("env_steps_run" in p for p in result.programs):
+        return float(sum(p["env_steps_run"] for p in result.programs))
+    return float(np.nansum(final_steps))
 
 
 def print_summary(summary: dict[str, Any], stream=None) -> None:
     stream = stream or sys.stdout  # looked up per call, so redirection of stdout is honoured
-    final = np.asarray(summary["final_return"], dtype=np.float64)
+    final = np.asarray([np.nan if v is None else v for v in np.ravel(np.asarray(summary["final_return"], dtype=object))],
+                       np.float64).reshape(np.shape(summary["final_return"]))
     grid_names = [a for a in summary["axes"] if a != "seed"]
     seeds = summary["grid"]["seed"]
-    print("\nfinal episode return (last update):", file=stream)
+    print("\nfinal episode return (last report):", file=stream)
     for index in np.ndindex(*final.shape[:-1]):
         label = ", ".join(f"{n}={summary['grid'][n][i]}" for n, i in zip(grid_names, index))
         per_seed = "  ".join(f"seed {s}: {r:.1f}" for s, r in zip(seeds, final[index]))
         prefix = f"  [{label}] " if label else "  "
         print(f"{prefix}{per_seed}  | mean {np.nanmean(final[index]):.1f}", file=stream)
+    mean, iqm = summary["final_return_mean"], summary["final_return_iqm"]
     print(
-        f"mean over all {summary['agents']} agents: {summary['final_return_mean']:.1f}\n"
+        f"over all {summary['agents']} agents: mean {mean if mean is None else round(mean, 1)}, "
+        f"IQM {iqm if iqm is None else round(iqm, 1)}\n"
         f"compile: {summary['compile_seconds']:.1f} s   run: {summary['run_seconds']:.1f} s   "
         f"env steps/s (all agents, excluding compile): {summary['env_steps_per_second']:,.0f}",
         file=stream,
     )
 
 
+def write_outputs(result: SweepResult, out_dir: Path, title: str, plot: bool) -> list[Path]:
+    """summary.json, curves.npz and (with ``plot``) the learning curves and a sweep heatmap."""
+    summary = summarize(result)
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    np.savez(out_dir / "curves.npz", **{k: np.asarray(v) for k, v in result.metrics.items()})
+    written = [out_dir / "summary.json", out_dir / "curves.npz"]
+    if plot:
+        written += learning_curves(result, out_dir / "learning_curve", title=title)
+        grid_axes = [a for a in result.axes if a != "seed" and len(result.grid[a]) > 1]
+        if len(grid_axes) >= 2:
+            written += sweep_heatmap(result, out_dir / "heatmap", grid_axes[0], grid_axes[1], title=title)
+    return written
+
+
 def run(
-    train: Callable,
+    algo: Any,
     config: Any,
     *,
     seeds: int,
@@ -132,12 +158,15 @@ def run(
     progress: bool,
     plot: bool,
     name: str,
+    checkpoint_every: int = 0,
+    keep: int = 3,
+    resume: bool = False,
+    tensorboard: bool = False,
+    wandb_project: str | None = None,
 ) -> dict[str, Any]:
-    """Sweeps ``train`` over seeds and grid; prints a summary; writes summary.json, metrics.npz and
-    learning_curve.png under ``out`` (if given)."""
+    """Trains ``algo`` over seeds and grid with :func:`purejaxlib.runner.run_experiment`; prints a
+    summary; writes the run directory ``out`` (if given) with summary.json, curves.npz and plots."""
     grid = parse_grid(type(config), grid_specs)
-    if progress and config.log_interval == 0:
-        config = config.replace(log_interval=max(1, config.num_updates // 20))
     members = seeds * int(np.prod([len(v) for v in grid.values()] or [1]))
     print(
         f"{name}: {config.env}, {members} agents x {config.num_updates * config.steps_per_update:,} env steps "
@@ -145,27 +174,15 @@ def run(
         file=sys.stderr,
         flush=True,
     )
-    result = sweep(train, config, seeds=seeds, **grid)
-    summary = summarize(result, config.num_updates * config.steps_per_update)
+    result = run_experiment(
+        algo, config, seeds=seeds, grid=grid, out=out, name=name, checkpoint_every=checkpoint_every, keep=keep,
+        resume=resume, progress_bar=progress, tensorboard=tensorboard, wandb_project=wandb_project,
+    )
+    summary = summarize(result)
     print_summary(summary)
     if out:
-        out_dir = Path(out)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        record = {
-            "algorithm": name,
-            "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.to_dict().items()},
-            "command": sys.argv,
-            "backend": jax.default_backend(),
-            "devices": [str(d) for d in jax.devices()],
-            "versions": package_versions(),
-            **summary,
-        }
-        (out_dir / "summary.json").write_text(json.dumps(record, indent=2))
-        np.savez(out_dir / "metrics.npz", **{k: np.asarray(v) for k, v in result.metrics.items()})
-        written = [out_dir / "summary.json", out_dir / "metrics.npz"]
-        if plot:
-            written.append(learning_curves(result, out_dir / "learning_curve.png", title=f"{name} on {config.env}"))
-        print("wrote " + ", ".join(str(p) for p in written))
+        written = write_outputs(result, Path(out), f"{name} on {config.env}", plot)
+        print("wrote " + ", ".join(str(p) for p in [Path(out) / "record.json", Path(out) / "metrics.jsonl", *written]))
     return summary
 
 
@@ -182,12 +199,23 @@ class Args(Generic[ConfigT]):
     grid: tuple[str, ...] = ()
     """Sweep values as name=v1,v2 (e.g. lr=1e-4,3e-4 hidden=64x64,128x128)."""
     out: str = ""
-    """Directory for summary.json, metrics.npz and learning_curve.png (default runs/<algorithm>;
-    'none' to write nothing)."""
-    progress: bool = True
-    """Print progress from inside the compiled program (sets log_interval when it is 0)."""
+    """Run directory: record.json, metrics.jsonl, summary.json, curves.npz, plots, checkpoints
+    (default runs/<algorithm>; 'none' to write nothing)."""
+    progress: bool = dataclasses.field(default_factory=progress_lib.enabled_by_default)
+    """Progress bar from inside the compiled program (default: on when stdout is a terminal).
+    Reports come every --log-interval updates (0: about 100 per run)."""
     plot: bool = True
-    """Write the learning-curve PNG."""
+    """Write learning curves (IQM over seeds, 95% CI) and, for two or more grid axes, a heatmap."""
+    checkpoint_every: int = 0
+    """Save the whole training state every this many updates (0: never)."""
+    keep: int = 3
+    """Checkpoints kept."""
+    resume: bool = False
+    """Continue from the newest complete checkpoint in --out (same settings)."""
+    tensorboard: bool = False
+    """Write TensorBoard event files to <out>/tensorboard."""
+    wandb: str = ""
+    """Log to this Weights & Biases project (needs wandb installed; off when empty)."""
 
 
 def cli(
@@ -209,8 +237,9 @@ def cli(
         config, label = prepare(args) if prepare else (args.config, name)
         out = None if args.out == "none" else (args.out or f"runs/{label.lower()}")
         return run(
-            algo.train, config, seeds=args.seeds, grid_specs=args.grid, out=out,
-            progress=args.progress, plot=args.plot, name=label,
+            algo, config, seeds=args.seeds, grid_specs=args.grid, out=out, progress=args.progress, plot=args.plot,
+            name=label, checkpoint_every=args.checkpoint_every, keep=args.keep, resume=args.resume,
+            tensorboard=args.tensorboard, wandb_project=args.wandb or None,
         )
-    except ConfigError as err:
+    except (ConfigError, CheckpointError, ImportError) as err:
         sys.exit(f"error: {err}")

@@ -4,7 +4,7 @@ One *iteration* steps ``num_envs`` envs ``train_freq`` times together, writes th
 to the replay buffer, then runs ``gradient_steps`` updates on minibatches sampled from it, all
 inside ``lax.scan``. The update-to-data ratio is ``gradient_steps / (num_envs * train_freq)``.
 The first ``learning_starts`` env steps take uniformly random actions and do not learn; ``train``
-runs them as a scan of their own, so no compute is spent on masked-out updates.
+branches on the (unbatched) iteration number, so no compute is spent on masked-out updates.
 
 An algorithm supplies three pure functions (:class:`Algorithm`) and its Config subclasses
 :class:`Config`; stored continuous actions are scaled to [-1, 1] and mapped to the env's bounds
@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from purejaxlib import envs as envs_lib
-from purejaxlib import progress, replay
+from purejaxlib import replay, training
 from purejaxlib.config import EnvConfig, static, traced
 from purejaxlib.networks import ACTIVATIONS
 from purejaxlib.rollout import episode_metrics, rollout
@@ -242,38 +242,25 @@ def _iteration(config: Config, algo: Algorithm, state: State, learn: bool, index
     return State(learner, buffer, env_state, obs, key, iteration), metrics
 
 
-def step(config: Config, state: State, algo: Algorithm) -> tuple[State, dict[str, jax.Array]]:
+def step(config: Config, state: State, algo: Algorithm, index: jax.Array | None = None) -> tuple[State, dict[str, jax.Array]]:
     """One iteration: random actions and no updates during warm-up, learning afterwards.
 
-    ``train`` avoids the runtime branch (under ``vmap`` both sides would run) by scanning the
-    two phases separately.
+    Pass ``index`` (the iteration's number, unbatched under ``vmap``, as ``train`` does) so the
+    phase is a real branch; without it the phase comes from ``state.iteration``, which under
+    ``vmap`` is batched and makes the branch a select that runs both sides.
     """
-    warm = state.iteration < config.warmup_iterations
+    number = state.iteration if index is None else index
     return jax.lax.cond(
-        warm,
-        lambda s: _iteration(config, algo, s, False, s.iteration),
-        lambda s: _iteration(config, algo, s, True, s.iteration),
+        number < config.warmup_iterations,
+        lambda s: _iteration(config, algo, s, False, number),
+        lambda s: _iteration(config, algo, s, True, number),
         state,
     )
 
 
 def train(config: Config, key: jax.Array, algo: Algorithm) -> TrainResult:
-    """``init``, the warm-up iterations, then the learning iterations, each a ``lax.scan``."""
-    state = init(config, key, algo)
-
-    def phase(learn: bool):
-        def body(state, index):
-            state, metrics = _iteration(config, algo, state, learn, index)
-            progress.report(index, config.num_iterations, metrics["episode_return"], config.log_interval)
-            return state, metrics
-
-        return body
-
-    warmup = config.warmup_iterations
-    state, warm_metrics = jax.lax.scan(phase(False), state, jnp.arange(warmup))
-    state, metrics = jax.lax.scan(phase(True), state, jnp.arange(warmup, config.num_iterations))
-    metrics = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), warm_metrics, metrics)
-    return TrainResult(state, metrics)
+    """``init`` then ``num_iterations`` calls of ``step`` inside ``lax.scan``."""
+    return TrainResult(*training.train(lambda c, k: init(c, k, algo), lambda c, s, i: step(c, s, algo, i), config, key))
 
 
 def bind(algo: Algorithm) -> tuple[Callable, Callable, Callable]:
@@ -283,12 +270,14 @@ def bind(algo: Algorithm) -> tuple[Callable, Callable, Callable]:
         """Learner, empty replay buffer and reset envs."""
         return init(config, key, algo)
 
-    def bound_step(config: Config, state: State) -> tuple[State, dict[str, jax.Array]]:
-        """One iteration: collect ``train_freq`` steps of ``num_envs`` envs, store, update."""
-        return step(config, state, algo)
+    def bound_step(config: Config, state: State, index: jax.Array | None = None) -> tuple[State, dict[str, jax.Array]]:
+        """One iteration: collect ``train_freq`` steps of ``num_envs`` envs, store, update.
+
+        ``index``: the iteration's number, unbatched under ``vmap`` (see :func:`step`)."""
+        return step(config, state, algo, index)
 
     def bound_train(config: Config, key: jax.Array) -> TrainResult:
-        """``init``, warm-up and learning iterations, each phase a ``lax.scan``; jit- and vmap-able."""
+        """``init`` then every iteration in one ``lax.scan``; jit- and vmap-able."""
         return train(config, key, algo)
 
     return bound_init, bound_step, bound_train

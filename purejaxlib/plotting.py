@@ -1,50 +1,246 @@
-"""Learning-curve plots of sweep results (matplotlib, headless)."""
+"""Plots of sweep results (matplotlib, headless): learning curves and sweep heatmaps.
+
+Both take a :class:`purejaxlib.SweepResult` (or anything with its ``metrics``, ``axes`` and
+``grid``) and write a PNG and an SVG next to each other. Aggregates follow the rliable
+methodology of :mod:`purejaxlib.stats`: interquartile mean over seeds, stratified bootstrap CIs.
+
+>>> learning_curves(result, "out/learning_curve")          # out/learning_curve.{png,svg}
+>>> sweep_heatmap(result, "out/heatmap", x="lr", y="ent_coef")
+"""
 
 from __future__ import annotations
 
-import warnings
+import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from purejaxlib import stats
 
-def learning_curves(result: Any, path: str | Path, metric: str = "episode_return", title: str = "") -> Path:
-    """One line per grid point: mean over seeds against env steps, band from min to max seed.
+__all__ = ["learning_curves", "sweep_heatmap", "curve_band", "final_scores", "heatmap_values", "format_value"]
 
-    ``result`` is a :class:`purejaxlib.SweepResult`; writes ``path`` (PNG or SVG by suffix).
-    """
+CONFIDENCE = 0.95
+_IMAGE_SUFFIXES = {".png", ".svg", ".pdf", ".jpg", ".jpeg"}
+
+
+def _pyplot() -> Any:
+    """pyplot on the non-interactive Agg backend: plots are written from scripts and CI, never shown."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    values = np.asarray(result.metrics[metric], dtype=np.float64)
-    steps = np.asarray(result.metrics["env_steps"], dtype=np.float64)
-    grid_names = [a for a in result.axes if a != "seed"]
-    grid_shape = values.shape[: len(grid_names)]
-    num_seeds = values.shape[len(grid_names)]
+    return plt
+
+
+# ----------------------------------------------------------------------------- pure helpers
+
+
+def format_value(value: Any) -> str:
+    """Compact label of one grid value: ``3e-04 -> "0.0003"``, ``(64, 64) -> "(64,64)"``."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, (tuple, list)):
+        return "(" + ",".join(format_value(v) for v in value) + ")"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def grid_axes(result: Any) -> list[str]:
+    """The non-seed leading axes of ``result``, in order."""
+    return [a for a in result.axes if a != "seed"]
+
+
+def _metric(result: Any, metric: str) -> np.ndarray:
+    """``result.metrics[metric]`` as float64 ``[grid..., seeds, points]``, or a ValueError listing metrics."""
+    if metric not in result.metrics:
+        raise ValueError(f"no metric {metric!r} in this result; available metrics: {', '.join(sorted(result.metrics))}")
+    values = np.asarray(result.metrics[metric], np.float64)
+    if values.ndim != len(result.axes) + 1:
+        raise ValueError(
+            f"metric {metric!r} has shape {values.shape}; expected the leading axes {tuple(result.axes)} "
+            "and one axis of points"
+        )
+    return values
+
+
+def curve_band(
+    values: np.ndarray, reps: int = 1000, seed: int = 0, confidence: float = CONFIDENCE
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``[seeds, points] -> (iqm, low, high)``, each ``[points]``: what one learning curve draws.
+
+    NaN entries are ignored per point; ``low``/``high`` are NaN (no band) where fewer than two
+    seeds are finite, so a single seed gives just the line.
+    """
+    return stats.iqm_bands(values, reps=reps, confidence=confidence, seed=seed, min_runs=2)
+
+
+def curve_steps(steps: np.ndarray) -> np.ndarray:
+    """``[seeds, points] -> [points]``: each point's env steps, from the first seed that has it.
+
+    Seeds of one grid point share a config, so their steps agree; NaN only where every seed is
+    padding.
+    """
+    steps = np.asarray(steps, np.float64)
+    finite = np.isfinite(steps)
+    first = np.argmax(finite, axis=0)
+    x = np.take_along_axis(steps, first[None], axis=0)[0]
+    return np.where(finite.any(axis=0), x, np.nan)
+
+
+def final_scores(values: np.ndarray, final_fraction: float = 0.1) -> np.ndarray:
+    """``[..., points] -> [...]``: each run's mean over the last ``final_fraction`` of its finite points.
+
+    At least one point counts; NaN for a run with no finite point.
+    """
+    if not 0.0 < final_fraction <= 1.0:
+        raise ValueError(f"final_fraction must lie in (0, 1], got {final_fraction}")
+    x = np.asarray(values, np.float64)
+    finite = np.isfinite(x)
+    n = finite.sum(axis=-1, keepdims=True)
+    k = np.maximum(1, np.ceil(final_fraction * n))
+    from_end = np.cumsum(finite[..., ::-1], axis=-1)[..., ::-1]  # finite points at or after each one
+    keep = finite & (from_end <= k)
+    total = np.where(keep, x, 0.0).sum(axis=-1)
+    count = keep.sum(axis=-1)
+    return np.divide(total, count, out=np.full(total.shape, np.nan), where=count > 0)
+
+
+def _check_heatmap_axes(result: Any, x: str, y: str) -> None:
+    names = grid_axes(result)
+    available = ", ".join(names) if names else "none (only seeds)"
+    for which, name in (("x", x), ("y", y)):
+        if name not in names:
+            raise ValueError(f"sweep_heatmap: {which}={name!r} is not a grid axis of this result; grid axes: {available}")
+    if x == y:
+        raise ValueError(f"sweep_heatmap: x and y are both {x!r}; pick two different grid axes from: {available}")
+
+
+def heatmap_values(
+    result: Any, x: str, y: str, metric: str = "episode_return", final_fraction: float = 0.1
+) -> np.ndarray:
+    """``[len(grid[x]), len(grid[y])]`` final IQMs: per cell, the IQM of the final scores of its
+    runs, which are all seeds and all values of the remaining grid axes, pooled."""
+    _check_heatmap_axes(result, x, y)
+    scores = final_scores(_metric(result, metric), final_fraction)  # [grid..., seeds]
+    axes = list(result.axes)
+    cells = np.moveaxis(scores, [axes.index(x), axes.index(y)], [0, 1])
+    cells = cells.reshape(cells.shape[0], cells.shape[1], -1)
+    return stats.nan_iqm(cells, axis=-1)
+
+
+def image_paths(path: str | Path) -> list[Path]:
+    """``out/curve``, ``out/curve.png`` or ``out/curve.svg`` -> ``[out/curve.png, out/curve.svg]``."""
+    path = Path(path)
+    stem = path.with_suffix("") if path.suffix.lower() in _IMAGE_SUFFIXES else path
+    return [stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".svg")]
+
+
+def _save(fig: Any, path: str | Path) -> list[Path]:
+    """Writes ``fig`` as PNG and SVG (SVG without a date, so reruns give the same file)."""
+    plt = _pyplot()
+    paths = image_paths(path)
+    paths[0].parent.mkdir(parents=True, exist_ok=True)
+    with plt.rc_context({"svg.hashsalt": "purejaxlib"}):
+        fig.savefig(paths[0], dpi=120)
+        fig.savefig(paths[1], metadata={"Date": None})
+    plt.close(fig)
+    return paths
+
+
+def _title(title: str, subtitle: str) -> str:
+    return f"{title}\n{subtitle}" if title else subtitle
+
+
+def _colors(plt: Any, count: int) -> list[Any]:
+    # tab10 stays distinguishable up to 10 lines; past that its colours would repeat.
+    cmap = plt.get_cmap("tab10") if count <= 10 else plt.get_cmap("viridis")
+    return [cmap(i) if count <= 10 else cmap(i / max(count - 1, 1)) for i in range(count)]
+
+
+# ----------------------------------------------------------------------------- plots
+
+
+def learning_curves(
+    result: Any,
+    path: str | Path,
+    metric: str = "episode_return",
+    title: str = "",
+    reps: int = 1000,
+    seed: int = 0,
+) -> list[Path]:
+    """One line per grid point: IQM over seeds against env steps, with a 95% stratified bootstrap
+    band of that IQM per point (no band with one seed, or where fewer than two seeds have a value).
+
+    Writes ``<path stem>.png`` and ``.svg`` and returns both paths.
+    """
+    plt = _pyplot()
+    values = _metric(result, metric)
+    steps = _metric(result, "env_steps")
+    names = grid_axes(result)
+    grid_shape = values.shape[: len(names)]
+    num_seeds = values.shape[len(names)]
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    for index in np.ndindex(*grid_shape):
-        curves = values[index]  # [seeds, updates]
-        x = steps[index][0]
-        with warnings.catch_warnings():  # all-NaN columns: padded or before any episode ended
-            warnings.simplefilter("ignore", RuntimeWarning)
-            mean = np.nanmean(curves, axis=0)
-            low, high = np.nanmin(curves, axis=0), np.nanmax(curves, axis=0)
-        label = ", ".join(f"{n}={result.grid[n][i]}" for n, i in zip(grid_names, index)) or "mean"
-        line = ax.plot(x, mean, label=label, lw=1.6)[0]
-        if num_seeds > 1:
-            ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2, lw=0)
+    indices = list(np.ndindex(*grid_shape))
+    for index, color in zip(indices, _colors(plt, len(indices))):
+        iqm, low, high = curve_band(values[index], reps=reps, seed=seed)
+        x = curve_steps(steps[index])
+        label = ", ".join(f"{n}={format_value(result.grid[n][i])}" for n, i in zip(names, index)) or "IQM"
+        ax.plot(x, iqm, label=label, lw=1.6, color=color)
+        band = np.isfinite(x) & np.isfinite(low) & np.isfinite(high)
+        if band.any():
+            ax.fill_between(x, low, high, where=band, color=color, alpha=0.2, lw=0)
     ax.set_xlabel("env steps per agent")
     ax.set_ylabel(metric.replace("_", " "))
-    band = f"mean over {num_seeds} seeds, band from worst to best seed" if num_seeds > 1 else "1 seed"
-    ax.set_title(f"{title}\n{band}" if title else band, fontsize=10)
+    subtitle = (
+        f"IQM over {num_seeds} seeds, {CONFIDENCE:.0%} bootstrap CI" if num_seeds > 1 else "1 seed"
+    )
+    ax.set_title(_title(title, subtitle), fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    ax.legend(fontsize=8, loc="best", ncol=1 if len(indices) <= 8 else 2)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
+
+
+def sweep_heatmap(
+    result: Any,
+    path: str | Path,
+    x: str,
+    y: str,
+    metric: str = "episode_return",
+    final_fraction: float = 0.1,
+    title: str = "",
+) -> list[Path]:
+    """Grid axis ``x`` against grid axis ``y``, each cell the final IQM of ``metric`` (see
+    :func:`heatmap_values`), annotated with its value. Writes ``<path stem>.png`` and ``.svg``."""
+    plt = _pyplot()
+    z = heatmap_values(result, x, y, metric, final_fraction)  # [nx, ny]
+    names = grid_axes(result)
+    pooled = [n for n in names if n not in (x, y)]
+    num_seeds = len(result.grid["seed"])
+    fig, ax = plt.subplots(figsize=(max(6.0, 2.0 + 0.9 * z.shape[0]), max(4.0, 1.8 + 0.6 * z.shape[1])))
+    finite = z[np.isfinite(z)]
+    image = ax.imshow(np.ma.masked_invalid(z.T), origin="lower", aspect="auto", cmap="viridis")
+    fig.colorbar(image, ax=ax, label=f"final IQM {metric.replace('_', ' ')}")
+    middle = (finite.min() + finite.max()) / 2 if finite.size else 0.0
+    for i, j in np.ndindex(*z.shape):
+        v = z[i, j]
+        # Dark text on the bright (high) end of viridis, light text on the dark end.
+        text, color = (f"{v:.3g}", "black" if v > middle else "white") if np.isfinite(v) else ("n/a", "gray")
+        ax.text(i, j, text, ha="center", va="center", fontsize=8, color=color)
+    ax.set_xticks(range(z.shape[0]), [format_value(v) for v in result.grid[x]])
+    ax.set_yticks(range(z.shape[1]), [format_value(v) for v in result.grid[y]])
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    runs = num_seeds * math.prod(len(result.grid[n]) for n in pooled)
+    over = f"{num_seeds} seeds" + (f" x all {', '.join(pooled)} pooled ({runs} runs per cell)" if pooled else "")
+    subtitle = f"final IQM over {over}\nrun score: mean {metric} over its last {final_fraction:.0%} of points"
+    ax.set_title(_title(title, subtitle), fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)

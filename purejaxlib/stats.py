@@ -8,6 +8,7 @@ draws runs with replacement within every task independently, so tasks keep their
 >>> stats.iqm(returns)                                   # interquartile mean
 >>> stats.interval_estimates(returns, reps=2000, seed=0)  # {"iqm": (point, low, high), ...}
 >>> stats.probability_of_improvement(ours, theirs)       # P(ours > theirs), with a CI
+>>> stats.iqm_bands(curves, reps=1000)                   # per-point IQM and CI of [seeds, points]
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ __all__ = [
     "stratified_bootstrap_ci",
     "interval_estimates",
     "probability_of_improvement",
+    "nan_iqm",
+    "iqm_bands",
 ]
 
 Statistic = Callable[[np.ndarray], float]
@@ -110,3 +113,65 @@ def probability_of_improvement(
     alpha = (1.0 - confidence) / 2.0
     low, high = np.quantile(values, [alpha, 1.0 - alpha])
     return _improvement(a, b), float(low), float(high)
+
+
+def nan_iqm(values: np.ndarray, axis: int = 0) -> np.ndarray:
+    """IQM along ``axis`` of the finite entries only, for many slices at once.
+
+    Each slice's non-finite entries (NaN: padding, or no episode finished yet) are dropped and
+    :func:`iqm` is taken of the rest; NaN where a slice has none. The result has ``axis`` removed.
+    """
+    x = np.moveaxis(np.asarray(values, np.float64), axis, -1)
+    x = np.sort(np.where(np.isfinite(x), x, np.nan), axis=-1)  # NaN sort last
+    n = np.isfinite(x).sum(axis=-1, keepdims=True)
+    cut = n // 4  # == int(0.25 * n), as in iqm
+    rank = np.arange(x.shape[-1])
+    keep = (rank >= cut) & (rank < n - cut)
+    total = np.where(keep, x, 0.0).sum(axis=-1)
+    count = keep.sum(axis=-1)
+    return np.divide(total, count, out=np.full(total.shape, np.nan), where=count > 0)
+
+
+# Bound on the resample array's entries (reps x runs x points chunk): about 64 MB of float64.
+_BAND_CHUNK_ENTRIES = 8_000_000
+
+
+def iqm_bands(
+    values: np.ndarray, *, reps: int = 2000, confidence: float = 0.95, seed: int = 0, min_runs: int = 2
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-point IQM over runs with a bootstrap interval: ``[runs, points]`` -> 3 x ``[points]``.
+
+    Each point (a column, e.g. one x value of a learning curve) is one task on its own: its finite
+    runs are resampled with replacement, which is the stratified bootstrap of a single task. NaN
+    entries are ignored per point; ``low``/``high`` are NaN where fewer than ``min_runs`` runs are
+    finite, the IQM is NaN where none are. Vectorized over points: same estimator as
+    :func:`stratified_bootstrap_ci` with :func:`iqm`, different random draws.
+    """
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    if reps < 1:
+        raise ValueError(f"reps must be >= 1, got {reps}")
+    x = np.asarray(values, np.float64)
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise ValueError(f"values must have shape [runs, points] with runs >= 1, got {np.shape(values)}")
+    runs, points = x.shape
+    point = nan_iqm(x, axis=0)
+    low, high = np.full(points, np.nan), np.full(points, np.nan)
+    finite = np.isfinite(x)
+    # Finite runs first in every column, so a column's finite runs are its first n rows.
+    x = np.sort(np.where(finite, x, np.nan), axis=0).T  # [points, runs]
+    n = finite.sum(axis=0)
+    rng = np.random.default_rng(seed)
+    alpha = (1.0 - confidence) / 2.0
+    # Columns with the same number of finite runs are resampled together, free of NaN masks.
+    for m in np.unique(n[n >= max(min_runs, 1)]):
+        columns = np.flatnonzero(n == m)
+        cut = int(m) // 4  # as in iqm
+        chunk = max(1, _BAND_CHUNK_ENTRIES // (reps * int(m)))
+        for start in range(0, columns.size, chunk):
+            cols = columns[start : start + chunk]
+            index = rng.integers(0, m, size=(reps, cols.size, m))
+            samples = np.sort(x[cols[None, :, None], index], axis=-1)  # [reps, cols, m]
+            iqms = samples[..., cut : m - cut].mean(axis=-1)
+            low[cols], high[cols] = np.quantile(iqms, [alpha, 1.0 - alpha], axis=0)
+    return point, low, high

@@ -9,7 +9,6 @@ program, run one after another. The flat batch of agents (traced grid x seeds) i
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import itertools
 import time
@@ -35,12 +34,15 @@ class SweepResult(NamedTuple):
       grid: the values along each leading axis (``grid["seed"]`` lists the seeds).
       programs: one entry per compiled program: its static grid values, the final training
         state with leading axes (traced grid axes..., seed), compile and run seconds.
+      record: the run record (config, versions, times...) when the run came from
+        :func:`purejaxlib.runner.run_experiment`, else None.
     """
 
     metrics: dict[str, np.ndarray]
     axes: tuple[str, ...]
     grid: dict[str, list]
     programs: list[dict[str, Any]]
+    record: dict[str, Any] | None = None
 
     @property
     def compile_seconds(self) -> float:
@@ -136,13 +138,40 @@ def _pad_batch(tree: Any, size: int) -> Any:
     return jax.tree.map(pad, tree)
 
 
-def _vmapped(train: Callable, devices: Sequence[Any]) -> Callable:
-    fn = jax.vmap(train)
+def member_ids(batch: int, padded: int) -> np.ndarray:
+    """``[padded]`` int32 member indices, -1 for padding (its reports are ignored)."""
+    return np.where(np.arange(padded) < batch, np.arange(padded), -1).astype(np.int32)
+
+
+def with_member(fn: Callable) -> Callable:
+    """``fn(*args)`` as ``wrapped(member, *args)``: reports from inside carry ``member``."""
+
+    def wrapped(member: jax.Array, *args: Any) -> Any:
+        with progress.member(member):
+            return fn(*args)
+
+    return wrapped
+
+
+def vmapped(fn: Callable, devices: Sequence[Any], in_axes: Sequence[int | None] | None = None,
+            donate_argnums: tuple[int, ...] = ()) -> Callable:
+    """``jit(vmap(fn))``, sharded over ``devices`` along the batch axis when there are several.
+
+    ``in_axes`` as for ``vmap`` (0: batched and sharded, None: the same for every member);
+    ``donate_argnums`` lets XLA reuse those arguments' buffers for the outputs.
+    """
+    fn = jax.vmap(fn, in_axes=tuple(in_axes) if in_axes is not None else 0)
     if len(devices) > 1:
         mesh = Mesh(np.asarray(devices), ("batch",))
         spec = PartitionSpec("batch")
-        fn = jax.shard_map(fn, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)
-    return jax.jit(fn)
+        in_specs = spec if in_axes is None else tuple(PartitionSpec() if a is None else spec for a in in_axes)
+        fn = jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=spec, check_vma=False)
+    return jax.jit(fn, donate_argnums=donate_argnums)
+
+
+def padded_size(batch: int, devices: Sequence[Any]) -> int:
+    """The batch rounded up to a multiple of the device count."""
+    return -(-batch // len(devices)) * len(devices)
 
 
 def run_batch(
@@ -154,9 +183,9 @@ def run_batch(
     """
     devices = list(devices) if devices is not None else jax.devices()
     batch = keys.shape[0]
-    padded = -(-batch // len(devices)) * len(devices)
-    args = _pad_batch((config_batch, keys), padded)
-    fn = _vmapped(train, devices)
+    padded = padded_size(batch, devices)
+    args = (member_ids(batch, padded), *_pad_batch((config_batch, keys), padded))
+    fn = vmapped(with_member(train), devices)
     t0 = time.perf_counter()
     compiled = fn.lower(*args).compile()
     compile_s = time.perf_counter() - t0
@@ -168,25 +197,48 @@ def run_batch(
     return out, compile_s, run_s
 
 
-def sweep(
-    train: Callable,
-    config: Any,
-    seeds: int | Sequence[int] = 1,
-    *,
-    devices: Sequence[Any] | None = None,
-    **grid: Sequence[Any],
-) -> SweepResult:
-    """Trains every grid point x seed; returns metrics with leading axes (grid..., seed).
+class Program(NamedTuple):
+    """One compiled program of a sweep: a combination of static grid values."""
 
-    Args:
-      train: ``train(config, key) -> result`` with ``result.metrics`` and ``result.state``.
-      config: base config; grid values replace its fields.
-      seeds: number of seeds (0..n-1) or an explicit list; seed ``s`` uses ``jax.random.key(s)``,
-        so entry ``[..., j]`` equals ``train(config_i, jax.random.key(seeds[j]))``.
-      devices: devices to shard the agent batch over (default: all of ``jax.devices()``).
-      **grid: field name -> list of values; ``env_params={"gravity": [5.0, 9.8]}`` (or the key
-        ``"env_params.gravity"``) sweeps an env param.
-    """
+    static: dict[str, Any]  # its static grid values
+    base: Any  # the config with those values
+    config_batch: Any  # traced leaves with a leading member axis [G * S]
+    num_points: int  # G, the traced grid points
+
+
+class Plan(NamedTuple):
+    """A validated sweep: its grid (env_params flattened to ``env_params.<name>`` keys), seeds and programs."""
+
+    grid: dict[str, list[Any]]
+    seeds: list[int]
+    keys: jax.Array  # [S] one PRNG key per seed
+    static_names: list[str]
+    traced_names: list[str]
+    traced_grid: dict[str, list[Any]]
+    points: list[Program]
+
+    def unflatten(self, tree: Any) -> Any:
+        """Leading member axis ``[G * S]`` -> grid axes ``[traced grid..., S]``."""
+        shape = tuple(len(v) for v in self.traced_grid.values()) + (len(self.seeds),)
+        return jax.tree.map(lambda x: x.reshape(shape + x.shape[1:]), tree)
+
+    def result(self, programs: list[dict[str, Any]], record: dict[str, Any] | None = None) -> SweepResult:
+        """Each program's ``metrics`` (``[traced grid..., S, ...]``) placed on the whole grid."""
+        metrics = _assemble(programs, self.grid, self.static_names, self.traced_names, len(self.seeds))
+        values = {**{n: list(v) for n, v in self.grid.items()}, "seed": list(self.seeds)}
+        return SweepResult(metrics, tuple(self.grid) + ("seed",), values, programs, record)
+
+    def members(self, program: Program) -> list[dict[str, Any]]:
+        """Each member's labels (grid values and seed) in batch order ``g * S + s``."""
+        out = []
+        for values in itertools.product(*self.traced_grid.values()):
+            for seed in self.seeds:
+                out.append({**program.static, **dict(zip(self.traced_grid, values)), "seed": seed})
+        return out
+
+
+def make_plan(config: Any, seeds: int | Sequence[int], grid: dict[str, Sequence[Any]]) -> Plan:
+    """Validates the grid and seeds and builds every program's config before anything runs."""
     seed_list = _seed_list(seeds)
     if "env_params" in grid and not isinstance(grid["env_params"], dict):
         raise ConfigError(
@@ -197,44 +249,62 @@ def sweep(
         grid = {**{k: v for k, v in grid.items() if k != "env_params"},
                 **{ENV_PARAM_PREFIX + k: v for k, v in grid["env_params"].items()}}
     static_names, traced_names = _check_grid(config, grid)
-    traced_grid = {n: list(grid[n]) for n in traced_names}
+    grid = {n: list(v) for n, v in grid.items()}
+    traced_grid = {n: grid[n] for n in traced_names}
     keys = jnp.stack([jax.random.key(s) for s in seed_list])
-    num_seeds = len(seed_list)
-
     # Build (and so validate) every program's config before running any of them: a bad value
     # late in a static grid must not cost the runs before it.
     points = []
     for static_values in itertools.product(*(grid[n] for n in static_names)):
         static_point = dict(zip(static_names, static_values))
         base = config.replace(**static_point)
-        points.append((static_point, base, *_batched_config(base, traced_grid, num_seeds)))
+        points.append(Program(static_point, base, *_batched_config(base, traced_grid, len(seed_list))))
+    return Plan(grid, seed_list, keys, static_names, traced_names, traced_grid, points)
 
+
+def sweep(
+    train: Callable,
+    config: Any,
+    seeds: int | Sequence[int] = 1,
+    *,
+    devices: Sequence[Any] | None = None,
+    progress_bar: bool | None = None,
+    **grid: Sequence[Any],
+) -> SweepResult:
+    """Trains every grid point x seed; returns metrics with leading axes (grid..., seed).
+
+    Args:
+      train: ``train(config, key) -> result`` with ``result.metrics`` and ``result.state``.
+      config: base config; grid values replace its fields.
+      seeds: number of seeds (0..n-1) or an explicit list; seed ``s`` uses ``jax.random.key(s)``,
+        so entry ``[..., j]`` equals ``train(config_i, jax.random.key(seeds[j]))``.
+      devices: devices to shard the agent batch over (default: all of ``jax.devices()``).
+      progress_bar: draw a progress bar from the config's ``log_interval`` reports (default: when
+        stdout is a terminal and not under pytest).
+      **grid: field name -> list of values; ``env_params={"gravity": [5.0, 9.8]}`` (or the key
+        ``"env_params.gravity"``) sweeps an env param.
+    """
+    plan = make_plan(config, seeds, grid)
+    num_seeds = len(plan.seeds)
     programs = []
-    for static_point, base, config_batch, num_points in points:
-        batch_keys = jnp.tile(keys, num_points)
-        members = num_points * num_seeds
-        if getattr(base, "log_interval", 0) > 0:
-            ctx = progress.track(base.num_updates, members, base.steps_per_update)
-        else:
-            ctx = contextlib.nullcontext()
-        with ctx:
-            out, compile_s, run_s = run_batch(train, config_batch, batch_keys, devices)
-        traced_shape = tuple(len(v) for v in traced_grid.values())
+    for program in plan.points:
+        batch_keys = jnp.tile(plan.keys, program.num_points)
+        members = program.num_points * num_seeds
+        base = program.base
+        show = progress.enabled_by_default() if progress_bar is None else progress_bar
+        sinks = [progress.ProgressBar(base.num_updates, base.steps_per_update, members)] if show else []
+        with progress.track(members, sinks):
+            out, compile_s, run_s = run_batch(train, program.config_batch, batch_keys, devices)
         programs.append(
             {
-                "static": static_point,
-                "state": jax.tree.map(lambda x: x.reshape(traced_shape + (num_seeds,) + x.shape[1:]), out.state),
-                "metrics": {k: np.asarray(v).reshape(traced_shape + (num_seeds,) + v.shape[1:]) for k, v in out.metrics.items()},
+                "static": program.static,
+                "state": plan.unflatten(out.state),
+                "metrics": {k: plan.unflatten(np.asarray(v)) for k, v in out.metrics.items()},
                 "compile_seconds": compile_s,
                 "run_seconds": run_s,
             }
         )
-
-    axes = tuple(grid) + ("seed",)
-    metrics = _assemble(programs, grid, static_names, traced_names, num_seeds)
-    values = {n: list(grid[n]) for n in grid}
-    values["seed"] = seed_list
-    return SweepResult(metrics, axes, values, programs)
+    return plan.result(programs)
 
 
 def _assemble(programs, grid, static_names, traced_names, num_seeds) -> dict[str, np.ndarray]:

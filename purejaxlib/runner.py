@@ -1,0 +1,390 @@
+"""Experiments with files: chunked training with checkpoints, resume, logs and a run record.
+
+:func:`run_experiment` trains a sweep (seeds x grid, vmapped and sharded as in
+:func:`purejaxlib.sweep`) in *chunks* of updates: one compiled chunk, a host loop around it.
+Between chunks it saves the whole training state of every member with orbax (params, optimizer
+state, env states, replay buffers, normalization statistics, PRNG keys, counters), so a killed
+run started again with ``resume=True`` continues from its last complete checkpoint and ends
+bitwise-identical to a run never interrupted. Metrics reach the host from inside the compiled
+chunk every ``log_interval`` updates (:mod:`purejaxlib.progress`) and go to a progress bar,
+``metrics.jsonl``, TensorBoard and W&B as asked; the run keeps only a bounded learning curve in
+memory. The run directory::
+
+    record.json          config, grid, seeds, versions, backend, devices, git commit, command,
+                         one entry per session (resumed from, wall, compile and run seconds)
+    metrics.jsonl        one record per member per reported update, with its grid values and seed
+    checkpoints/program-<p>/<update>/   orbax checkpoints of program p (the last ``keep``)
+    tensorboard/<member>/  event files (when asked)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from purejaxlib import loggers, progress, training
+from purejaxlib.checkpoint import Checkpoints, IncompatibleCheckpoint
+from purejaxlib.config import ConfigError
+from purejaxlib.sweep import SweepResult, make_plan, member_ids, padded_size, vmapped, with_member, _pad_batch
+
+RECORD = "record.json"
+METRICS = "metrics.jsonl"
+# Fields that change what is logged, not what is computed: a resumed run may change them.
+NON_NUMERIC_FIELDS = ("log_interval",)
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages a result depends on."""
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for name in ("purejaxlib", "jax", "jaxlib", "flax", "optax", "chex", "gymnax", "brax", "distrax", "orbax-checkpoint", "numpy"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def git_state(path: str | Path | None = None) -> dict[str, Any] | None:
+    """``{"commit", "dirty"}`` of the git checkout holding purejaxlib's source, or None."""
+    where = Path(path) if path else Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=10)
+        if commit.returncode != 0:
+            return None
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=where,
+                                capture_output=True, text=True, timeout=10)
+        return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def environment_record() -> dict[str, Any]:
+    """Where a run ran: versions, backend, devices, host, git commit of the code."""
+    return {
+        "versions": package_versions(),
+        "backend": jax.default_backend(),
+        "devices": [str(d) for d in jax.devices()],
+        "host": socket.gethostname(),
+        "platform": platform.platform(),
+        "git": git_state(),
+    }
+
+
+def _identity(algorithm: str, config: Any, plan: Any, program: Any, p: int) -> dict[str, Any]:
+    """What a checkpoint must match to be resumed: algorithm, config, grid, seeds, program."""
+    numeric = {k: v for k, v in config.to_dict().items() if k not in NON_NUMERIC_FIELDS}
+    return loggers.json_value({
+        "algorithm": algorithm, "config": numeric, "grid": plan.grid, "seeds": plan.seeds, "program": p,
+        "static": program.static,
+    })
+
+
+def _mismatch(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """``name: saved vs now`` for every field that differs."""
+    out = []
+    for key in ("algorithm", "grid", "seeds", "program"):
+        if saved.get(key) != now.get(key):
+            out.append(f"{key}: {saved.get(key)!r} (checkpoint) vs {now.get(key)!r} (now)")
+    old, new = saved.get("config", {}), now.get("config", {})
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) != new.get(key):
+            out.append(f"{key}: {old.get(key)!r} (checkpoint) vs {new.get(key)!r} (now)")
+    return out
+
+
+def _check_identity(directory: Path, expected: dict[str, Any]):
+    def check(meta: dict[str, Any]) -> None:
+        problems = _mismatch(meta.get("identity", {}), expected)
+        if problems:
+            raise IncompatibleCheckpoint(
+                f"the checkpoint in {directory} was written by a different run, so it cannot be resumed "
+                f"with these settings; mismatched fields: " + "; ".join(problems)
+                + ". Run with the checkpoint's settings, or use another output directory."
+            )
+
+    return check
+
+
+@dataclasses.dataclass
+class _Session:
+    """Timing of this invocation, for the record."""
+
+    started: float = dataclasses.field(default_factory=time.time)
+    compile_seconds: float = 0.0
+    run_seconds: float = 0.0
+    checkpoint_seconds: float = 0.0
+    resumed_from: dict[str, int] = dataclasses.field(default_factory=dict)
+
+
+def _replay_curve(curve: progress.Curve, records: list[dict[str, Any]], members: int, label_names: Sequence[str]) -> None:
+    """Feeds a program's logged records back through ``curve``, as they first arrived."""
+    by_update: dict[int, list[dict[str, Any]]] = {}
+    for r in records:
+        by_update.setdefault(int(r["update"]), []).append(r)
+    labels = {"program", "member", "update", *label_names}
+    for update in sorted(by_update):
+        rows = sorted(by_update[update], key=lambda r: r["member"])
+        if len(rows) != members:
+            continue
+        names = [k for k in rows[0] if k not in labels and isinstance(rows[0][k], (int, float, type(None)))]
+        curve(update, {n: np.asarray([np.nan if r.get(n) is None else r[n] for r in rows], np.float64) for n in names})
+
+
+def run_experiment(
+    algo: Any,
+    config: Any,
+    *,
+    seeds: int | Sequence[int] = 1,
+    grid: dict[str, Sequence[Any]] | None = None,
+    out: str | Path | None = None,
+    name: str | None = None,
+    log_interval: int | None = None,
+    checkpoint_every: int = 0,
+    keep: int = 3,
+    resume: bool = False,
+    progress_bar: bool | None = None,
+    tensorboard: bool = False,
+    wandb_project: str | None = None,
+    devices: Sequence[Any] | None = None,
+    curve_points: int = 256,
+    command: Sequence[str] | None = None,
+) -> SweepResult:
+    """Trains ``algo`` (a module of purejaxlib.algos) over seeds x grid, with files under ``out``.
+
+    Args:
+      algo: the algorithm's module (its ``init``, ``step`` and ``Config``).
+      config: the base config; ``grid`` values replace its fields (see :func:`purejaxlib.sweep`).
+      seeds: number of seeds or a list of them.
+      out: run directory (None: nothing written, no checkpoints).
+      log_interval: report every this many updates (default: the config's, or about 100 reports
+        per run when it is 0).
+      checkpoint_every: save every this many updates (0: never); needs ``out``.
+      keep: checkpoints kept per program.
+      resume: continue from the newest complete checkpoint under ``out``.
+      progress_bar: draw a progress bar (default: stdout is a terminal and not under pytest).
+      tensorboard: write TensorBoard event files under ``out/tensorboard``.
+      wandb_project: log to this Weights & Biases project (needs wandb; never contacted otherwise).
+      curve_points: the most points per member the in-memory learning curve keeps.
+
+    Returns:
+      a :class:`SweepResult` whose ``metrics`` are the learning curves (``[grid..., seed, points]``,
+      one point per kept report, ``metrics["update"]`` their update numbers) and whose
+      ``record`` is the run record.
+    """
+    name = name or algo.__name__.rsplit(".", 1)[-1].upper()
+    grid = dict(grid or {})
+    if checkpoint_every < 0:
+        raise ConfigError(f"checkpoint_every must be >= 0 updates, got {checkpoint_every}")
+    if (checkpoint_every or resume or tensorboard) and out is None:
+        raise ConfigError("checkpoints, resume and TensorBoard need a run directory (out)")
+    if log_interval is not None and log_interval < 1:
+        raise ConfigError(f"log_interval must be >= 1 update, got {log_interval}")
+    if log_interval is not None:
+        config = config.replace(log_interval=log_interval)
+    elif config.log_interval == 0:
+        config = config.replace(log_interval=max(1, config.num_updates // 100))
+    plan = make_plan(config, seeds, grid)
+    devices = list(devices) if devices is not None else jax.devices()
+    run_dir = Path(out) if out is not None else None
+    show = progress.enabled_by_default() if progress_bar is None else progress_bar
+    session = _Session()
+    wall_start = time.perf_counter()
+
+    record: dict[str, Any] = {}
+    if run_dir is not None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        existing = sorted((run_dir / "checkpoints").glob("program-*/*")) if (run_dir / "checkpoints").exists() else []
+        if existing and not resume:
+            raise ConfigError(
+                f"{run_dir} already holds checkpoints of a run; pass resume=True (--resume) to continue it, "
+                "or choose another output directory"
+            )
+        if (run_dir / RECORD).exists() and resume:
+            record = json.loads((run_dir / RECORD).read_text())
+        if not resume:
+            (run_dir / METRICS).unlink(missing_ok=True)
+    record.update({
+        "algorithm": name,
+        "env": config.env,
+        "config": loggers.json_value(config.to_dict()),
+        "grid": loggers.json_value(plan.grid),
+        "seeds": plan.seeds,
+        "num_updates": [p.base.num_updates for p in plan.points],
+        "steps_per_update": [p.base.steps_per_update for p in plan.points],
+        "log_interval": config.log_interval,
+        "checkpoint_every": checkpoint_every,
+    })
+    record.setdefault("sessions", [])
+    this_session = {"command": list(command if command is not None else sys.argv), "cwd": os.getcwd(),
+                    "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **environment_record()}
+    record["sessions"].append(this_session)
+
+    def write_record(status: str) -> None:
+        if run_dir is None:
+            return
+        this_session.update(
+            status=status, wall_seconds=time.perf_counter() - wall_start, compile_seconds=session.compile_seconds,
+            run_seconds=session.run_seconds, checkpoint_seconds=session.checkpoint_seconds,
+            resumed_from=session.resumed_from,
+        )
+        tmp = run_dir / (RECORD + ".tmp")
+        tmp.write_text(json.dumps(loggers.json_value(record), indent=2))
+        os.replace(tmp, run_dir / RECORD)
+
+    # Resume points of every program first: the metrics file is cut back to them in one pass.
+    restored: list[tuple[int, Any] | None] = []
+    for p, program in enumerate(plan.points):
+        members = program.num_points * len(plan.seeds)
+        like = jax.eval_shape(jax.vmap(algo.init), program.config_batch, jnp.tile(plan.keys, program.num_points))
+        found = None
+        if resume:
+            ckpt = Checkpoints(run_dir / "checkpoints" / f"program-{p}", keep)
+            directory = ckpt.directory
+            found = ckpt.restore_latest(like, _check_identity(directory, _identity(name, program.base, plan, program, p)))
+            ckpt.close()
+        restored.append(None if found is None else (found[0], found[1]))
+        session.resumed_from[str(p)] = 0 if found is None else found[0]
+    if resume and run_dir is not None:
+        if not any(restored):
+            print(f"{run_dir}: no checkpoint to resume; starting from the beginning", file=sys.stderr)
+        done_at = {p: (r[0] if r else 0) for p, r in enumerate(restored)}
+        kept = loggers.truncate_jsonl(run_dir / METRICS, lambda r: r.get("update", 0) <= done_at.get(r.get("program"), 0))
+    else:
+        kept = []
+    write_record("running")
+
+    programs = []
+    try:
+        for p, program in enumerate(plan.points):
+            programs.append(_run_program(
+                algo, plan, program, p, restored[p], run_dir, name, config, checkpoint_every, keep, show,
+                tensorboard, wandb_project, devices, curve_points, session, record,
+                [r for r in kept if r.get("program") == p],
+            ))
+    except BaseException:
+        write_record("interrupted")
+        raise
+    write_record("finished")
+    return plan.result(programs, loggers.json_value(record))
+
+
+def _run_program(algo, plan, program, p, restored, run_dir, name, config, checkpoint_every, keep, show,
+                 tensorboard, wandb_project, devices, curve_points, session, record, kept_records) -> dict[str, Any]:
+    """Trains one static grid point's members to the end; returns its ``programs`` entry."""
+    base = program.base
+    members = program.num_points * len(plan.seeds)
+    labels = plan.members(program)
+    total = base.num_updates
+    padded = padded_size(members, devices)
+    ids = member_ids(members, padded)
+    config_batch, keys = _pad_batch((program.config_batch, jnp.tile(plan.keys, program.num_points)), padded)
+
+    curve = progress.Curve(curve_points)
+    _replay_curve(curve, kept_records, members, list(labels[0]))
+    sinks: list[Any] = [curve]
+    if show:
+        sinks.append(progress.ProgressBar(total, base.steps_per_update, members,
+                                          label=f"[{p + 1}/{len(plan.points)}]" if len(plan.points) > 1 else ""))
+    done = restored[0] if restored else 0
+    start_update, compile_before, run_before = done, session.compile_seconds, session.run_seconds
+    if run_dir is not None:
+        sinks.append(loggers.JsonlLogger(run_dir / METRICS, labels, program=p))
+        if tensorboard:
+            sinks.append(loggers.TensorBoardLogger(run_dir / "tensorboard", labels, base.steps_per_update,
+                                                   purge_step=done * base.steps_per_update + 1 if done else None))
+    if wandb_project:
+        sinks.append(loggers.WandbLogger(wandb_project, f"{name}-{run_dir.name if run_dir else 'run'}", record, labels,
+                                         run_dir, run_id=record.get("wandb_id")))
+        record["wandb_id"] = sinks[-1].run_id
+    ckpt = Checkpoints(run_dir / "checkpoints" / f"program-{p}", keep) if checkpoint_every and run_dir else None
+    identity = _identity(name, base, plan, program, p)
+
+    try:
+        if restored:
+            state = _pad_batch(restored[1], padded)
+        else:
+            init = vmapped(with_member(algo.init), devices)
+            t0 = time.perf_counter()
+            compiled = init.lower(ids, config_batch, keys).compile()
+            session.compile_seconds += time.perf_counter() - t0
+            state = compiled(ids, config_batch, keys)
+        chunk = checkpoint_every if checkpoint_every else total
+        compiled_chunks: dict[int, Any] = {}
+        with progress.track(members, sinks) as monitor:
+            while done < total:
+                length = min(chunk, total - done)
+                if length not in compiled_chunks:
+                    t0 = time.perf_counter()
+                    compiled_chunks[length] = _chunk_fn(algo, length, devices).lower(ids, config_batch, state, jnp.int32(done)).compile()
+                    session.compile_seconds += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                state = jax.block_until_ready(compiled_chunks[length](ids, config_batch, state, jnp.int32(done)))
+                jax.effects_barrier()
+                session.run_seconds += time.perf_counter() - t0
+                done += length
+                monitor.flush()
+                loggers.flush_all(sinks)
+                if ckpt is not None:
+                    t0 = time.perf_counter()
+                    unpadded = jax.tree.map(lambda x: x[:members], state)
+                    ckpt.save(done, unpadded, {"identity": identity, "update": done, "num_updates": total})
+                    session.checkpoint_seconds += time.perf_counter() - t0
+    finally:
+        loggers.close_all(sinks)
+        if ckpt is not None:
+            ckpt.close()
+    updates, curves = curve.arrays()
+    metrics = {k: plan.unflatten(v) for k, v in curves.items()}
+    metrics["update"] = plan.unflatten(np.broadcast_to(updates, (members, len(updates))).astype(np.float64))
+    return {
+        "static": program.static,
+        "state": plan.unflatten(jax.tree.map(lambda x: x[:members], state)),
+        "metrics": metrics,
+        "members": labels,
+        "compile_seconds": session.compile_seconds - compile_before,
+        "run_seconds": session.run_seconds - run_before,
+        "env_steps_run": (total - start_update) * base.steps_per_update * members,
+    }
+
+
+def _chunk_fn(algo: Any, length: int, devices: Sequence[Any]):
+    """``(member, config, state, start) -> state`` after ``length`` updates, vmapped and sharded.
+
+    The per-update metrics are not returned (XLA drops them): they reach the host through the
+    progress reports, so device memory does not grow with the run.
+    """
+
+    def one(config: Any, state: Any, start: jax.Array) -> Any:
+        state, _ = training.scan_updates(algo.step, config, state, start, length)
+        return state
+
+    return vmapped(with_member(one), devices, in_axes=(0, 0, 0, None), donate_argnums=(2,))
+
+
+def load_state(run_dir: str | Path, like: Any, program: int = 0) -> tuple[int, Any, dict[str, Any]]:
+    """The newest complete checkpoint of ``program`` in ``run_dir``: ``(update, state, meta)``.
+
+    ``like`` gives the state's structure (e.g. ``jax.eval_shape`` of the vmapped ``init``).
+    """
+    ckpt = Checkpoints(Path(run_dir) / "checkpoints" / f"program-{program}")
+    try:
+        found = ckpt.restore_latest(like)
+    finally:
+        ckpt.close()
+    if found is None:
+        raise FileNotFoundError(f"{run_dir} has no complete checkpoint of program {program}")
+    return found
