@@ -1,9 +1,8 @@
-"""The experiment CLI (experiments/ppo.py), grid parsing and the progress reporter."""
+"""The experiment CLI (experiments/ppo.py): grid parsing, the run record and the files it writes."""
 
 from __future__ import annotations
 
 import importlib.util
-import io
 import json
 import sys
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from purejaxlib import ConfigError, progress
+from purejaxlib import ConfigError
 from purejaxlib.algos import ppo
 from purejaxlib.experiment import parse_grid
 
@@ -49,21 +48,33 @@ def test_parse_grid_errors_name_the_problem(spec, match):
 def test_cli_runs_a_sweep_and_writes_the_record(tmp_path, capsys):
     script = _load_script()
     out = tmp_path / "run"
-    summary = script.main([
+    argv = [
         "--num-envs", "4", "--num-steps", "16", "--num-minibatches", "2", "--update-epochs", "1",
-        "--total-timesteps", "256", "--seeds", "2", "--grid", "lr=1e-3,3e-3", "--out", str(out),
-    ])
-    assert summary["axes"] == ["lr", "seed"]
-    assert np.asarray(summary["final_return"]).shape == (2, 2)
-    record = json.loads((out / "summary.json").read_text())
-    assert record["config"]["num_envs"] == 4 and record["grid"]["lr"] == [1e-3, 3e-3]
-    assert "jax" in record["versions"] and record["backend"] == "cpu"
-    with np.load(out / "metrics.npz") as metrics:  # plain arrays: loads without pickle
-        assert metrics["episode_return"].shape == (2, 2, 4)
-    assert (out / "learning_curve.png").stat().st_size > 1000
+        "--total-timesteps", "256", "--seeds", "2", "--grid", "lr=1e-3,3e-3", "ent_coef=0,0.01", "--out", str(out),
+        "--log-interval", "2", "--progress",
+    ]
+    summary = script.main(argv)
+    assert summary["axes"] == ["lr", "ent_coef", "seed"]
+    assert np.asarray(summary["final_return"]).shape == (2, 2, 2)
+    record = json.loads((out / "record.json").read_text())
+    assert record["algorithm"] == "PPO" and record["config"]["num_envs"] == 4
+    assert record["grid"] == {"lr": [1e-3, 3e-3], "ent_coef": [0.0, 0.01]} and record["seeds"] == [0, 1]
+    session = record["sessions"][-1]
+    assert session["command"] == sys.argv[:1] + argv or session["command"] == list(sys.argv)
+    assert session["backend"] == "cpu" and session["devices"] and "jax" in session["versions"]
+    assert session["status"] == "finished" and session["compile_seconds"] > 0 and session["wall_seconds"] > 0
+    assert session["git"] is None or len(session["git"]["commit"]) == 40
+    # One record per member per reported update (every 2 updates of 4), labelled with its grid values.
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 8 * 2 and {r["update"] for r in rows} == {2, 4}
+    assert {(r["lr"], r["ent_coef"], r["seed"]) for r in rows} == {(a, b, s) for a in (1e-3, 3e-3) for b in (0.0, 0.01) for s in (0, 1)}
+    with np.load(out / "curves.npz") as curves:  # plain arrays: loads without pickle
+        assert curves["episode_return"].shape == (2, 2, 2, 2)
+    for name in ("learning_curve.png", "learning_curve.svg", "heatmap.png", "heatmap.svg"):
+        assert (out / name).stat().st_size > 1000, name
     printed = capsys.readouterr()
-    assert "seed 0:" in printed.out and "env steps/s" in printed.out
-    assert "[4/4]" in printed.err  # progress from inside the compiled program
+    assert "seed 0:" in printed.out and "env steps/s" in printed.out and "IQM" in printed.out
+    assert " 4/4 " in printed.err and "worst" in printed.err  # the progress bar, from inside the program
 
 
 def test_cli_env_params_and_env_param_grid_are_recorded(tmp_path):
@@ -75,8 +86,9 @@ def test_cli_env_params_and_env_param_grid_are_recorded(tmp_path):
         "--grid", "env_params.gravity=5,20", "--out", str(out), "--no-plot", "--no-progress",
     ])
     assert summary["axes"] == ["env_params.gravity", "seed"]
-    record = json.loads((out / "summary.json").read_text())  # arrays in env_params are JSON too
+    record = json.loads((out / "record.json").read_text())  # arrays in env_params are JSON too
     assert record["config"]["env_params"] == {"max_steps_in_episode": 50}
+    assert not (out / "learning_curve.png").exists()
     assert record["grid"]["env_params.gravity"] == [5.0, 20.0]
 
 
@@ -85,13 +97,3 @@ def test_cli_bad_config_exits_with_the_field_named(tmp_path):
     with pytest.raises(SystemExit) as exc:
         script.main(["--num-envs", "4", "--num-steps", "10", "--num-minibatches", "3", "--out", ""])
     assert "num_minibatches" in str(exc.value.code)
-
-
-def test_progress_aggregates_vmapped_members_into_one_line():
-    stream = io.StringIO()
-    with progress.track(total_updates=10, members=3, steps_per_update=100, stream=stream):
-        for value in (1.0, 5.0, 3.0):  # the three members of update index 4
-            progress._host_report(np.int32(4), np.int32(10), np.float32(value))
-    lines = stream.getvalue().splitlines()
-    assert len(lines) == 1
-    assert lines[0].startswith("[ 5/10] steps 500") and "return 3.0 (worst 1.0, best 5.0)" in lines[0]
