@@ -2,12 +2,15 @@
 
 ``evaluate(config, state, key, episodes=16)`` works for every algorithm in purejaxlib.algos: it
 looks up the algorithm's ``policy(config, state, deterministic=...)`` from the config's module.
+``evaluate_sweep(result, key)`` evaluates every member of a sweep at once.
 """
 
 from __future__ import annotations
 
 import importlib
 from typing import Any, NamedTuple
+
+import numpy as np
 
 import jax
 import jax.numpy as jnp
@@ -61,3 +64,29 @@ def evaluate(config: Any, state: Any, key: jax.Array, episodes: int = 16, *, det
     init = (env_state, obs, jnp.zeros(episodes), jnp.zeros(episodes, jnp.int32), jnp.zeros(episodes, bool))
     (_, _, returns, lengths, done), _ = jax.lax.scan(one_step, init, jax.random.split(run_key, int(max_steps)))
     return Evaluation(returns, lengths, done)
+
+
+def evaluate_sweep(result: Any, key: jax.Array, episodes: int = 16, *, deterministic: bool = True,
+                   max_steps: int | None = None) -> Evaluation:
+    """Evaluates every member of a :class:`purejaxlib.SweepResult` (one program per static point).
+
+    Returns numpy arrays with the result's axes ``(grid..., seed)`` then ``[episodes]``. Member
+    ``m`` of program ``p`` uses ``fold_in(fold_in(key, p), m)``, so members never share a key.
+    """
+    from purejaxlib.sweep import _assemble
+
+    grid = {a: result.grid[a] for a in result.axes if a != "seed"}
+    static_names = list(result.programs[0].get("static", {}))
+    traced_names = [a for a in grid if a not in static_names]
+    shape = tuple(len(grid[a]) for a in traced_names) + (len(result.grid["seed"]),)
+    outputs = []
+    for p, program in enumerate(result.programs):
+        if "config" not in program:
+            raise ValueError("this SweepResult holds no configs; make it with purejaxlib.sweep or run_experiment")
+        flat = lambda tree: jax.tree.map(lambda x: x.reshape((-1,) + x.shape[len(shape):]), tree)
+        keys = jax.vmap(lambda m: jax.random.fold_in(jax.random.fold_in(key, p), m))(np.arange(int(np.prod(shape))))
+        run = jax.jit(jax.vmap(lambda c, s, k: evaluate(c, s, k, episodes, deterministic=deterministic, max_steps=max_steps)))
+        out = run(flat(program["config"]), flat(program["state"]), keys)
+        outputs.append({"metrics": {n: np.asarray(v).reshape(shape + (episodes,)) for n, v in out._asdict().items()}})
+    placed = _assemble(outputs, grid, static_names, traced_names, len(result.grid["seed"]))
+    return Evaluation(**placed)

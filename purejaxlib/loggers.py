@@ -138,7 +138,7 @@ class TensorBoardLogger:
 
 class WandbLogger:
     """Logs to one Weights & Biases run: per-member metrics as ``<label>/<metric>``, plus the
-    mean, worst and best over members. Only created when asked for; wandb is not a dependency."""
+    mean, min and max over members. Only created when asked for; wandb is not a dependency."""
 
     def __init__(self, project: str, name: str, config: Mapping[str, Any], members: Sequence[Labels],
                  run_dir: str | Path | None = None, run_id: str | None = None):
@@ -162,7 +162,7 @@ class WandbLogger:
             if len(finite):
                 row[f"{name}/mean"] = float(finite.mean())
                 if len(values) > 1:
-                    row[f"{name}/worst"], row[f"{name}/best"] = float(finite.min()), float(finite.max())
+                    row[f"{name}/min"], row[f"{name}/max"] = float(finite.min()), float(finite.max())
             if len(values) > 1:
                 row.update({f"{label}/{name}": float(v) for label, v in zip(self.labels, values) if math.isfinite(v)})
         self.run.log(row, step=update)

@@ -352,6 +352,7 @@ def _run_program(algo, plan, program, p, restored, run_dir, name, config, checkp
     metrics["update"] = plan.unflatten(np.broadcast_to(updates, (members, len(updates))).astype(np.float64))
     return {
         "static": program.static,
+        "config": plan.unflatten(program.config_batch),
         "state": plan.unflatten(jax.tree.map(lambda x: x[:members], state)),
         "metrics": metrics,
         "members": labels,

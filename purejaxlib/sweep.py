@@ -32,8 +32,9 @@ class SweepResult(NamedTuple):
         give runs of different lengths, shorter runs are padded at the end with NaN.
       axes: names of the leading axes, e.g. ``("lr", "ent_coef", "seed")``.
       grid: the values along each leading axis (``grid["seed"]`` lists the seeds).
-      programs: one entry per compiled program: its static grid values, the final training
-        state with leading axes (traced grid axes..., seed), compile and run seconds.
+      programs: one entry per compiled program: its static grid values (``static``), its config
+        and final training state with leading axes (traced grid axes..., seed) (``config``,
+        ``state``), compile and run seconds.
       record: the run record (config, versions, times...) when the run came from
         :func:`purejaxlib.runner.run_experiment`, else None.
     """
@@ -298,6 +299,7 @@ def sweep(
         programs.append(
             {
                 "static": program.static,
+                "config": plan.unflatten(program.config_batch),
                 "state": plan.unflatten(out.state),
                 "metrics": {k: plan.unflatten(np.asarray(v)) for k, v in out.metrics.items()},
                 "compile_seconds": compile_s,

@@ -45,3 +45,18 @@ def test_rejects_bad_episode_count():
     config = small_config(updates=1)
     with pytest.raises(ValueError, match="episodes"):
         purejaxlib.evaluate(config, ppo.init(config, jax.random.key(0)), jax.random.key(1), 0)
+
+
+def test_evaluate_sweep_places_every_member_on_the_grid():
+    config = small_config(updates=1)
+    result = purejaxlib.sweep(ppo.train, config, seeds=2, lr=[1e-3, 3e-3], num_envs=[2, 4])
+    key = jax.random.key(7)
+    evaluation = purejaxlib.evaluate_sweep(result, key, episodes=3)
+    assert evaluation.returns.shape == evaluation.lengths.shape == (2, 2, 2, 3)
+    # Member (lr=3e-3, num_envs=4, seed 1): program 1 (num_envs=4), member 1 * 2 + 1 of its batch.
+    program = result.programs[1]
+    state = jax.tree.map(lambda x: x[1, 1], program["state"])
+    member_config = jax.tree.map(lambda x: x[1, 1], program["config"])
+    alone = purejaxlib.evaluate(member_config, state, jax.random.fold_in(jax.random.fold_in(key, 1), 3), 3)
+    np.testing.assert_array_equal(evaluation.lengths[1, 1, 1], np.asarray(alone.lengths))
+    assert float(member_config.lr) == pytest.approx(3e-3) and member_config.num_envs == 4
