@@ -1,8 +1,9 @@
 """Checkpoints of whole training states with orbax-checkpoint, verified on restore.
 
-A checkpoint is one orbax step directory holding two items: ``state``, the flattened pytree
-(PRNG keys stored as their raw key data), and ``meta``, a JSON record with the run's identity
-(config, grid, seeds), progress and a SHA-256 of every leaf. orbax writes each step to a
+A checkpoint is one orbax step directory holding two items: ``state``, the pytree's leaves packed
+into one byte array (PRNG keys stored as their raw key data), and ``meta``, a JSON record with
+the run's identity (config, grid, seeds), progress, each leaf's shape and dtype, and a SHA-256
+of the packed bytes. orbax writes each step to a
 temporary directory and renames it when complete, so a process killed mid-save leaves only a
 ``*.orbax-checkpoint-tmp*`` directory, which is skipped with a warning; a committed step that
 fails to read or whose checksum disagrees is moved aside to ``<dir>/corrupt/`` with a warning
@@ -37,8 +38,12 @@ def _is_key(x: Any) -> bool:
 
 
 def to_host(tree: Any) -> list[np.ndarray]:
-    """The leaves of ``tree`` as numpy arrays, PRNG keys as their ``uint32`` key data."""
-    return [np.asarray(jax.random.key_data(x) if _is_key(x) else x) for x in jax.tree.leaves(tree)]
+    """The leaves of ``tree`` as numpy copies, PRNG keys as their ``uint32`` key data.
+
+    Copies, because a background save may still be reading them when the training loop hands
+    the device buffers on to the next chunk (donation).
+    """
+    return [np.array(jax.random.key_data(x) if _is_key(x) else x, copy=True) for x in jax.tree.leaves(tree)]
 
 
 def from_host(leaves: list[np.ndarray], like: Any) -> Any:
@@ -62,22 +67,56 @@ def host_spec(like: Any) -> list[jax.ShapeDtypeStruct]:
     return [jax.ShapeDtypeStruct(s.shape, s.dtype) for s in jax.eval_shape(lambda t: [jax.random.key_data(x) if _is_key(x) else x for x in jax.tree.leaves(t)], like)]
 
 
-def checksum(leaves: list[np.ndarray]) -> str:
-    digest = hashlib.sha256()
-    for leaf in leaves:
-        digest.update(str((leaf.shape, leaf.dtype.str)).encode())
-        digest.update(np.ascontiguousarray(leaf).tobytes())
-    return digest.hexdigest()
+def pack(leaves: list[np.ndarray]) -> tuple[np.ndarray, list[list[Any]]]:
+    """All leaves as one ``uint8`` buffer, and each leaf's ``[shape, dtype]`` to unpack it.
+
+    One array per checkpoint rather than one per leaf: orbax's per-array writes cost about
+    2 ms each, so a PPO state of 49 leaves saved in 45 ms, packed in 20.
+    """
+    layout = [[list(leaf.shape), leaf.dtype.str] for leaf in leaves]
+    data = np.concatenate([np.ascontiguousarray(leaf).reshape(-1).view(np.uint8) for leaf in leaves] or [np.zeros(0, np.uint8)])
+    return data, layout
 
 
-def _names(count: int) -> list[str]:
-    return [f"leaf_{i:05d}" for i in range(count)]
+def unpack(data: np.ndarray, layout: list[list[Any]]) -> list[np.ndarray]:
+    """Inverse of :func:`pack`."""
+    leaves, offset = [], 0
+    for shape, dtype in layout:
+        dtype = np.dtype(dtype)
+        size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        leaves.append(data[offset : offset + size].view(dtype).reshape(shape).copy())
+        offset += size
+    if offset != data.size:
+        raise CheckpointError(f"its buffer holds {data.size} bytes where its layout says {offset}")
+    return leaves
+
+
+def checksum(data: np.ndarray) -> str:
+    return hashlib.sha256(data.tobytes()).hexdigest()
+
+
+def _check_layout(layout: list[list[Any]], specs: list[jax.ShapeDtypeStruct]) -> None:
+    """Refuses a checkpoint whose arrays are not this run's state's (names the first difference)."""
+    if len(layout) != len(specs):
+        raise IncompatibleCheckpoint(f"checkpoint has {len(layout)} arrays, this run's state has {len(specs)}")
+    for i, ((shape, dtype), spec) in enumerate(zip(layout, specs)):
+        if tuple(shape) != tuple(spec.shape) or np.dtype(dtype) != np.dtype(spec.dtype):
+            raise IncompatibleCheckpoint(
+                f"checkpoint array {i} is {np.dtype(dtype).name}{list(shape)}, this run's state needs "
+                f"{np.dtype(spec.dtype).name}{list(spec.shape)}"
+            )
 
 
 class Checkpoints:
-    """The checkpoints of one program under ``directory``, keeping the newest ``keep``."""
+    """The checkpoints of one program under ``directory``, keeping the newest ``keep``.
 
-    def __init__(self, directory: str | Path, keep: int = 3):
+    With ``background=True`` a save returns once the arrays are copied to host memory and orbax
+    writes them in a background thread while training goes on; the next save, any read and
+    :meth:`close` wait for it. A process killed meanwhile leaves an unfinished directory, never
+    a half-committed step.
+    """
+
+    def __init__(self, directory: str | Path, keep: int = 3, background: bool = False):
         import orbax.checkpoint as ocp
 
         if keep < 1:
@@ -85,11 +124,12 @@ class Checkpoints:
         self.ocp = ocp
         self.directory = Path(directory).absolute()
         self.keep = keep
+        self.background = background
         self._open()
 
     def _open(self) -> None:
         ocp = self.ocp
-        options = ocp.CheckpointManagerOptions(max_to_keep=self.keep, create=True, enable_async_checkpointing=False)
+        options = ocp.CheckpointManagerOptions(max_to_keep=self.keep, create=True, enable_async_checkpointing=self.background)
         self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "meta"))
 
     def steps(self) -> list[int]:
@@ -103,27 +143,29 @@ class Checkpoints:
         return sorted(p for p in self.directory.iterdir() if "orbax-checkpoint-tmp" in p.name)
 
     def save(self, step: int, state: Any, meta: dict[str, Any]) -> None:
-        leaves = to_host(state)
-        meta = {**meta, "format": FORMAT, "step": step, "checksum": checksum(leaves), "arrays": len(leaves)}
+        data, layout = pack(to_host(state))
+        meta = {**meta, "format": FORMAT, "step": step, "checksum": checksum(data), "layout": layout}
         ocp = self.ocp
-        items = dict(zip(_names(len(leaves)), leaves))
-        self.manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(items), meta=ocp.args.JsonSave(meta)), force=True)
         self.manager.wait_until_finished()
+        self.manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave({"data": data}),
+                                                        meta=ocp.args.JsonSave(meta)), force=True)
+        if not self.background:
+            self.manager.wait_until_finished()
 
     def read_meta(self, step: int) -> dict[str, Any]:
         return dict(self.manager.restore(step, args=self.ocp.args.Composite(meta=self.ocp.args.JsonRestore()))["meta"])
 
     def read_state(self, step: int, like: Any, meta: dict[str, Any]) -> Any:
-        specs = host_spec(like)
-        if meta.get("arrays") != len(specs):
-            raise IncompatibleCheckpoint(f"checkpoint has {meta.get('arrays')} arrays, this run's state has {len(specs)}")
-        target = dict(zip(_names(len(specs)), [np.zeros(s.shape, s.dtype) for s in specs]))
+        layout = meta.get("layout")
+        _check_layout(layout, host_spec(like))
+        size = sum(int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize for shape, dtype in layout)
         ocp = self.ocp
+        target = {"data": np.zeros(size, np.uint8)}
         restored = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))["state"]
-        leaves = [np.asarray(restored[n]) for n in _names(len(specs))]
-        if checksum(leaves) != meta.get("checksum"):
+        data = np.asarray(restored["data"])
+        if checksum(data) != meta.get("checksum"):
             raise CheckpointError("its arrays do not match the checksum written with them")
-        return from_host(leaves, like)
+        return from_host(unpack(data, layout), like)
 
     def quarantine(self, step: int, reason: str) -> Path:
         """Moves a bad step out of orbax's way (kept for inspection, nothing deleted)."""
@@ -170,4 +212,5 @@ class Checkpoints:
         return None
 
     def close(self) -> None:
+        self.manager.wait_until_finished()
         self.manager.close()

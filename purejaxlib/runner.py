@@ -310,7 +310,7 @@ def _run_program(algo, plan, program, p, restored, run_dir, name, config, checkp
         sinks.append(loggers.WandbLogger(wandb_project, f"{name}-{run_dir.name if run_dir else 'run'}", record, labels,
                                          run_dir, run_id=record.get("wandb_id")))
         record["wandb_id"] = sinks[-1].run_id
-    ckpt = Checkpoints(run_dir / "checkpoints" / f"program-{p}", keep) if checkpoint_every and run_dir else None
+    ckpt = Checkpoints(run_dir / "checkpoints" / f"program-{p}", keep, background=True) if checkpoint_every and run_dir else None
     identity = _identity(name, base, plan, program, p)
 
     try:
