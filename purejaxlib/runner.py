@@ -93,17 +93,23 @@ def _identity(algorithm: str, config: Any, plan: Any, program: Any, p: int) -> d
     })
 
 
+def _show(value: Any) -> str:
+    """A config value as a person wrote it: float32 fields print with 7 significant digits."""
+    if isinstance(value, float):
+        return f"{value:.7g}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k!r}: {_show(v)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
 def _mismatch(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
-    """``name: saved vs now`` for every field that differs."""
-    out = []
-    for key in ("algorithm", "grid", "seeds", "program"):
-        if saved.get(key) != now.get(key):
-            out.append(f"{key}: {saved.get(key)!r} (checkpoint) vs {now.get(key)!r} (now)")
+    """``name: saved (checkpoint) vs now (now)`` for every field that differs."""
+    pairs = [(key, saved.get(key), now.get(key)) for key in ("algorithm", "grid", "seeds", "program")]
     old, new = saved.get("config", {}), now.get("config", {})
-    for key in sorted(set(old) | set(new)):
-        if old.get(key) != new.get(key):
-            out.append(f"{key}: {old.get(key)!r} (checkpoint) vs {new.get(key)!r} (now)")
-    return out
+    pairs += [(key, old.get(key), new.get(key)) for key in sorted(set(old) | set(new))]
+    return [f"{key}: {_show(a)} (checkpoint) vs {_show(b)} (now)" for key, a, b in pairs if a != b]
 
 
 def _check_identity(directory: Path, expected: dict[str, Any]):
@@ -306,10 +312,12 @@ def _run_program(algo, plan, program, p, restored, run_dir, name, config, checkp
         if tensorboard:
             sinks.append(loggers.TensorBoardLogger(run_dir / "tensorboard", labels, base.steps_per_update,
                                                    purge_step=done * base.steps_per_update + 1 if done else None))
-    if wandb_project:
-        sinks.append(loggers.WandbLogger(wandb_project, f"{name}-{run_dir.name if run_dir else 'run'}", record, labels,
-                                         run_dir, run_id=record.get("wandb_id")))
-        record["wandb_id"] = sinks[-1].run_id
+    if wandb_project:  # one W&B run per program (each counts updates from 1), resumed by id
+        ids_by_program = record.setdefault("wandb_ids", {})
+        suffix = f"-program{p}" if len(plan.points) > 1 else ""
+        sinks.append(loggers.WandbLogger(wandb_project, f"{name}-{run_dir.name if run_dir else 'run'}{suffix}", record,
+                                         labels, run_dir, run_id=ids_by_program.get(str(p))))
+        ids_by_program[str(p)] = sinks[-1].run_id
     ckpt = Checkpoints(run_dir / "checkpoints" / f"program-{p}", keep, background=True) if checkpoint_every and run_dir else None
     identity = _identity(name, base, plan, program, p)
 

@@ -151,6 +151,9 @@ def with_member(fn: Callable) -> Callable:
         with progress.member(member):
             return fn(*args)
 
+    # jit names the program after the function: compile logs and profiles say "train", not "wrapped"
+    wrapped.__name__ = getattr(fn, "__name__", "wrapped")
+    wrapped.__qualname__ = getattr(fn, "__qualname__", wrapped.__name__)
     return wrapped
 
 
