@@ -16,6 +16,7 @@ import hashlib
 import shutil
 import time
 import warnings
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
@@ -110,10 +111,12 @@ def _check_layout(layout: list[list[Any]], specs: list[jax.ShapeDtypeStruct]) ->
 class Checkpoints:
     """The checkpoints of one program under ``directory``, keeping the newest ``keep``.
 
-    With ``background=True`` a save returns once the arrays are copied to host memory and orbax
-    writes them in a background thread while training goes on; the next save, any read and
-    :meth:`close` wait for it. A process killed meanwhile leaves an unfinished directory, never
-    a half-committed step.
+    With ``background=True`` a save returns once the arrays are copied to host memory; packing,
+    hashing and the whole orbax save run in one writer thread while training goes on, and the
+    next save, any read and :meth:`close` wait for it (re-raising its error, if any). orbax's own
+    async mode still blocks the caller for about 20 ms per save (its setup runs on the calling
+    thread), which is 5% of B1's throughput at a save every 25 updates. A process killed
+    meanwhile leaves an unfinished directory, never a half-committed step.
     """
 
     def __init__(self, directory: str | Path, keep: int = 3, background: bool = False):
@@ -125,37 +128,57 @@ class Checkpoints:
         self.directory = Path(directory).absolute()
         self.keep = keep
         self.background = background
+        # One writer thread: saves stay in order and the manager is never used by two threads at once.
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint") if background else None
+        self._pending: Future | None = None
         self._open()
 
     def _open(self) -> None:
         ocp = self.ocp
-        options = ocp.CheckpointManagerOptions(max_to_keep=self.keep, create=True, enable_async_checkpointing=self.background)
+        options = ocp.CheckpointManagerOptions(max_to_keep=self.keep, create=True, enable_async_checkpointing=False)
         self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "meta"))
+
+    def wait(self) -> None:
+        """Blocks until the background save (if any) is committed; re-raises its error."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
 
     def steps(self) -> list[int]:
         """Committed steps, oldest first."""
+        self.wait()
         return sorted(self.manager.all_steps())
 
     def unfinished(self) -> list[Path]:
         """Temporary directories of saves that never completed (the writer was killed)."""
+        self.wait()
         if not self.directory.exists():
             return []
         return sorted(p for p in self.directory.iterdir() if "orbax-checkpoint-tmp" in p.name)
 
     def save(self, step: int, state: Any, meta: dict[str, Any]) -> None:
-        data, layout = pack(to_host(state))
+        """Saves ``state`` as step ``step`` (in the background when so constructed)."""
+        leaves = to_host(state)  # copied now: the caller may donate the device buffers next
+        self.wait()
+        if self._writer is None:
+            self._write(step, leaves, meta)
+        else:
+            self._pending = self._writer.submit(self._write, step, leaves, meta)
+
+    def _write(self, step: int, leaves: list[np.ndarray], meta: dict[str, Any]) -> None:
+        data, layout = pack(leaves)
         meta = {**meta, "format": FORMAT, "step": step, "checksum": checksum(data), "layout": layout}
         ocp = self.ocp
-        self.manager.wait_until_finished()
         self.manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave({"data": data}),
                                                         meta=ocp.args.JsonSave(meta)), force=True)
-        if not self.background:
-            self.manager.wait_until_finished()
+        self.manager.wait_until_finished()
 
     def read_meta(self, step: int) -> dict[str, Any]:
+        self.wait()
         return dict(self.manager.restore(step, args=self.ocp.args.Composite(meta=self.ocp.args.JsonRestore()))["meta"])
 
     def read_state(self, step: int, like: Any, meta: dict[str, Any]) -> Any:
+        self.wait()
         layout = meta.get("layout")
         _check_layout(layout, host_spec(like))
         size = sum(int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize for shape, dtype in layout)
@@ -169,6 +192,7 @@ class Checkpoints:
 
     def quarantine(self, step: int, reason: str) -> Path:
         """Moves a bad step out of orbax's way (kept for inspection, nothing deleted)."""
+        self.wait()
         source = self.directory / str(step)
         target = self.directory.parent / "corrupt" / f"{self.directory.name}-step{step}-{int(time.time())}"
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -212,5 +236,9 @@ class Checkpoints:
         return None
 
     def close(self) -> None:
-        self.manager.wait_until_finished()
-        self.manager.close()
+        try:
+            self.wait()
+        finally:
+            if self._writer is not None:
+                self._writer.shutdown(wait=True)
+            self.manager.close()

@@ -14,6 +14,7 @@ The callbacks read values and return nothing, so they cannot change the numbers 
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import sys
@@ -59,11 +60,31 @@ def report(index: jax.Array, config: Any, metrics: Mapping[str, jax.Array]) -> N
         return
     scalars = {k: v for k, v in metrics.items() if jnp.ndim(v) == 0}
     tag = _MEMBER[-1] if _MEMBER else jnp.int32(0)
+    names, packed = pack_scalars(scalars)
     jax.lax.cond(
         due(index, config.num_updates, interval),
-        lambda: jax.debug.callback(_deliver, index, tag, scalars),
+        lambda: jax.debug.callback(functools.partial(_deliver_packed, names), index, tag, packed),
         lambda: None,
     )
+
+
+def pack_scalars(scalars: Mapping[str, jax.Array]) -> tuple[tuple[tuple[str, ...], ...], tuple[jax.Array, ...]]:
+    """Scalars grouped by dtype, each group stacked into one ``[n]`` array: ``(names, arrays)``.
+
+    A host callback pays about 60 us per argument on CPU, so 15 scalars cost 1.1 ms a report
+    and packed into one array 0.35 ms. Grouping by dtype keeps integer counters exact.
+    """
+    groups: dict[Any, list[str]] = {}
+    for name in sorted(scalars):
+        groups.setdefault(jnp.result_type(scalars[name]), []).append(name)
+    names = tuple(tuple(group) for group in groups.values())
+    arrays = tuple(jnp.stack([jnp.asarray(scalars[n], dtype) for n in group]) for dtype, group in zip(groups, names))
+    return names, arrays
+
+
+def unpack_scalars(names: Sequence[Sequence[str]], arrays: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+    """Inverse of :func:`pack_scalars` on the host: ``{name: 0-d array}``."""
+    return {name: np.asarray(array)[i] for group, array in zip(names, arrays) for i, name in enumerate(group)}
 
 
 class Monitor:
@@ -112,6 +133,11 @@ def track(members: int = 1, sinks: Sequence[Sink] = ()) -> Iterator[Monitor]:
         jax.effects_barrier()  # every callback of the program has run
         monitor.flush()
         _ACTIVE.remove(monitor)
+
+
+def _deliver_packed(names: Sequence[Sequence[str]], index: np.ndarray, member_index: np.ndarray,
+                    arrays: Sequence[np.ndarray]) -> None:
+    _deliver(index, member_index, unpack_scalars(names, arrays))
 
 
 def _deliver(index: np.ndarray, member_index: np.ndarray, metrics: dict[str, np.ndarray]) -> None:
