@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Test processes: XLA compiles on one thread, and most of the suite is compiling.
 TEST_WORKERS ?= 2
+# make bench SUITE=full for the published configs
+SUITE ?= quick
 
 .PHONY: demo test test-fast bench install clean
 
@@ -26,7 +28,7 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest tests -n $(TEST_WORKERS) --dist loadscope -m "not slow"
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/run.py --suite $(SUITE)
 
 clean:
 	rm -rf $(VENV) runs *.egg-info

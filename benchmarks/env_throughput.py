@@ -147,6 +147,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-b1", action="store_true", help="skip the PPO B1 run")
     parser.add_argument("--out", default="benchmarks/results/env_throughput", help="path stem ('' for none)")
+    parser.add_argument("--json", action="store_true", help="print the report as one JSON line at the end")
     args = parser.parse_args(argv)
     for name in args.envs:
         envs.check_name(name)  # a typo fails before any timing
@@ -177,6 +178,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         with open(args.out + ".json", "w") as f:
             json.dump(report, f, indent=1)
         write_markdown(args.out + ".md", report)
+    if args.json:
+        import resource
+
+        report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux
+        stats = jax.devices()[0].memory_stats() or {}
+        report["device_peak_mb"] = round(stats["peak_bytes_in_use"] / 2**20, 1) if "peak_bytes_in_use" in stats else None
+        print(json.dumps(report))
     return report
 
 

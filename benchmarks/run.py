@@ -4,6 +4,8 @@
     python benchmarks/run.py --peers --repeats 3          # B1 against rejax, interleaved runs
     python benchmarks/run.py --bench b2 --seeds 8 --peers # B2 (SAC Pendulum) against rejax
     python benchmarks/run.py --steps 50000                # a quick smoke run
+    python benchmarks/run.py --suite quick                # every benchmark (B1-B5, ant), short (benchmarks/suite.py)
+    python benchmarks/run.py --suite full --setup-peers   # the published configs, beside rejax and sb3
 
 Each measurement is a fresh process printing one JSON line (compile timed apart from the run).
 Runs of different libraries are interleaved, and each ratio is taken between runs of the same
@@ -85,7 +87,21 @@ def main() -> None:
     parser.add_argument("--cpu-devices", type=int, default=0,
                         help="also run with the CPU split into this many XLA devices (seeds sharded over them)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    parser.add_argument("--suite", choices=["quick", "full"], default=None,
+                        help="run a whole suite (B1-B5, brax ant) instead of one --bench; see benchmarks/suite.py")
+    parser.add_argument("--tiny", action="store_true", help="with --suite: tiny lengths (a smoke run)")
+    parser.add_argument("--setup-peers", action="store_true",
+                        help="with --suite: build the peers' environments first (implies --peers)")
     args = parser.parse_args()
+    if args.suite is None and (args.tiny or args.setup_peers):
+        parser.error("--tiny and --setup-peers go with --suite")
+    if args.suite is not None:
+        import suite
+
+        suite.main(args.suite, tiny=args.tiny, peers=args.peers, setup_peers=args.setup_peers,
+                   repeats=args.repeats, cpu_devices=args.cpu_devices, out=Path(args.out),
+                   command=[Path(sys.executable).name] + sys.argv)
+        return
 
     bench = args.bench
     label = bench.upper()
