@@ -30,7 +30,7 @@ from purejaxlib import envs
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from run import cpu_name  # noqa: E402
-from train import B1  # noqa: E402  (the one B1 definition, shared with the other benchmarks)
+from train import B1, peak_memory  # noqa: E402  (the one B1 definition, shared with the other benchmarks)
 
 DEFAULT_ENVS = ["CartPole-v1", "Pendulum-v1", "Breakout-MinAtar", "LQR:n=32,m=8", "brax/ant"]
 
@@ -179,12 +179,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             json.dump(report, f, indent=1)
         write_markdown(args.out + ".md", report)
     if args.json:
-        import resource
-
-        report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux
-        stats = jax.devices()[0].memory_stats() or {}
-        report["device_peak_mb"] = round(stats["peak_bytes_in_use"] / 2**20, 1) if "peak_bytes_in_use" in stats else None
-        print(json.dumps(report))
+        print(json.dumps({**report, **peak_memory()}))
     return report
 
 

@@ -87,10 +87,9 @@ def plan(suite: str, *, tiny: bool = False, peers: bool = False, peers_dir: Path
     def peer_cmds(algo: str, env: str, steps: int, seeds: int) -> dict[str, list[str] | None]:
         if not peers:
             return {}
-        script = ["benchmarks/rejax_peer.py", "sac", env, str(steps), str(seeds), "256"] if algo == "sac" else \
-            [str(PEERS / "rejax_bench.py"), algo, env, str(steps), str(seeds)]
-        if algo == "sac":
-            script[0] = str(ROOT / script[0])
+        # B2 uses benchmarks/rejax_peer.py: the shared script's SAC runs 64x64 networks (see there)
+        script = [str(ROOT / "benchmarks" / "rejax_peer.py"), "sac", env, str(steps), str(seeds), "256"] if algo == "sac" \
+            else [str(PEERS / "rejax_bench.py"), algo, env, str(steps), str(seeds)]
         out: dict[str, list[str] | None] = {"rejax 0.1.3": [str(rejax), *script] if rejax else None}
         out["stable-baselines3"] = [str(sb3), str(PEERS / "sb3_bench.py"), algo, env, str(min(steps, caps[algo]))] if sb3 else None
         return out
@@ -126,20 +125,17 @@ def _on_gpu() -> bool:
     return out.stdout.strip() in ("gpu", "cuda", "rocm")
 
 
-def measure(cmd: list[str], timeout: float | None = None) -> dict[str, Any]:
-    """Runs one measurement process; its last JSON line, plus ``process_wall_s`` (imports and compile included)."""
+def measure(cmd: list[str]) -> dict[str, Any]:
+    """run.measure's JSON line of ``cmd``, plus ``process_wall_s`` (imports and compile included)."""
+    import run as single  # benchmarks/run.py: one measurement process, its last JSON line
+
     t0 = time.perf_counter()
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=timeout)
-    wall = time.perf_counter() - t0
-    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
-    if out.returncode != 0 or not lines:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({out.returncode}):\n{out.stderr[-3000:]}")
-    result = json.loads(lines[-1])
-    result["process_wall_s"] = round(wall, 2)
+    result = single.measure(cmd)
+    result["process_wall_s"] = round(time.perf_counter() - t0, 2)
     return result
 
 
-def _normalize(m: Measurement, lib: str, result: dict[str, Any]) -> dict[str, Any]:
+def _normalize(m: Measurement, result: dict[str, Any]) -> dict[str, Any]:
     """One run's figures under the suite's names, whichever script produced them."""
     if m.benchmark == "B5":
         env = result["envs"][0]
@@ -168,7 +164,7 @@ def run(measurements: list[Measurement], repeats: int = 1, log=print) -> list[di
         for round_ in range(repeats):
             for lib in runs:
                 cmd = m.ours if lib == "purejaxlib" else m.peers[lib]
-                result = _normalize(m, lib, measure(cmd))
+                result = _normalize(m, measure(cmd))
                 runs[lib].append(result)
                 log(f"{m.benchmark} {m.label} round {round_ + 1}: {lib}: {result['sps']:,.0f} env steps/s, "
                     f"compile {result['compile_s']} s, peak RSS {result['peak_rss_mb']} MB")

@@ -63,7 +63,7 @@ def report(index: jax.Array, config: Any, metrics: Mapping[str, jax.Array]) -> N
     names, packed = pack_scalars(scalars)
     jax.lax.cond(
         due(index, config.num_updates, interval),
-        lambda: jax.debug.callback(functools.partial(_deliver_packed, names), index, tag, packed),
+        lambda: jax.debug.callback(functools.partial(_deliver, names), index, tag, packed),
         lambda: None,
     )
 
@@ -72,7 +72,7 @@ def pack_scalars(scalars: Mapping[str, jax.Array]) -> tuple[tuple[tuple[str, ...
     """Scalars grouped by dtype, each group stacked into one ``[n]`` array: ``(names, arrays)``.
 
     A host callback pays about 60 us per argument on CPU, so 15 scalars cost 1.1 ms a report
-    and packed into one array 0.35 ms. Grouping by dtype keeps integer counters exact.
+    and packed into one array 0.4 ms (a 244-step scan of a 64x64 matmul, 2-core CPU). Grouping by dtype keeps integer counters exact.
     """
     groups: dict[Any, list[str]] = {}
     for name in sorted(scalars):
@@ -135,12 +135,9 @@ def track(members: int = 1, sinks: Sequence[Sink] = ()) -> Iterator[Monitor]:
         _ACTIVE.remove(monitor)
 
 
-def _deliver_packed(names: Sequence[Sequence[str]], index: np.ndarray, member_index: np.ndarray,
-                    arrays: Sequence[np.ndarray]) -> None:
-    _deliver(index, member_index, unpack_scalars(names, arrays))
-
-
-def _deliver(index: np.ndarray, member_index: np.ndarray, metrics: dict[str, np.ndarray]) -> None:
+def _deliver(names: Sequence[Sequence[str]], index: np.ndarray, member_index: np.ndarray,
+             arrays: Sequence[np.ndarray]) -> None:
+    metrics = unpack_scalars(names, arrays)
     update = int(index) + 1
     if _ACTIVE:
         _ACTIVE[-1].add(update, int(member_index), metrics)
