@@ -24,6 +24,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,11 +61,24 @@ def commands(bench: str, seeds: int, steps: int, peers: bool, cpu_devices: int) 
 
 
 def measure(cmd: list[str]) -> dict:
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
-    if out.returncode != 0 or not lines:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({out.returncode}):\n{out.stderr[-2000:]}")
-    return json.loads(lines[-1])
+    """The last JSON line ``cmd`` prints, with ``peak_rss_mb`` of the process added where it gives none.
+
+    The peak RSS comes from the kernel's accounting of the reaped child (``wait4``), so peers that
+    report no memory are measured the same way as ours.
+    """
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    lines = [l for l in stdout.splitlines() if l.startswith("{")]
+    if returncode != 0 or not lines:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({returncode}):\n{stderr[-2000:]}")
+    result = json.loads(lines[-1])
+    result.setdefault("peak_rss_mb", round(usage.ru_maxrss / 1024, 1))  # ru_maxrss is KiB on Linux
+    return result
 
 
 def cpu_name() -> str:
@@ -90,17 +104,25 @@ def main() -> None:
     parser.add_argument("--suite", choices=["quick", "full"], default=None,
                         help="run a whole suite (B1-B5, brax ant) instead of one --bench; see benchmarks/suite.py")
     parser.add_argument("--tiny", action="store_true", help="with --suite: tiny lengths (a smoke run)")
+    parser.add_argument("--suite-steps", nargs="+", default=[], metavar="BENCH=N",
+                        help="with --suite: env steps per agent for B1, B2 or B3, e.g. B2=5000")
     parser.add_argument("--setup-peers", action="store_true",
                         help="with --suite: build the peers' environments first (implies --peers)")
     args = parser.parse_args()
-    if args.suite is None and (args.tiny or args.setup_peers):
-        parser.error("--tiny and --setup-peers go with --suite")
+    if args.suite is None and (args.tiny or args.setup_peers or args.suite_steps):
+        parser.error("--tiny, --setup-peers and --suite-steps go with --suite")
+    suite_steps = {}
+    for item in args.suite_steps:
+        bench, _, count = item.partition("=")
+        if not count.isdigit():
+            parser.error(f"--suite-steps takes BENCH=N (e.g. B2=5000), got {item!r}")
+        suite_steps[bench.upper()] = int(count)
     if args.suite is not None:
         import suite
 
         suite.main(args.suite, tiny=args.tiny, peers=args.peers, setup_peers=args.setup_peers,
                    repeats=args.repeats, cpu_devices=args.cpu_devices, out=Path(args.out),
-                   command=[Path(sys.executable).name] + sys.argv)
+                   command=[Path(sys.executable).name] + sys.argv, steps=suite_steps)
         return
 
     bench = args.bench

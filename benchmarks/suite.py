@@ -32,6 +32,7 @@ SCHEMA = 1
 # Keys every training row carries (None where a value does not apply, e.g. no device stats on CPU).
 ROW_KEYS = ("benchmark", "label", "lib", "agents", "steps", "sps", "compile_s", "run_s", "wall_s", "peak_rss_mb",
             "device_peak_mb", "final_return_mean", "final_return_min", "runs")
+META_KEYS = ("suite", "tiny", "repeats", "date", "machine", "device", "python", "command")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,10 +63,18 @@ def _peer_python(peers_dir: Path, name: str) -> Path | None:
 
 
 def plan(suite: str, *, tiny: bool = False, peers: bool = False, peers_dir: Path | None = None,
-         cpu_devices: int = 0) -> list[Measurement]:
-    """The measurements of ``suite`` ("quick" or "full"); ``tiny`` shrinks every length for smoke tests."""
+         cpu_devices: int = 0, steps: dict[str, int] | None = None) -> list[Measurement]:
+    """The measurements of ``suite`` ("quick" or "full"); ``tiny`` shrinks every length for smoke tests.
+
+    ``steps`` overrides the env steps per agent of B1, B2 or B3 (e.g. ``{"B2": 5000}``: B2's 256x256
+    SAC runs ~150 env steps/s on two CPU cores, so its 20k steps x 8 seeds take 18 minutes a run).
+    """
     if suite not in ("quick", "full"):
         raise ValueError(f"unknown suite {suite!r}: choose 'quick' or 'full'")
+    steps = dict(steps or {})
+    unknown = sorted(set(steps) - {"B1", "B2", "B3"})
+    if unknown or any(n <= 0 for n in steps.values()):
+        raise ValueError(f"steps overrides must be B1, B2 or B3 with a positive count, got {steps}")
     full = suite == "full"
     # env steps per agent: (B1, B2, B3, B4 updates, sb3 caps for ppo/sac/dqn)
     if tiny:
@@ -74,6 +83,7 @@ def plan(suite: str, *, tiny: bool = False, peers: bool = False, peers_dir: Path
         b1, b2, b3, b4_updates, caps = 500_000, 20_000, 50_000, 8, {"ppo": 100_000, "sac": 5_000, "dqn": 50_000}
     else:
         b1, b2, b3, b4_updates, caps = 100_000, 5_000, 10_000, 2, {"ppo": 50_000, "sac": 1_500, "dqn": 10_000}
+    b1, b2, b3 = steps.get("B1", b1), steps.get("B2", b2), steps.get("B3", b3)
     b1_seeds = [1] if tiny else [1, 16]
     b2_seeds, b3_seeds = (2, 2) if tiny else (8, 4)
     agents = [1, 2] if tiny else ([1, 4, 16, 64, 256, 1024, 4096] if full else [1, 16, 256])
@@ -91,7 +101,9 @@ def plan(suite: str, *, tiny: bool = False, peers: bool = False, peers_dir: Path
         script = [str(ROOT / "benchmarks" / "rejax_peer.py"), "sac", env, str(steps), str(seeds), "256"] if algo == "sac" \
             else [str(PEERS / "rejax_bench.py"), algo, env, str(steps), str(seeds)]
         out: dict[str, list[str] | None] = {"rejax 0.1.3": [str(rejax), *script] if rejax else None}
-        out["stable-baselines3"] = [str(sb3), str(PEERS / "sb3_bench.py"), algo, env, str(min(steps, caps[algo]))] if sb3 else None
+        # benchmarks/sb3_peer.py, not the shared sb3_bench.py: the same update-to-data ratio as ours (see there)
+        sb3_script = [str(ROOT / "benchmarks" / "sb3_peer.py"), algo, env, str(min(steps, caps[algo]))]
+        out["stable-baselines3"] = [str(sb3), *sb3_script] if sb3 else None
         return out
 
     rows: list[Measurement] = []
@@ -161,13 +173,26 @@ def run(measurements: list[Measurement], repeats: int = 1, log=print) -> list[di
     for m in measurements:
         runs: dict[str, list[dict[str, Any]]] = {"purejaxlib": []}
         runs.update({lib: [] for lib, cmd in m.peers.items() if cmd is not None})
+        failed: dict[str, str] = {}  # peer -> why its run failed; ours failing is an error
         for round_ in range(repeats):
             for lib in runs:
+                if lib in failed:
+                    continue
                 cmd = m.ours if lib == "purejaxlib" else m.peers[lib]
-                result = _normalize(m, measure(cmd))
+                try:
+                    result = _normalize(m, measure(cmd))
+                except RuntimeError as error:
+                    if lib == "purejaxlib":
+                        raise
+                    failed[lib] = f"failed: {str(error)[-300:]}"
+                    log(f"{m.benchmark} {m.label} round {round_ + 1}: {lib}: {failed[lib]}")
+                    continue
                 runs[lib].append(result)
                 log(f"{m.benchmark} {m.label} round {round_ + 1}: {lib}: {result['sps']:,.0f} env steps/s, "
                     f"compile {result['compile_s']} s, peak RSS {result['peak_rss_mb']} MB")
+        for lib in failed:  # reported, never estimated
+            del runs[lib]
+            rows.append({"benchmark": m.benchmark, "label": m.label, "lib": lib, "missing": failed[lib].replace("\n", " ")})
         for lib, results in runs.items():
             row = {"benchmark": m.benchmark, "label": m.label, "lib": lib,
                    "agents": m.agents if lib == "purejaxlib" or lib not in m.per_agent_peers else 1,
@@ -190,6 +215,20 @@ def run(measurements: list[Measurement], repeats: int = 1, log=print) -> list[di
                 rows.append({"benchmark": m.benchmark, "label": m.label, "lib": lib,
                              "missing": "not installed (python benchmarks/run.py --setup-peers)"})
     return rows
+
+
+def check_schema(report: dict[str, Any]) -> None:
+    """Raises ValueError naming the first missing field of a suite report (schema ``SCHEMA``)."""
+    if report.get("schema") != SCHEMA:
+        raise ValueError(f"schema {report.get('schema')!r}, expected {SCHEMA}")
+    missing = [k for k in META_KEYS if k not in report.get("meta", {})]
+    if missing:
+        raise ValueError(f"meta lacks {missing}")
+    for i, row in enumerate(report.get("rows", [])):
+        keys = ("benchmark", "label", "lib", "missing") if "missing" in row else ROW_KEYS
+        missing = [k for k in keys if k not in row]
+        if missing:
+            raise ValueError(f"row {i} ({row.get('benchmark')} {row.get('label')} {row.get('lib')}) lacks {missing}")
 
 
 def machine() -> str:
@@ -273,21 +312,23 @@ def plots(report: dict[str, Any], stem: Path) -> list[Path]:
 
 
 def main(suite: str, *, tiny: bool, peers: bool, setup_peers: bool, repeats: int, cpu_devices: int, out: Path,
-         command: list[str]) -> dict[str, Any]:
+         command: list[str], steps: dict[str, int] | None = None) -> dict[str, Any]:
     peers_dir = Path(os.environ.get("PEERS_DIR", "/tmp/pjl-peers"))
     if setup_peers:
         subprocess.run(["bash", str(PEERS / "setup_peers.sh")], check=True, env={**os.environ, "PEERS_DIR": str(peers_dir)})
-    measurements = plan(suite, tiny=tiny, peers=peers or setup_peers, peers_dir=peers_dir, cpu_devices=cpu_devices)
+    measurements = plan(suite, tiny=tiny, peers=peers or setup_peers, peers_dir=peers_dir, cpu_devices=cpu_devices,
+                        steps=steps)
     rows = run(measurements, repeats=repeats, log=lambda s: print(s, flush=True))
     device = next((r["device"] for r in rows if r.get("device")), "unknown")
     report = {
         "schema": SCHEMA,
-        "meta": {"suite": suite, "tiny": tiny, "repeats": repeats,
+        "meta": {"suite": suite, "tiny": tiny, "repeats": repeats, "steps_overrides": dict(steps or {}),
                  "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                  "machine": machine(), "device": device, "python": platform.python_version(),
                  "command": " ".join(command)},
         "rows": rows,
     }
+    check_schema(report)
     out.mkdir(parents=True, exist_ok=True)
     stem = out / f"suite_{suite}{'_tiny' if tiny else ''}"
     stem.with_suffix(".json").write_text(json.dumps(report, indent=1))
