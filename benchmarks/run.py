@@ -106,11 +106,13 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="with --suite: tiny lengths (a smoke run)")
     parser.add_argument("--suite-steps", nargs="+", default=[], metavar="BENCH=N",
                         help="with --suite: env steps per agent for B1, B2 or B3, e.g. B2=5000")
+    parser.add_argument("--only", nargs="+", default=[], metavar="BENCH",
+                        help="with --suite: only these benchmarks (B1 B2 B3 S8 B4 B5 ant)")
     parser.add_argument("--setup-peers", action="store_true",
                         help="with --suite: build the peers' environments first (implies --peers)")
     args = parser.parse_args()
-    if args.suite is None and (args.tiny or args.setup_peers or args.suite_steps):
-        parser.error("--tiny, --setup-peers and --suite-steps go with --suite")
+    if args.suite is None and (args.tiny or args.setup_peers or args.suite_steps or args.only):
+        parser.error("--tiny, --setup-peers, --suite-steps and --only go with --suite")
     suite_steps = {}
     for item in args.suite_steps:
         bench, _, count = item.partition("=")
@@ -122,7 +124,8 @@ def main() -> None:
 
         suite.main(args.suite, tiny=args.tiny, peers=args.peers, setup_peers=args.setup_peers,
                    repeats=args.repeats, cpu_devices=args.cpu_devices, out=Path(args.out),
-                   command=[Path(sys.executable).name] + sys.argv, steps=suite_steps)
+                   command=[Path(sys.executable).name] + sys.argv, steps=suite_steps,
+                   only=tuple(next((b for b in suite.BENCHMARKS if b.lower() == o.lower()), o) for o in args.only))
         return
 
     bench = args.bench

@@ -22,11 +22,12 @@ from run import PEERS_DIR, ROOT, cpu_name, measure
 
 # (algorithm, env, threshold, steps budget, our config overrides, sb3 algorithm or None)
 RUNS = [
+    ("ppo", "CartPole-v1", 475.0, 500_000, {}, "ppo"),
     ("sac", "Pendulum-v1", -200.0, 20_000, {"hidden": (64, 64), "lr": 1e-3, "tau": 0.02}, "sac"),
     ("dqn", "CartPole-v1", 475.0, 150_000, {}, "dqn"),
     ("pqn", "CartPole-v1", 475.0, 250_000, {}, None),
 ]
-SB3_BUDGET = {"sac": 20_000, "dqn": 150_000}
+SB3_BUDGET = {"ppo": 500_000, "sac": 20_000, "dqn": 150_000}
 SEEDS = 4
 
 

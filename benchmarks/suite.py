@@ -32,6 +32,7 @@ SCHEMA = 1
 # Keys every training row carries (None where a value does not apply, e.g. no device stats on CPU).
 ROW_KEYS = ("benchmark", "label", "lib", "agents", "steps", "sps", "compile_s", "run_s", "wall_s", "peak_rss_mb",
             "device_peak_mb", "final_return_mean", "final_return_min", "runs")
+BENCHMARKS = ("B1", "B2", "B3", "S8", "B4", "B5", "ant")  # S8: 8-seed sweeps against sb3's single run
 META_KEYS = ("suite", "tiny", "repeats", "date", "machine", "device", "python", "command")
 
 
@@ -63,14 +64,17 @@ def _peer_python(peers_dir: Path, name: str) -> Path | None:
 
 
 def plan(suite: str, *, tiny: bool = False, peers: bool = False, peers_dir: Path | None = None,
-         cpu_devices: int = 0, steps: dict[str, int] | None = None) -> list[Measurement]:
+         cpu_devices: int = 0, steps: dict[str, int] | None = None, only: tuple[str, ...] = ()) -> list[Measurement]:
     """The measurements of ``suite`` ("quick" or "full"); ``tiny`` shrinks every length for smoke tests.
 
-    ``steps`` overrides the env steps per agent of B1, B2 or B3 (e.g. ``{"B2": 5000}``: B2's 256x256
+    ``only`` keeps the named benchmarks (e.g. ``("B4",)``). ``steps`` overrides the env steps per agent of B1, B2 or B3 (e.g. ``{"B2": 5000}``: B2's 256x256
     SAC runs ~150 env steps/s on two CPU cores, so its 20k steps x 8 seeds take 18 minutes a run).
     """
     if suite not in ("quick", "full"):
         raise ValueError(f"unknown suite {suite!r}: choose 'quick' or 'full'")
+    unknown_only = sorted(set(only) - set(BENCHMARKS))
+    if unknown_only:
+        raise ValueError(f"unknown benchmark(s) {unknown_only}: choose from {list(BENCHMARKS)}")
     steps = dict(steps or {})
     unknown = sorted(set(steps) - {"B1", "B2", "B3"})
     if unknown or any(n <= 0 for n in steps.values()):
@@ -117,6 +121,11 @@ def plan(suite: str, *, tiny: bool = False, peers: bool = False, peers_dir: Path
                             peer_cmds("sac", "Pendulum-v1", b2, b2_seeds), ("stable-baselines3",)))
     rows.append(Measurement("B3", f"{b3_seeds} seeds", b3_seeds, b3, _train("b3", b3_seeds, b3),
                             peer_cmds("dqn", "CartPole-v1", b3, b3_seeds), ("stable-baselines3",)))
+    if not tiny:  # the sb3 target: an 8-seed sweep against sb3's one run (B2 is 8 seeds already)
+        for algo, bench, env, n in (("ppo", "b1", "CartPole-v1", b1), ("dqn", "b3", "CartPole-v1", b3)):
+            sb3_only = {k: v for k, v in peer_cmds(algo, env, n, 8).items() if k == "stable-baselines3"}
+            rows.append(Measurement("S8", f"{algo.upper()} ({bench.upper()} config), 8 seeds", 8, n, _train(bench, 8, n),
+                                    sb3_only, ("stable-baselines3",)))
     steps_per_update = 16 * 128  # B1's 16 envs x 128 steps
     for n in agents:
         steps = b4_updates * steps_per_update
@@ -127,7 +136,7 @@ def plan(suite: str, *, tiny: bool = False, peers: bool = False, peers_dir: Path
     if not tiny:  # brax ant PPO: 50M steps on a GPU, a short run on the CPU
         ant_steps = 50_000_000 if _on_gpu() else (2 if not full else 8) * 256 * 16
         rows.append(Measurement("ant", "PPO brax/ant", 1, ant_steps, _train("ant", 1, ant_steps, "eval_episodes=0")))
-    return rows
+    return [m for m in rows if not only or m.benchmark in only]
 
 
 def _on_gpu() -> bool:
@@ -295,7 +304,7 @@ def plots(report: dict[str, Any], stem: Path) -> list[Path]:
         fig.savefig(path, dpi=120)
         plt.close(fig)
         written.append(path)
-    bars = [r for r in report["rows"] if "sps" in r and r["benchmark"] in ("B1", "B2", "B3")]
+    bars = [r for r in report["rows"] if "sps" in r and r["benchmark"] in ("B1", "B2", "B3", "S8")]
     if bars:
         fig, ax = plt.subplots(figsize=(7, 0.45 * len(bars) + 1.2))
         names = [f"{r['benchmark']} {r['label']}: {r['lib']}" for r in bars]
@@ -312,17 +321,18 @@ def plots(report: dict[str, Any], stem: Path) -> list[Path]:
 
 
 def main(suite: str, *, tiny: bool, peers: bool, setup_peers: bool, repeats: int, cpu_devices: int, out: Path,
-         command: list[str], steps: dict[str, int] | None = None) -> dict[str, Any]:
+         command: list[str], steps: dict[str, int] | None = None, only: tuple[str, ...] = ()) -> dict[str, Any]:
     peers_dir = Path(os.environ.get("PEERS_DIR", "/tmp/pjl-peers"))
     if setup_peers:
         subprocess.run(["bash", str(PEERS / "setup_peers.sh")], check=True, env={**os.environ, "PEERS_DIR": str(peers_dir)})
     measurements = plan(suite, tiny=tiny, peers=peers or setup_peers, peers_dir=peers_dir, cpu_devices=cpu_devices,
-                        steps=steps)
+                        steps=steps, only=only)
     rows = run(measurements, repeats=repeats, log=lambda s: print(s, flush=True))
     device = next((r["device"] for r in rows if r.get("device")), "unknown")
     report = {
         "schema": SCHEMA,
         "meta": {"suite": suite, "tiny": tiny, "repeats": repeats, "steps_overrides": dict(steps or {}),
+                 "only": list(only),
                  "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                  "machine": machine(), "device": device, "python": platform.python_version(),
                  "command": " ".join(command)},
@@ -330,7 +340,7 @@ def main(suite: str, *, tiny: bool, peers: bool, setup_peers: bool, repeats: int
     }
     check_schema(report)
     out.mkdir(parents=True, exist_ok=True)
-    stem = out / f"suite_{suite}{'_tiny' if tiny else ''}"
+    stem = out / f"suite_{suite}{'_tiny' if tiny else ''}{''.join('_' + b for b in only)}"
     stem.with_suffix(".json").write_text(json.dumps(report, indent=1))
     table = markdown(report)
     stem.with_suffix(".md").write_text(table)

@@ -35,9 +35,23 @@ def test_full_suite_plans_the_published_configs(tmp_path):
     assert {m.label for m in plan if m.benchmark == "B5"} >= {"brax/ant x 256", "CartPole-v1 x 4096"}
 
 
-def test_unknown_suite_is_named():
+def test_eight_seed_sweeps_face_sb3_alone_and_only_filters(tmp_path):
+    (tmp_path / "sb3" / "bin").mkdir(parents=True)
+    (tmp_path / "sb3" / "bin" / "python").touch()  # an sb3 environment, no rejax
+    plan = suite.plan("quick", peers=True, peers_dir=tmp_path, only=("S8",))
+    assert [(m.benchmark, m.agents) for m in plan] == [("S8", 8), ("S8", 8)]
+    for m in plan:
+        assert list(m.peers) == ["stable-baselines3"] and m.per_agent_peers == ("stable-baselines3",)
+        assert m.peers["stable-baselines3"][1].endswith("sb3_peer.py")
+
+
+def test_unknown_suite_benchmark_or_steps_is_named():
     with pytest.raises(ValueError, match="unknown suite 'fast'"):
         suite.plan("fast")
+    with pytest.raises(ValueError, match="unknown benchmark.*'B9'"):
+        suite.plan("quick", only=("B9",))
+    with pytest.raises(ValueError, match="B1, B2 or B3 with a positive count"):
+        suite.plan("quick", steps={"B4": 10})
 
 
 def _result(sps: float, compile_s: float) -> dict:
