@@ -298,7 +298,7 @@ def plots(report: dict[str, Any], stem: Path) -> list[Path]:
         twin.set_ylabel("compile seconds")
         twin.set_ylim(bottom=0)
         ax.set_title(f"B4 scaling, {report['meta']['device']}")
-        fig.legend(loc="upper left")
+        fig.legend(loc="lower right", bbox_to_anchor=(0.85, 0.18))
         fig.tight_layout()
         path = stem.parent / f"{stem.name}_b4.png"
         fig.savefig(path, dpi=120)

@@ -82,7 +82,7 @@ def main() -> None:
         lib="purejaxlib", bench=name, algo=algo.__name__.rsplit(".", 1)[-1], env=config.env, steps=steps_run,
         seeds=seeds, hidden=list(config.hidden), compile_s=round(compile_s, 2), run_s=round(run_s, 2),
         sps=round(steps_run * seeds / run_s), final_return_mean=_round(final.mean()),
-        final_return_min=_round(final.min()), finals=[_round(f) for f in final],
+        final_return_min=_round(final.min()), finals=[_round(f) for f in final] if episodes > 0 else None,
         device=str(jax.devices()[0].device_kind), platform=jax.devices()[0].platform, devices=jax.device_count(),
         wall_s=round(time.perf_counter() - t0, 2), **memory,
     )))

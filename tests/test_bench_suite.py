@@ -107,3 +107,13 @@ def test_schema_check_names_the_missing_field():
               "rows": [{k: 1 for k in suite.ROW_KEYS if k != "compile_s"}]}
     with pytest.raises(ValueError, match="row 0 .*compile_s"):
         suite.check_schema(report)
+
+
+def test_publish_replaces_only_its_block_and_refuses_a_missing_one():
+    import publish
+
+    readme = "intro\n<!-- bench:suite_full -->\nold\n<!-- /bench:suite_full -->\n<!-- bench:b5 -->\nkeep\n<!-- /bench:b5 -->\n"
+    out = publish.publish(readme, "suite_full", "| new |\n")
+    assert out == "intro\n<!-- bench:suite_full -->\n| new |\n<!-- /bench:suite_full -->\n<!-- bench:b5 -->\nkeep\n<!-- /bench:b5 -->\n"
+    with pytest.raises(ValueError, match="bench:threshold"):
+        publish.publish(readme, "threshold", "x")
