@@ -5,8 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Test processes: XLA compiles on one thread, and most of the suite is compiling.
 TEST_WORKERS ?= 2
-# make bench SUITE=full for the published configs
+# make bench SUITE=full for the published configs; BENCH_ARGS="--setup-peers --repeats 2" adds the peers
 SUITE ?= quick
+BENCH_ARGS ?=
 
 .PHONY: demo test test-fast bench install clean
 
@@ -28,7 +29,7 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest tests -n $(TEST_WORKERS) --dist loadscope -m "not slow"
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run.py --suite $(SUITE)
+	$(BIN)/python benchmarks/run.py --suite $(SUITE) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) runs *.egg-info
