@@ -1,4 +1,6 @@
-"""Proximal Policy Optimization for discrete and continuous actions (the head is the only difference).
+"""Proximal Policy Optimization and its one-term relatives (A2C, MDPO, DPO, any Mirror Learning
+drift) for discrete and continuous actions; ``Config.objective`` picks the policy objective
+(:mod:`purejaxlib.objectives`), everything else is shared.
 
 Surface (shared by every algorithm in purejaxlib.algos)::
 
@@ -18,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from purejaxlib import distributions, training
+from purejaxlib import distributions, objectives, training
 from purejaxlib import envs as envs_lib
 from purejaxlib.config import EnvConfig, static, traced
 from purejaxlib.networks import ACTIVATIONS, ActorCritic
@@ -59,6 +61,10 @@ class Config(EnvConfig):
     """Scale rewards by the running std of the return."""
     log_interval: int = static(0)
     """Report progress every this many updates (0: never)."""
+    objective: str | objectives.Drift = static("ppo")
+    """Policy objective: 'ppo' (clipped), 'a2c' (plain policy gradient; 1 epoch, 1 minibatch),
+    'mdpo' (KL to the previous policy, annealed step size), 'dpo' (Discovered Policy
+    Optimisation's drift), or a drift function ``(ratio [B], advantages [B]) -> [B]`` (>= 0)."""
 
     lr: float = traced(2.5e-4)
     """Adam learning rate."""
@@ -76,6 +82,12 @@ class Config(EnvConfig):
     """Global gradient-norm clip."""
     log_std_init: float = traced(0.0)
     """Initial log std of continuous policies."""
+    dpo_alpha: float = traced(2.0)
+    """DPO drift: scale of the tanh on the positive-advantage side (published default 2)."""
+    dpo_beta: float = traced(0.6)
+    """DPO drift: scale of the tanh on the negative-advantage side (published default 0.6)."""
+    mdpo_step_size: float = traced(1.0)
+    """MDPO's initial step size t_0; the KL weight is 1 / (t_0 (1 - k / num_updates)) at update k."""
 
     @property
     def batch_size(self) -> int:
@@ -128,6 +140,28 @@ class Config(EnvConfig):
         self.check_positive("ent_coef", "vf_coef", allow_zero=True)
         self.check_range("gamma", 0.0, 1.0)
         self.check_range("gae_lambda", 0.0, 1.0)
+        self.check_positive("dpo_alpha", "dpo_beta", "mdpo_step_size")
+        self._check_objective()
+
+    def _check_objective(self) -> None:
+        objective = self.objective
+        if callable(objective):
+            probe = jax.ShapeDtypeStruct((3,), jnp.float32)
+            try:
+                out = jax.eval_shape(objective, probe, probe)
+            except Exception as err:  # the user's function, any failure: say which call failed
+                self.fail("objective", f"a drift function is called as drift(ratio [B], advantages [B]); "
+                          f"calling {getattr(objective, '__name__', objective)!r} that way failed: {err}")
+            if getattr(out, "shape", None) != (3,):
+                self.fail("objective", f"a drift function must return one value per sample ([B]); for B=3 it returned "
+                          f"{getattr(out, 'shape', out)}")
+            return
+        if objective not in objectives.OBJECTIVES:
+            self.fail("objective", f"must be one of {objectives.OBJECTIVES} or a drift function, got {objective!r}")
+        if objective == "a2c" and (self.update_epochs != 1 or self.num_minibatches != 1):
+            self.fail("objective", "'a2c' takes one gradient step per rollout (its gradient is only the policy gradient "
+                      f"at the policy that collected the data), so it needs update_epochs=1 and num_minibatches=1, got "
+                      f"{self.update_epochs} and {self.num_minibatches}; use a2c_config() or objective='ppo'")
 
 
 class State(NamedTuple):
@@ -211,10 +245,28 @@ class Batch(NamedTuple):
     value: jax.Array  # V(obs) when collected
     advantage: jax.Array
     target: jax.Array  # value target
+    old_dist: Any = None  # MDPO: (logits or mean [B, A], log_std [B, A] or None) of the collecting policy
 
 
-def ppo_loss(config: Config, params: Any, batch: Batch) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """Clipped surrogate + (clipped) value loss - entropy bonus on a minibatch ``[B, ...]``."""
+def surrogate(config: Config, log_prob: jax.Array, ratio: jax.Array, advantages: jax.Array) -> jax.Array:
+    """The policy objective's per-sample surrogate to maximize (MDPO's KL term apart): ``[B] -> [B]``."""
+    objective = config.objective
+    if callable(objective):
+        return objectives.mirror(ratio, advantages, objective)
+    if objective == "ppo":
+        return objectives.ppo_clip(ratio, advantages, config.clip_eps)
+    if objective == "a2c":
+        return objectives.policy_gradient(log_prob, advantages)
+    if objective == "dpo":
+        return objectives.mirror(ratio, advantages, lambda r, a: objectives.dpo_drift(r, a, config.dpo_alpha, config.dpo_beta))
+    return ratio * advantages  # mdpo: the KL proximity term is added by ppo_loss
+
+
+def ppo_loss(config: Config, params: Any, batch: Batch, kl_coef: jax.Array | None = None) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Policy objective + (clipped) value loss - entropy bonus on a minibatch ``[B, ...]``.
+
+    ``kl_coef`` weighs MDPO's ``KL(pi || pi_old)`` (closed form per state, from ``batch.old_dist``).
+    """
     dist, value = _dist(config, params, batch.obs)
     log_prob = dist.log_prob(batch.action)
     log_ratio = log_prob - batch.log_prob
@@ -222,8 +274,13 @@ def ppo_loss(config: Config, params: Any, batch: Batch) -> tuple[jax.Array, dict
     advantages = batch.advantage
     if config.normalize_advantages:
         advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-    clipped_ratio = jnp.clip(ratio, 1.0 - config.clip_eps, 1.0 + config.clip_eps)
-    pg_loss = -jnp.minimum(ratio * advantages, clipped_ratio * advantages).mean()
+    pg_loss = -surrogate(config, log_prob, ratio, advantages).mean()
+    extra = {}
+    if config.objective == "mdpo":
+        old = distributions.make(config.dist_kind, *batch.old_dist)
+        kl = dist.kl_divergence(old).mean()
+        pg_loss = pg_loss + kl_coef * kl
+        extra = {"policy_kl": kl, "kl_coef": kl_coef}
 
     old_value, targets = batch.value, batch.target
     value_loss = jnp.square(value - targets)
@@ -239,6 +296,7 @@ def ppo_loss(config: Config, params: Any, batch: Batch) -> tuple[jax.Array, dict
         "entropy": entropy,
         "approx_kl": ((ratio - 1.0) - log_ratio).mean(),
         "clip_frac": (jnp.abs(ratio - 1.0) > config.clip_eps).astype(jnp.float32).mean(),
+        **extra,
     }
     return total, aux
 
@@ -276,8 +334,16 @@ def step(config: Config, state: State, index: jax.Array | None = None) -> tuple[
         trajectory.obs, trajectory.action, trajectory.extras["log_prob"], trajectory.extras["value"], advantages, targets
     )
     batch = jax.tree.map(lambda x: x.reshape((config.batch_size,) + x.shape[2:]), batch)
+    kl_coef = None
+    if config.objective == "mdpo":
+        # The collecting policy's distribution per sample, so the KL to it is exact rather than sampled.
+        old_out, old_log_std, _ = network.apply(state.params, batch.obs)
+        if old_log_std is not None:
+            old_log_std = jnp.broadcast_to(old_log_std, old_out.shape)
+        batch = batch._replace(old_dist=(old_out, old_log_std))
+        kl_coef = objectives.mdpo_kl_coef(state.update_step, config.num_updates, config.mdpo_step_size)
     params, opt_state, learn_stats = minibatch_sgd(
-        lambda p, mb: ppo_loss(config, p, mb), make_tx(config), state.params, state.opt_state, batch, learn_key,
+        lambda p, mb: ppo_loss(config, p, mb, kl_coef), make_tx(config), state.params, state.opt_state, batch, learn_key,
         config.update_epochs, config.num_minibatches,
     )
     update_step = state.update_step + 1
@@ -287,6 +353,15 @@ def step(config: Config, state: State, index: jax.Array | None = None) -> tuple[
         "env_steps": update_step * config.batch_size,
     }
     return State(params, opt_state, env_state, obs, key, update_step), metrics
+
+
+def a2c_config(**overrides: Any) -> Config:
+    """A2C as PPO's special case: one gradient step per rollout of 16 envs x 5 steps, n-step returns
+    (``gae_lambda=1``: each step's return runs to the rollout's end and bootstraps there), no
+    clipping or advantage normalization; ``overrides`` replace any field."""
+    fields = dict(objective="a2c", num_envs=16, num_steps=5, update_epochs=1, num_minibatches=1, gae_lambda=1.0,
+                  normalize_advantages=False, clip_value_loss=False, anneal_lr=False, lr=7e-4)
+    return Config(**{**fields, **overrides})
 
 
 def train(config: Config, key: jax.Array) -> TrainResult:

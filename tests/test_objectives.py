@@ -1,0 +1,130 @@
+"""Policy objectives (purejaxlib.objectives and ppo.Config.objective) against plain references,
+A2C as PPO's special case, MDPO's exact KL, sweeps over the objectives' coefficients, bad input."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import purejaxlib
+from purejaxlib import objectives
+from purejaxlib.algos import ppo
+from purejaxlib.config import ConfigError
+
+RATIO = np.array([0.5, 0.9, 1.0, 1.1, 1.5, 2.0, 0.7, 1.3], np.float32)
+ADV = np.array([1.0, -2.0, 0.5, 3.0, -1.0, 2.0, 0.0, -0.5], np.float32)
+
+
+def ref_ppo_clip(r, a, eps):
+    out = []
+    for ri, ai in zip(r, a):
+        clipped = min(max(ri, 1 - eps), 1 + eps)
+        out.append(min(ri * ai, clipped * ai))
+    return np.array(out)
+
+
+def ref_dpo_drift(r, a, alpha=2.0, beta=0.6):
+    out = []
+    for ri, ai in zip(r, a):
+        if ai >= 0:
+            x = (ri - 1) * ai
+            out.append(max(0.0, x - alpha * np.tanh(x / alpha)))
+        else:
+            x = np.log(ri) * ai
+            out.append(max(0.0, x - beta * np.tanh(x / beta)))
+    return np.array(out)
+
+
+def test_ppo_clip_and_policy_gradient_match_plain_references():
+    np.testing.assert_allclose(objectives.ppo_clip(RATIO, ADV, 0.2), ref_ppo_clip(RATIO, ADV, 0.2), rtol=1e-6)
+    log_prob = np.log(RATIO)
+    np.testing.assert_allclose(objectives.policy_gradient(log_prob, ADV), log_prob * ADV, rtol=1e-6)
+
+
+def test_dpo_drift_matches_reference_is_nonnegative_and_flat_at_ratio_one():
+    np.testing.assert_allclose(objectives.dpo_drift(RATIO, ADV), ref_dpo_drift(RATIO, ADV), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(objectives.dpo_drift(RATIO, ADV, 1.0, 0.3), ref_dpo_drift(RATIO, ADV, 1.0, 0.3),
+                               rtol=1e-5, atol=1e-7)
+    assert np.all(np.asarray(objectives.dpo_drift(RATIO, ADV)) >= 0)
+    # A drift is zero with zero gradient at r = 1: the objective's gradient there is the policy gradient.
+    grad = jax.grad(lambda r: objectives.dpo_drift(r, ADV).sum())(jnp.ones_like(RATIO))
+    np.testing.assert_allclose(grad, 0.0, atol=1e-6)
+    assert float(objectives.dpo_drift(jnp.ones(3), jnp.array([1.0, -1.0, 0.0])).sum()) == 0.0
+
+
+def test_ppo_clip_is_the_mirror_objective_of_its_drift():
+    ppo_drift = lambda r, a: jax.nn.relu((r - jnp.clip(r, 0.8, 1.2)) * a)
+    np.testing.assert_allclose(objectives.mirror(RATIO, ADV, ppo_drift), ref_ppo_clip(RATIO, ADV, 0.2), rtol=1e-6)
+
+
+def test_mdpo_kl_coef_anneals_the_step_size():
+    coefs = [float(objectives.mdpo_kl_coef(k, 4, 0.5)) for k in range(4)]
+    np.testing.assert_allclose(coefs, [1 / (0.5 * (1 - k / 4)) for k in range(4)], rtol=1e-6)
+
+
+def _small(**fields) -> ppo.Config:
+    return ppo.Config(env="CartPole-v1", total_timesteps=256, num_envs=4, num_steps=16, **fields)
+
+
+def _params_close(a, b, **tol) -> bool:
+    return all(np.allclose(x, y, **tol) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def test_ppo_configured_as_a2c_makes_the_a2c_update():
+    config = ppo.a2c_config(env="CartPole-v1", total_timesteps=256, num_envs=4, num_steps=16)
+    state = ppo.init(config, jax.random.key(3))
+    a2c_state, _ = jax.jit(ppo.step)(config, state)
+    ppo_state, _ = jax.jit(ppo.step)(config.replace(objective="ppo"), state)
+    assert not _params_close(a2c_state.params, state.params, atol=1e-6)  # the update is not empty
+    assert _params_close(a2c_state.params, ppo_state.params, rtol=1e-5, atol=1e-7)
+    # With a second epoch PPO leaves the collecting policy and the updates differ: the check has teeth.
+    two_epochs = config.replace(objective="ppo", update_epochs=2)
+    other, _ = jax.jit(ppo.step)(two_epochs, state)
+    assert not _params_close(other.params, a2c_state.params, rtol=1e-5, atol=1e-7)
+
+
+def test_mdpo_loss_adds_the_exact_kl_to_the_collecting_policy():
+    config = _small(objective="mdpo", normalize_advantages=False)
+    params = ppo.init(config, jax.random.key(0)).params
+    obs = jax.random.normal(jax.random.key(1), (6, 4))
+    logits, _, _ = ppo.make_network(config).apply(params, obs)
+    old_logits = logits + jnp.array([0.3, -0.2])
+    action = jnp.array([0, 1, 1, 0, 1, 0])
+    old_log_prob = jax.nn.log_softmax(old_logits)[jnp.arange(6), action]
+    adv = jnp.array([1.0, -1.0, 0.5, 2.0, 0.0, -0.3])
+    batch = ppo.Batch(obs, action, old_log_prob, jnp.zeros(6), adv, jnp.zeros(6), (old_logits, None))
+    _, aux = ppo.ppo_loss(config, params, batch, jnp.float32(3.0))
+    p, q = np.asarray(jax.nn.softmax(logits)), np.asarray(jax.nn.softmax(old_logits))
+    ref_kl = np.mean(np.sum(p * (np.log(p) - np.log(q)), axis=1))
+    ratio = np.exp(np.log(p[np.arange(6), action]) - np.asarray(old_log_prob))
+    np.testing.assert_allclose(aux["policy_kl"], ref_kl, rtol=1e-5)
+    np.testing.assert_allclose(aux["pg_loss"], -np.mean(ratio * np.asarray(adv)) + 3.0 * ref_kl, rtol=1e-5)
+
+
+def test_user_drift_in_the_config_reproduces_ppo_clip():
+    ppo_drift = lambda r, a: jax.nn.relu((r - jnp.clip(r, 0.8, 1.2)) * a)
+    state = ppo.init(_small(), jax.random.key(2))
+    a, _ = jax.jit(ppo.step)(_small(objective=ppo_drift), state)
+    b, _ = jax.jit(ppo.step)(_small(), state)
+    assert _params_close(a.params, b.params, rtol=1e-5, atol=1e-7)
+
+
+def test_sweep_over_dpo_coefficients_is_one_program():
+    result = purejaxlib.sweep(ppo.train, _small(objective="dpo"), seeds=1, dpo_alpha=[1.0, 2.0], dpo_beta=[0.3, 0.6])
+    assert len(result.programs) == 1
+    losses = np.asarray(result.programs[0]["metrics"]["pg_loss"])
+    assert losses.shape[:2] == (2, 2) and np.all(np.isfinite(losses))
+
+
+@pytest.mark.parametrize("fields, match", [
+    (dict(objective="grpo"), r"objective: must be one of \('ppo', 'a2c', 'mdpo', 'dpo'\)"),
+    (dict(objective="a2c"), "needs update_epochs=1 and num_minibatches=1, got 4 and 4"),
+    (dict(objective=lambda r, a: (r * a).sum()), r"one value per sample \(\[B\]\); for B=3 it returned \(\)"),
+    (dict(objective=lambda r: r), "drift function is called as drift"),
+    (dict(objective="dpo", dpo_alpha=0.0), "dpo_alpha: must be > 0"),
+])
+def test_bad_objectives_are_named_before_compiling(fields, match):
+    with pytest.raises(ConfigError, match=match):
+        _small(**fields)
