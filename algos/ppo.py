@@ -61,10 +61,12 @@ class Config(EnvConfig):
     """Scale rewards by the running std of the return."""
     log_interval: int = static(0)
     """Report progress every this many updates (0: never)."""
-    objective: str | objectives.Drift = static("ppo")
+    objective: Literal["ppo", "a2c", "mdpo", "dpo", "drift"] = static("ppo")
     """Policy objective: 'ppo' (clipped), 'a2c' (plain policy gradient; 1 epoch, 1 minibatch),
     'mdpo' (KL to the previous policy, annealed step size), 'dpo' (Discovered Policy
-    Optimisation's drift), or a drift function ``(ratio [B], advantages [B]) -> [B]`` (>= 0)."""
+    Optimisation's drift), 'drift' (r A - drift(r, A) with the function in ``drift``)."""
+    drift: objectives.Drift | None = static(None)
+    """With objective='drift': a function ``(ratio [B], advantages [B]) -> [B]``, >= 0, zero at ratio 1."""
 
     lr: float = traced(2.5e-4)
     """Adam learning rate."""
@@ -144,20 +146,24 @@ class Config(EnvConfig):
         self._check_objective()
 
     def _check_objective(self) -> None:
-        objective = self.objective
-        if callable(objective):
+        objective, drift = self.objective, self.drift
+        if objective not in objectives.OBJECTIVES:
+            self.fail("objective", f"must be one of {objectives.OBJECTIVES}, got {objective!r}")
+        if (objective == "drift") != (drift is not None):
+            self.fail("drift", "objective='drift' takes its function from drift=..., and drift is used only then; got "
+                      f"objective={objective!r} with drift={'a function' if drift is not None else None}")
+        if drift is not None:
+            if not callable(drift):
+                self.fail("drift", f"must be a function (ratio [B], advantages [B]) -> [B], got {drift!r}")
             probe = jax.ShapeDtypeStruct((3,), jnp.float32)
             try:
-                out = jax.eval_shape(objective, probe, probe)
+                out = jax.eval_shape(drift, probe, probe)
             except Exception as err:  # the user's function, any failure: say which call failed
-                self.fail("objective", f"a drift function is called as drift(ratio [B], advantages [B]); "
-                          f"calling {getattr(objective, '__name__', objective)!r} that way failed: {err}")
+                self.fail("drift", f"a drift function is called as drift(ratio [B], advantages [B]); "
+                          f"calling {getattr(drift, '__name__', drift)!r} that way failed: {err}")
             if getattr(out, "shape", None) != (3,):
-                self.fail("objective", f"a drift function must return one value per sample ([B]); for B=3 it returned "
+                self.fail("drift", f"a drift function must return one value per sample ([B]); for B=3 it returned "
                           f"{getattr(out, 'shape', out)}")
-            return
-        if objective not in objectives.OBJECTIVES:
-            self.fail("objective", f"must be one of {objectives.OBJECTIVES} or a drift function, got {objective!r}")
         if objective == "a2c" and (self.update_epochs != 1 or self.num_minibatches != 1):
             self.fail("objective", "'a2c' takes one gradient step per rollout (its gradient is only the policy gradient "
                       f"at the policy that collected the data), so it needs update_epochs=1 and num_minibatches=1, got "
@@ -251,8 +257,8 @@ class Batch(NamedTuple):
 def surrogate(config: Config, log_prob: jax.Array, ratio: jax.Array, advantages: jax.Array) -> jax.Array:
     """The policy objective's per-sample surrogate to maximize (MDPO's KL term apart): ``[B] -> [B]``."""
     objective = config.objective
-    if callable(objective):
-        return objectives.mirror(ratio, advantages, objective)
+    if objective == "drift":
+        return objectives.mirror(ratio, advantages, config.drift)
     if objective == "ppo":
         return objectives.ppo_clip(ratio, advantages, config.clip_eps)
     if objective == "a2c":

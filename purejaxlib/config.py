@@ -141,6 +141,8 @@ class ConfigBase(struct.PyTreeNode):
                 value = float(value)
             elif isinstance(value, dict):  # env_params: arrays as (nested) lists
                 value = {k: np.asarray(v).tolist() for k, v in value.items()}
+            elif callable(value):  # a function-valued static field (e.g. PPO's drift): its name
+                value = f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', repr(value))}"
             out[f.name] = value
         return out
 

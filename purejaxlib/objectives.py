@@ -17,7 +17,7 @@ import jax.numpy as jnp
 
 Drift = Callable[[jax.Array, jax.Array], jax.Array]  # (ratio [B], advantages [B]) -> drift [B], >= 0
 
-OBJECTIVES = ("ppo", "a2c", "mdpo", "dpo")
+OBJECTIVES = ("ppo", "a2c", "mdpo", "dpo", "drift")
 
 
 def ppo_clip(ratio: jax.Array, advantages: jax.Array, clip_eps: jax.Array | float) -> jax.Array:

@@ -106,9 +106,23 @@ def test_mdpo_loss_adds_the_exact_kl_to_the_collecting_policy():
 def test_user_drift_in_the_config_reproduces_ppo_clip():
     ppo_drift = lambda r, a: jax.nn.relu((r - jnp.clip(r, 0.8, 1.2)) * a)
     state = ppo.init(_small(), jax.random.key(2))
-    a, _ = jax.jit(ppo.step)(_small(objective=ppo_drift), state)
+    a, _ = jax.jit(ppo.step)(_small(objective="drift", drift=ppo_drift), state)
     b, _ = jax.jit(ppo.step)(_small(), state)
     assert _params_close(a.params, b.params, rtol=1e-5, atol=1e-7)
+
+
+def my_drift(ratio, advantages):
+    return jnp.square(ratio - 1.0) * jnp.abs(advantages)
+
+
+def test_a_user_drift_runs_through_the_experiment_runner_and_is_recorded_by_name(tmp_path):
+    import json
+
+    config = _small(objective="drift", drift=my_drift)
+    purejaxlib.run_experiment(ppo, config, seeds=1, out=tmp_path, name="drift", progress_bar=False)
+    record = json.loads(next(tmp_path.rglob("record.json")).read_text())
+    assert record["config"]["drift"].endswith("test_objectives.my_drift")
+    assert record["config"]["objective"] == "drift"
 
 
 def test_sweep_over_dpo_coefficients_is_one_program():
@@ -119,10 +133,12 @@ def test_sweep_over_dpo_coefficients_is_one_program():
 
 
 @pytest.mark.parametrize("fields, match", [
-    (dict(objective="grpo"), r"objective: must be one of \('ppo', 'a2c', 'mdpo', 'dpo'\)"),
+    (dict(objective="grpo"), r"objective: must be one of \('ppo', 'a2c', 'mdpo', 'dpo', 'drift'\)"),
     (dict(objective="a2c"), "needs update_epochs=1 and num_minibatches=1, got 4 and 4"),
-    (dict(objective=lambda r, a: (r * a).sum()), r"one value per sample \(\[B\]\); for B=3 it returned \(\)"),
-    (dict(objective=lambda r: r), "drift function is called as drift"),
+    (dict(objective="drift"), "drift: objective='drift' takes its function from drift=.*got objective='drift' with drift=None"),
+    (dict(drift=lambda r, a: r * a), "got objective='ppo' with drift=a function"),
+    (dict(objective="drift", drift=lambda r, a: (r * a).sum()), r"one value per sample \(\[B\]\); for B=3 it returned \(\)"),
+    (dict(objective="drift", drift=lambda r: r), "drift function is called as drift"),
     (dict(objective="dpo", dpo_alpha=0.0), "dpo_alpha: must be > 0"),
 ])
 def test_bad_objectives_are_named_before_compiling(fields, match):
