@@ -88,3 +88,47 @@ def q_lambda(
         backward, next_q_max[-1], (rewards, next_q_max, continues, episode_end), reverse=True
     )
     return returns
+
+
+def rloo_advantages(returns: jax.Array) -> jax.Array:
+    """REINFORCE leave-one-out advantages over a group axis: ``[K, ...] -> [K, ...]``.
+
+    ``A_i = R_i - mean_{j != i} R_j`` (Ahmadian et al. 2024, "Back to Basics"), which equals
+    ``K / (K - 1) * (R_i - mean_j R_j)``: zero-mean within each group, and zero where the group's
+    returns are all equal. Needs ``K >= 2`` (a group of one has no other member to compare with).
+    """
+    k = returns.shape[0]
+    if k < 2:
+        raise ValueError(f"leave-one-out needs a group of at least 2 rollouts, got {k}")
+    return (returns - returns.mean(axis=0)) * (k / (k - 1))
+
+
+def group_advantages(returns: jax.Array, normalize_std: bool = True, eps: float = 1e-6) -> jax.Array:
+    """Group-relative advantages (GRPO-style) over a group axis: ``[K, ...] -> [K, ...]``.
+
+    ``A_i = R_i - mean_j R_j``, divided by the group's standard deviation when ``normalize_std``;
+    a group of identical returns gets 0 (``eps`` keeps the division finite), never NaN.
+    """
+    centered = returns - returns.mean(axis=0)
+    if normalize_std:
+        centered = centered / (returns.std(axis=0) + eps)
+    return centered
+
+
+def returns_to_go(rewards: jax.Array, terminated: jax.Array, truncated: jax.Array,
+                  gamma: jax.Array | float) -> jax.Array:
+    """Discounted Monte Carlo returns within a rollout, time-major: ``[T, ...] -> [T, ...]``.
+
+    ``G_t = r_t + gamma G_{t+1}``, restarting at every episode end (termination or truncation) and
+    at the rollout's end, so no return mixes two episodes. Without a critic nothing is bootstrapped:
+    REINFORCE's estimate of a truncated or unfinished episode is the reward seen so far.
+    """
+    episode_end = jnp.logical_or(terminated, truncated).astype(rewards.dtype)
+
+    def backward(next_return, inputs):
+        r_t, end_t = inputs
+        g_t = r_t + gamma * (1.0 - end_t) * next_return
+        return g_t, g_t
+
+    _, out = jax.lax.scan(backward, jnp.zeros_like(rewards[0]), (rewards, episode_end), reverse=True)
+    return out
