@@ -18,7 +18,7 @@ import numpy as np
 
 from purejaxlib import stats
 
-__all__ = ["learning_curves", "sweep_heatmap", "curve_band", "final_scores", "heatmap_values", "format_value"]
+__all__ = ["learning_curves", "compare_learning_curves", "sweep_heatmap", "curve_band", "final_scores", "heatmap_values", "format_value"]
 
 CONFIDENCE = 0.95
 _IMAGE_SUFFIXES = {".png", ".svg", ".pdf", ".jpg", ".jpeg"}
@@ -180,18 +180,46 @@ def learning_curves(
 
     Writes ``<path stem>.png`` and ``.svg`` and returns both paths.
     """
-    plt = _pyplot()
     values = _metric(result, metric)
     steps = _metric(result, "env_steps")
     names = grid_axes(result)
-    grid_shape = values.shape[: len(names)]
-    num_seeds = values.shape[len(names)]
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    indices = list(np.ndindex(*grid_shape))
-    for index, color in zip(indices, _colors(plt, len(indices))):
-        iqm, low, high = curve_band(values[index], reps=reps, seed=seed)
-        x = curve_steps(steps[index])
+    lines = []
+    for index in np.ndindex(*values.shape[: len(names)]):
         label = ", ".join(f"{n}={format_value(result.grid[n][i])}" for n, i in zip(names, index)) or "IQM"
+        lines.append((label, values[index], steps[index]))
+    return _draw_curves(lines, path, metric, title, values.shape[len(names)], reps, seed)
+
+
+def compare_learning_curves(
+    results: dict[str, Any],
+    path: str | Path,
+    metric: str = "episode_return",
+    title: str = "",
+    reps: int = 1000,
+    seed: int = 0,
+) -> list[Path]:
+    """One line per labelled sweep result (e.g. one per algorithm, each its own program and
+    schedule), drawn as :func:`learning_curves` draws a grid point; each result must have only a
+    seed axis. Writes ``<path stem>.png`` and ``.svg``."""
+    lines, seeds = [], set()
+    for label, result in results.items():
+        if grid_axes(result):
+            raise ValueError(f"{label!r}: compare_learning_curves takes results with a seed axis only, "
+                             f"this one also has {grid_axes(result)}")
+        values = _metric(result, metric)
+        lines.append((label, values, _metric(result, "env_steps")))
+        seeds.add(values.shape[0])
+    return _draw_curves(lines, path, metric, title, min(seeds), reps, seed)
+
+
+def _draw_curves(lines: list[tuple[str, np.ndarray, np.ndarray]], path: str | Path, metric: str, title: str,
+                 num_seeds: int, reps: int, seed: int) -> list[Path]:
+    """Draws ``(label, values [seeds, points], env_steps [seeds, points])`` lines with IQM bands."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for (label, values, steps), color in zip(lines, _colors(plt, len(lines))):
+        iqm, low, high = curve_band(values, reps=reps, seed=seed)
+        x = curve_steps(steps)
         ax.plot(x, iqm, label=label, lw=1.6, color=color)
         band = np.isfinite(x) & np.isfinite(low) & np.isfinite(high)
         if band.any():
@@ -203,7 +231,7 @@ def learning_curves(
     )
     ax.set_title(_title(title, subtitle), fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best", ncol=1 if len(indices) <= 8 else 2)
+    ax.legend(fontsize=8, loc="best", ncol=1 if len(lines) <= 8 else 2)
     fig.tight_layout()
     return _save(fig, path)
 

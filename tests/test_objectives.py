@@ -3,6 +3,8 @@ A2C as PPO's special case, MDPO's exact KL, sweeps over the objectives' coeffici
 
 from __future__ import annotations
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -144,3 +146,29 @@ def test_sweep_over_dpo_coefficients_is_one_program():
 def test_bad_objectives_are_named_before_compiling(fields, match):
     with pytest.raises(ConfigError, match=match):
         _small(**fields)
+
+
+def test_objectives_script_compares_objectives_in_one_call(tmp_path):
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / "objectives.py"
+    spec = importlib.util.spec_from_file_location("objectives_script", path)
+    script = importlib.util.module_from_spec(spec)
+    sys.modules["objectives_script"] = script  # dataclasses look their module up there
+    spec.loader.exec_module(script)
+    out = script.main(["--seeds", "2", "--total-timesteps", "1024", "--objectives", "a2c", "dpo", "--out", str(tmp_path)])
+    assert set(out["summary"]) == {"a2c", "dpo"}
+    for entry in out["summary"].values():
+        assert len(entry["final_returns"]) == 2 and np.isfinite(entry["final_return_iqm"])
+    assert (tmp_path / "curves.png").read_bytes().startswith(b"\x89PNG")
+    assert set(json.loads((tmp_path / "summary.json").read_text())) >= {"env", "seeds", "a2c", "dpo"}
+
+
+def test_compare_learning_curves_refuses_a_grid_result():
+    from purejaxlib import plotting
+
+    grid = purejaxlib.sweep(ppo.train, _small(), seeds=1, lr=[1e-3, 3e-3])
+    with pytest.raises(ValueError, match="seed axis only, this one also has \\['lr'\\]"):
+        plotting.compare_learning_curves({"grid": grid}, "unused.png")
