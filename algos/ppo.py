@@ -319,6 +319,8 @@ def step(config: Config, state: State, index: jax.Array | None = None) -> tuple[
         dist, value = _dist(config, state.params, obs)
         raw = dist.sample(seed=key)
         extras = {"log_prob": dist.log_prob(raw), "value": value}
+        if config.objective == "mdpo":  # the collecting policy per sample, so MDPO's KL to it is exact
+            extras["dist"] = (dist.logits, None) if config.dist_kind == "categorical" else (dist.loc, jnp.log(dist.scale_diag))
         return raw, distributions.to_env(config.dist_kind, raw, low, high), extras
 
     key, rollout_key, learn_key = jax.random.split(state.key, 3)
@@ -337,16 +339,12 @@ def step(config: Config, state: State, index: jax.Array | None = None) -> tuple[
         config.gae_lambda,
     )
     batch = Batch(
-        trajectory.obs, trajectory.action, trajectory.extras["log_prob"], trajectory.extras["value"], advantages, targets
+        trajectory.obs, trajectory.action, trajectory.extras["log_prob"], trajectory.extras["value"], advantages, targets,
+        trajectory.extras.get("dist"),
     )
     batch = jax.tree.map(lambda x: x.reshape((config.batch_size,) + x.shape[2:]), batch)
     kl_coef = None
     if config.objective == "mdpo":
-        # The collecting policy's distribution per sample, so the KL to it is exact rather than sampled.
-        old_out, old_log_std, _ = network.apply(state.params, batch.obs)
-        if old_log_std is not None:
-            old_log_std = jnp.broadcast_to(old_log_std, old_out.shape)
-        batch = batch._replace(old_dist=(old_out, old_log_std))
         kl_coef = objectives.mdpo_kl_coef(state.update_step, config.num_updates, config.mdpo_step_size)
     params, opt_state, learn_stats = minibatch_sgd(
         lambda p, mb: ppo_loss(config, p, mb, kl_coef), make_tx(config), state.params, state.opt_state, batch, learn_key,
