@@ -18,16 +18,18 @@ from typing import Any, Callable, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from purejaxlib import distributions, objectives, training
 from purejaxlib import envs as envs_lib
 from purejaxlib.config import EnvConfig, static, traced
-from purejaxlib.networks import ACTIVATIONS, ActorCritic
+from purejaxlib.networks import ACTIVATIONS, CELLS, ActorCritic, RecurrentActorCritic, initial_carry, unroll
 from purejaxlib.normalization import normalize
 from purejaxlib.optim import make_optimizer, minibatch_sgd
+from purejaxlib import returns as returns_lib
 from purejaxlib.returns import gae
-from purejaxlib.rollout import episode_metrics, rollout
+from purejaxlib.rollout import episode_metrics, recurrent_rollout
 
 
 class Config(EnvConfig):
@@ -67,6 +69,23 @@ class Config(EnvConfig):
     Optimisation's drift), 'drift' (r A - drift(r, A) with the function in ``drift``)."""
     drift: objectives.Drift | None = static(None)
     """With objective='drift': a function ``(ratio [B], advantages [B]) -> [B]``, >= 0, zero at ratio 1."""
+    advantage: Literal["gae", "reinforce", "rloo", "group"] = static("gae")
+    """Advantage estimator: 'gae' (the critic); critic-free, from episodes that start at a reset every
+    update: 'reinforce' (return minus a running-mean baseline), 'rloo' (minus the mean of the other
+    rollouts of its group), 'group' (minus the group mean, over the group std with group_std)."""
+    group_size: int = static(1)
+    """With advantage='rloo' or 'group': rollouts per group (K >= 2), consecutive envs started from
+    one reset key; num_envs must be a multiple."""
+    group_std: bool = static(True)
+    """With advantage='group': divide by the group's standard deviation (GRPO)."""
+    ref_update_interval: int = static(0)
+    """Critic-free advantages: copy the policy into the KL reference every this many updates (0: the
+    reference stays the initial policy)."""
+    recurrent: Literal["none", "gru", "lstm"] = static("none")
+    """Policy torso: 'none' (MLPs) or a GRU / LSTM cell carried through the rollout, reset at episode
+    starts and trained by backprop through each update's sequences (minibatches of whole envs)."""
+    cell_size: int = static(128)
+    """Units of the recurrent cell."""
 
     lr: float = traced(2.5e-4)
     """Adam learning rate."""
@@ -90,6 +109,10 @@ class Config(EnvConfig):
     """DPO drift: scale of the tanh on the negative-advantage side (published default 0.6)."""
     mdpo_step_size: float = traced(1.0)
     """MDPO's initial step size t_0; the KL weight is 1 / (t_0 (1 - k / num_updates)) at update k."""
+    ref_kl_coef: float = traced(0.0)
+    """Critic-free advantages: weight of KL(pi || pi_ref) to the reference policy (GRPO's penalty)."""
+    baseline_decay: float = traced(0.9)
+    """advantage='reinforce': decay of the running mean of returns (per time step) used as baseline."""
 
     @property
     def batch_size(self) -> int:
@@ -107,6 +130,14 @@ class Config(EnvConfig):
     @property
     def num_updates(self) -> int:
         return self.total_timesteps // self.batch_size
+
+    @property
+    def critic_free(self) -> bool:
+        return self.advantage != "gae"
+
+    @property
+    def grouped(self) -> bool:
+        return self.advantage in ("rloo", "group")
 
     @property
     def dist_kind(self) -> str:
@@ -144,6 +175,45 @@ class Config(EnvConfig):
         self.check_range("gae_lambda", 0.0, 1.0)
         self.check_positive("dpo_alpha", "dpo_beta", "mdpo_step_size")
         self._check_objective()
+        self._check_advantage()
+        self._check_recurrent()
+
+    def _check_advantage(self) -> None:
+        self.check_choice("advantage", ("gae", "reinforce", "rloo", "group"))
+        self.check_positive("group_size", "ref_update_interval", allow_zero=True)
+        self.check_positive("ref_kl_coef", allow_zero=True)
+        self.check_range("baseline_decay", 0.0, 1.0)
+        if self.grouped:
+            if self.group_size < 2:
+                self.fail("group_size", f"advantage={self.advantage!r} compares each rollout with the others of its "
+                          f"group, so it needs group_size >= 2, got {self.group_size}")
+            if self.num_envs % self.group_size:
+                self.fail("group_size", f"num_envs={self.num_envs} must be a multiple of group_size={self.group_size} "
+                          "(each group is group_size consecutive envs)")
+        elif self.group_size != 1:
+            self.fail("group_size", f"is used by advantage='rloo' or 'group' only, got {self.group_size} with "
+                      f"advantage={self.advantage!r}")
+        if not self.critic_free:
+            ref_kl = self.concrete("ref_kl_coef")
+            if ref_kl is not None and np.any(ref_kl != 0):
+                self.fail("ref_kl_coef", "the KL penalty to a reference policy goes with the critic-free advantages "
+                          "(advantage='reinforce', 'rloo' or 'group'); with 'gae' use objective='mdpo' for a KL term")
+            if self.ref_update_interval:
+                self.fail("ref_update_interval", "is used by the critic-free advantages only")
+            return
+        for name in ("normalize_obs", "normalize_reward"):
+            if getattr(self, name):
+                self.fail(name, f"advantage={self.advantage!r} restarts every env at each update, which would restart "
+                          "the running statistics too; it is not supported with the critic-free advantages")
+
+    def _check_recurrent(self) -> None:
+        self.check_choice("recurrent", ("none",) + CELLS)
+        if self.recurrent == "none":
+            return
+        self.check_positive("cell_size")
+        if self.num_envs % self.num_minibatches:
+            self.fail("num_minibatches", f"a recurrent policy learns from minibatches of whole env sequences, so "
+                      f"num_minibatches={self.num_minibatches} must divide num_envs={self.num_envs}")
 
     def _check_objective(self) -> None:
         objective, drift = self.objective, self.drift
@@ -179,6 +249,9 @@ class State(NamedTuple):
     obs: jax.Array  # [num_envs, obs_dim]
     key: jax.Array
     update_step: jax.Array  # int32 scalar, updates done so far
+    memory: Any = None  # recurrent: (cell state [num_envs, cell_size] (LSTM: a pair), first [num_envs] bool)
+    baseline: Any = None  # advantage='reinforce': running mean of the return per time step [num_steps]
+    ref_params: Any = None  # critic-free advantages: the KL reference policy's params
 
 
 class TrainResult(NamedTuple):
@@ -192,7 +265,7 @@ def make_env(config: Config) -> tuple[Any, Any]:
     env = envs_lib.EpisodeStatistics(envs_lib.FlattenObservation(env))
     if not config.spec.discrete:
         env = envs_lib.ClipAction(env)
-    env = envs_lib.VecEnv(env, config.num_envs)
+    env = envs_lib.VecEnv(env, config.num_envs, group_size=config.group_size if config.grouped else 1)
     if config.normalize_obs:
         env = envs_lib.NormalizeObservation(env)
     if config.normalize_reward:
@@ -200,10 +273,18 @@ def make_env(config: Config) -> tuple[Any, Any]:
     return env, env_params
 
 
-def make_network(config: Config) -> ActorCritic:
+def make_network(config: Config) -> ActorCritic | RecurrentActorCritic:
     spec = config.spec
     action_dim = spec.num_actions if spec.discrete else math.prod(spec.action_shape)
-    return ActorCritic(action_dim, not spec.discrete, tuple(config.hidden), config.activation, config.log_std_init)
+    args = (action_dim, not spec.discrete, tuple(config.hidden), config.activation, config.log_std_init)
+    if config.recurrent != "none":
+        return RecurrentActorCritic(*args, cell=config.recurrent, cell_size=config.cell_size)
+    return ActorCritic(*args)
+
+
+def initial_memory(config: Config, batch: int) -> tuple[Any, jax.Array]:
+    """Recurrent policies' memory before any step: zero cell state, every obs opens an episode."""
+    return initial_carry(config.recurrent, config.cell_size, batch), jnp.ones((batch,), bool)
 
 
 def make_tx(config: Config) -> optax.GradientTransformation:
@@ -216,9 +297,17 @@ def init(config: Config, key: jax.Array) -> State:
     env, env_params = make_env(config)
     key, net_key, env_key = jax.random.split(key, 3)
     obs, env_state = env.reset(env_key, env_params)
-    params = make_network(config).init(net_key, obs[:1])
+    memory = None
+    if config.recurrent != "none":
+        memory = initial_memory(config, config.num_envs)
+        params = make_network(config).init(net_key, initial_carry(config.recurrent, config.cell_size, 1), obs[:1],
+                                           memory[1][:1])
+    else:
+        params = make_network(config).init(net_key, obs[:1])
     opt_state = make_tx(config).init(params)
-    return State(params, opt_state, env_state, obs, key, jnp.int32(0))
+    baseline = jnp.zeros((config.num_steps,), jnp.float32) if config.advantage == "reinforce" else None
+    ref_params = params if config.critic_free else None
+    return State(params, opt_state, env_state, obs, key, jnp.int32(0), memory, baseline, ref_params)
 
 
 def _obs_stats(config: Config, env_state: Any):
@@ -242,6 +331,13 @@ def _dist(config: Config, params: Any, obs: jax.Array):
     return distributions.make(config.dist_kind, mean_or_logits, log_std), value
 
 
+def _dist_params(config: Config, dist: Any) -> tuple[jax.Array, jax.Array | None]:
+    """(logits or mean, log_std or None) of a policy distribution, to store and rebuild it."""
+    if config.dist_kind == "categorical":
+        return dist.logits, None
+    return dist.loc, jnp.log(dist.scale_diag)
+
+
 class Batch(NamedTuple):
     """Flat learner samples, each ``[B, ...]``."""
 
@@ -252,6 +348,35 @@ class Batch(NamedTuple):
     advantage: jax.Array
     target: jax.Array  # value target
     old_dist: Any = None  # MDPO: (logits or mean [B, A], log_std [B, A] or None) of the collecting policy
+    mask: Any = None  # critic-free advantages: 1 on each env's first episode, 0 after [B]
+    # Recurrent policies keep whole sequences: every field above is [n, T, ...] (n envs), and
+    first: Any = None  # [n, T] bool: obs opens an episode (the cell state is reset there)
+    carry: Any = None  # [n, cell_size] (LSTM: a pair): cell state before step 0
+
+
+def _evaluate(config: Config, params: Any, batch: Batch) -> tuple[Any, jax.Array, Batch]:
+    """The policy distribution and value at every sample, and the batch flat: ``[B, ...]``.
+
+    Recurrent policies run their cell along each stored sequence from its initial state
+    (truncated backprop through the update's ``num_steps``).
+    """
+    if config.recurrent == "none":
+        dist, value = _dist(config, params, batch.obs)
+        return dist, value, batch
+    time_major = lambda x: jnp.swapaxes(x, 0, 1)
+    _, (logits, log_std, value) = unroll(make_network(config), params, batch.carry, time_major(batch.obs),
+                                         time_major(batch.first))
+    flat = lambda x: time_major(x).reshape((-1,) + x.shape[2:])
+    dist = distributions.make(config.dist_kind, flat(logits), log_std)
+    samples = batch._replace(first=None, carry=None)
+    samples = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), samples)
+    return dist, flat(value), samples
+
+
+def _masked_mean(x: jax.Array, mask: jax.Array | None) -> jax.Array:
+    if mask is None:
+        return x.mean()
+    return (x * mask).sum() / jnp.maximum(mask.sum(), 1.0)
 
 
 def surrogate(config: Config, log_prob: jax.Array, ratio: jax.Array, advantages: jax.Array) -> jax.Array:
@@ -268,95 +393,170 @@ def surrogate(config: Config, log_prob: jax.Array, ratio: jax.Array, advantages:
     return ratio * advantages  # mdpo: the KL proximity term is added by ppo_loss
 
 
-def ppo_loss(config: Config, params: Any, batch: Batch, kl_coef: jax.Array | None = None) -> tuple[jax.Array, dict[str, jax.Array]]:
+def ppo_loss(config: Config, params: Any, batch: Batch, kl_coef: jax.Array | None = None,
+             ref_params: Any = None) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Policy objective + (clipped) value loss - entropy bonus on a minibatch ``[B, ...]``.
 
     ``kl_coef`` weighs MDPO's ``KL(pi || pi_old)`` (closed form per state, from ``batch.old_dist``).
+    With the critic-free advantages there is no value loss, means are over ``batch.mask``, and
+    ``config.ref_kl_coef`` weighs ``KL(pi || pi_ref)`` to the policy with ``ref_params``.
     """
-    dist, value = _dist(config, params, batch.obs)
+    stored = batch
+    dist, value, batch = _evaluate(config, params, stored)
+    mask = batch.mask
+    mean = lambda x: _masked_mean(x, mask)
     log_prob = dist.log_prob(batch.action)
     log_ratio = log_prob - batch.log_prob
     ratio = jnp.exp(log_ratio)
     advantages = batch.advantage
     if config.normalize_advantages:
-        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-    pg_loss = -surrogate(config, log_prob, ratio, advantages).mean()
+        centered = advantages - mean(advantages)
+        advantages = centered / (jnp.sqrt(mean(jnp.square(centered))) + 1e-8)
+    pg_loss = -mean(surrogate(config, log_prob, ratio, advantages))
     extra = {}
     if config.objective == "mdpo":
         old = distributions.make(config.dist_kind, *batch.old_dist)
-        kl = dist.kl_divergence(old).mean()
+        kl = mean(dist.kl_divergence(old))
         pg_loss = pg_loss + kl_coef * kl
         extra = {"policy_kl": kl, "kl_coef": kl_coef}
-
-    old_value, targets = batch.value, batch.target
-    value_loss = jnp.square(value - targets)
-    if config.clip_value_loss:
-        clipped_value = old_value + jnp.clip(value - old_value, -config.clip_eps, config.clip_eps)
-        value_loss = jnp.maximum(value_loss, jnp.square(clipped_value - targets))
-    value_loss = 0.5 * value_loss.mean()
-    entropy = dist.entropy().mean()
+    if config.critic_free:
+        ref_dist, _, _ = _evaluate(config, jax.lax.stop_gradient(ref_params), stored)
+        ref_kl = mean(dist.kl_divergence(ref_dist))
+        pg_loss = pg_loss + config.ref_kl_coef * ref_kl
+        extra["ref_kl"] = ref_kl
+    value_loss = jnp.float32(0.0)
+    if not config.critic_free:
+        old_value, targets = batch.value, batch.target
+        value_loss = jnp.square(value - targets)
+        if config.clip_value_loss:
+            clipped_value = old_value + jnp.clip(value - old_value, -config.clip_eps, config.clip_eps)
+            value_loss = jnp.maximum(value_loss, jnp.square(clipped_value - targets))
+        value_loss = 0.5 * value_loss.mean()
+    entropy = mean(dist.entropy())
     total = pg_loss + config.vf_coef * value_loss - config.ent_coef * entropy
     aux = {
         "pg_loss": pg_loss,
         "value_loss": value_loss,
         "entropy": entropy,
-        "approx_kl": ((ratio - 1.0) - log_ratio).mean(),
-        "clip_frac": (jnp.abs(ratio - 1.0) > config.clip_eps).astype(jnp.float32).mean(),
+        "approx_kl": mean((ratio - 1.0) - log_ratio),
+        "clip_frac": mean((jnp.abs(ratio - 1.0) > config.clip_eps).astype(jnp.float32)),
         **extra,
     }
     return total, aux
 
 
-def step(config: Config, state: State, index: jax.Array | None = None) -> tuple[State, dict[str, jax.Array]]:
-    """One update: collect ``num_steps`` x ``num_envs`` transitions, then learn from them.
-
-    ``index`` (the update's number) is accepted for the shared surface and not needed here.
-    """
-    env, env_params = make_env(config)
+def _policy_fn(config: Config, params: Any):
+    """The acting function :func:`purejaxlib.rollout.recurrent_rollout` calls; records what the
+    learner needs (log-prob, value, MDPO's collecting distribution, the cell state after the step)."""
     low, high = _action_bounds(config)
+    network = make_network(config)
 
-    def policy_fn(obs, key):
-        dist, value = _dist(config, state.params, obs)
+    def policy_fn(obs, first, carry, key):
+        if config.recurrent != "none":
+            carry, (mean_or_logits, log_std, value) = network.apply(params, carry, obs, first)
+            dist = distributions.make(config.dist_kind, mean_or_logits, log_std)
+        else:
+            dist, value = _dist(config, params, obs)
         raw = dist.sample(seed=key)
         extras = {"log_prob": dist.log_prob(raw), "value": value}
         if config.objective == "mdpo":  # the collecting policy per sample, so MDPO's KL to it is exact
-            extras["dist"] = (dist.logits, None) if config.dist_kind == "categorical" else (dist.loc, jnp.log(dist.scale_diag))
-        return raw, distributions.to_env(config.dist_kind, raw, low, high), extras
+            extras["dist"] = _dist_params(config, dist)
+        if config.recurrent != "none":
+            extras["carry"] = carry
+        return raw, distributions.to_env(config.dist_kind, raw, low, high), extras, carry
 
-    key, rollout_key, learn_key = jax.random.split(state.key, 3)
-    env_state, obs, trajectory = rollout(
-        env, env_params, policy_fn, state.env_state, state.obs, rollout_key, config.num_steps
-    )
+    return policy_fn
+
+
+def _next_values(config: Config, params: Any, trajectory: Any) -> jax.Array:
+    """``V(s'_t)`` of every step's true successor ``[T, N]``; a recurrent critic reads it with the
+    cell state after step ``t``."""
     network = make_network(config)
-    next_values = network.apply(state.params, trajectory.final_obs, method=ActorCritic.value)
-    advantages, targets = gae(
-        trajectory.reward,
-        trajectory.extras["value"],
-        next_values,
-        trajectory.terminated,
-        trajectory.truncated,
-        config.gamma,
-        config.gae_lambda,
+    if config.recurrent == "none":
+        return network.apply(params, trajectory.final_obs, method=ActorCritic.value)
+    not_first = jnp.zeros(trajectory.final_obs.shape[1:2], bool)
+    value = lambda carry, obs: network.apply(params, carry, obs, not_first)[1][2]
+    return jax.vmap(value)(trajectory.extras["carry"], trajectory.final_obs)
+
+
+def _critic_free_advantages(config: Config, state: State, trajectory: Any):
+    """Advantages ``[T, N]`` from each env's first episode (the rollout starts at a reset), their
+    mask ``[T, N]``, the returns ``[T, N]`` and the updated running baseline (REINFORCE)."""
+    returns, mask = returns_lib.episode_returns_to_go(trajectory.reward, trajectory.episode_done, config.gamma)
+    baseline = state.baseline
+    if config.advantage == "reinforce":
+        advantages = returns - baseline[:, None]  # the baseline predates these returns: no bias
+        decay = jnp.where(state.update_step == 0, 0.0, config.baseline_decay)
+        baseline = returns_lib.update_running_baseline(baseline, returns, mask, decay)
+    elif config.advantage == "rloo":
+        advantages = returns_lib.grouped_rloo_advantages(returns, config.group_size)
+    else:
+        advantages = returns_lib.grouped_group_advantages(returns, config.group_size, config.group_std)
+    return advantages, mask, returns, baseline
+
+
+def step(config: Config, state: State, index: jax.Array | None = None) -> tuple[State, dict[str, jax.Array]]:
+    """One update: collect ``num_steps`` x ``num_envs`` transitions, then learn from them.
+
+    With the critic-free advantages every env restarts at a reset first (groups share one reset
+    key). ``index`` (the update's number) is accepted for the shared surface and not needed here.
+    """
+    env, env_params = make_env(config)
+    recurrent = config.recurrent != "none"
+    key, rollout_key, learn_key = jax.random.split(state.key, 3)
+    env_state, obs, memory = state.env_state, state.obs, state.memory
+    if config.critic_free:
+        key, reset_key = jax.random.split(key)
+        obs, env_state = env.reset(reset_key, env_params)
+        memory = initial_memory(config, config.num_envs) if recurrent else None
+    if memory is None:
+        memory = (None, jnp.zeros((config.num_envs,), bool))
+    env_state, obs, next_memory, trajectory = recurrent_rollout(
+        env, env_params, _policy_fn(config, state.params), env_state, obs, memory, rollout_key, config.num_steps
     )
+    baseline, mask = state.baseline, None
+    if config.critic_free:
+        advantages, mask, targets, baseline = _critic_free_advantages(config, state, trajectory)
+    else:
+        advantages, targets = gae(
+            trajectory.reward,
+            trajectory.extras["value"],
+            _next_values(config, state.params, trajectory),
+            trajectory.terminated,
+            trajectory.truncated,
+            config.gamma,
+            config.gae_lambda,
+        )
     batch = Batch(
         trajectory.obs, trajectory.action, trajectory.extras["log_prob"], trajectory.extras["value"], advantages, targets,
-        trajectory.extras.get("dist"),
+        trajectory.extras.get("dist"), mask,
     )
-    batch = jax.tree.map(lambda x: x.reshape((config.batch_size,) + x.shape[2:]), batch)
+    if recurrent:  # whole sequences, env-major, so minibatches are sets of envs
+        firsts = jnp.concatenate([memory[1][None], trajectory.episode_done[:-1]])
+        batch = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), batch._replace(first=firsts))._replace(carry=memory[0])
+    else:
+        batch = jax.tree.map(lambda x: x.reshape((config.batch_size,) + x.shape[2:]), batch)
     kl_coef = None
     if config.objective == "mdpo":
         kl_coef = objectives.mdpo_kl_coef(state.update_step, config.num_updates, config.mdpo_step_size)
     params, opt_state, learn_stats = minibatch_sgd(
-        lambda p, mb: ppo_loss(config, p, mb, kl_coef), make_tx(config), state.params, state.opt_state, batch, learn_key,
-        config.update_epochs, config.num_minibatches,
+        lambda p, mb: ppo_loss(config, p, mb, kl_coef, state.ref_params), make_tx(config), state.params,
+        state.opt_state, batch, learn_key, config.update_epochs, config.num_minibatches,
     )
     update_step = state.update_step + 1
+    ref_params = state.ref_params
+    if config.critic_free and config.ref_update_interval:
+        refresh = update_step % config.ref_update_interval == 0
+        ref_params = jax.tree.map(lambda new, old: jnp.where(refresh, new, old), params, ref_params)
     metrics = {
         **episode_metrics(trajectory),
         **learn_stats,
         "env_steps": update_step * config.batch_size,
     }
-    return State(params, opt_state, env_state, obs, key, update_step), metrics
+    if config.critic_free:
+        metrics["mask_frac"] = mask.mean()
+    return State(params, opt_state, env_state, obs, key, update_step, next_memory if recurrent else None, baseline,
+                 ref_params), metrics
 
 
 def a2c_config(**overrides: Any) -> Config:

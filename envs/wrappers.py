@@ -111,14 +111,23 @@ class ClipAction(Wrapper):
 
 
 class VecEnv(Wrapper):
-    """``num_envs`` copies of a single env, stepped together with ``vmap``; params are shared."""
+    """``num_envs`` copies of a single env, stepped together with ``vmap``; params are shared.
 
-    def __init__(self, env: Any, num_envs: int):
+    With ``group_size > 1`` a reset gives each run of ``group_size`` consecutive envs one reset key,
+    so a group starts from the same state (group-relative advantages); steps still get one key per env.
+    """
+
+    def __init__(self, env: Any, num_envs: int, group_size: int = 1):
         super().__init__(env)
+        if group_size < 1 or num_envs % group_size:
+            raise ValueError(f"group_size={group_size} must be >= 1 and divide num_envs={num_envs}")
         self.num_envs = num_envs
+        self.group_size = group_size
 
     def reset(self, key: jax.Array, params: Any) -> tuple[jax.Array, Any]:
-        keys = jax.random.split(key, self.num_envs)
+        keys = jax.random.split(key, self.num_envs // self.group_size)
+        if self.group_size > 1:
+            keys = jnp.repeat(keys, self.group_size, axis=0)
         return jax.vmap(self._env.reset, in_axes=(0, None))(keys, params)
 
     def step(self, key, state, action, params):

@@ -63,9 +63,26 @@ ALIASES = {
 }
 
 
+# Fields only some algorithms have: asking another algorithm for them says where they live.
+FEATURES = {
+    "recurrent": "recurrent (GRU/LSTM) policies",
+    "cell_size": "recurrent (GRU/LSTM) policies",
+    "advantage": "critic-free advantages (REINFORCE, RLOO, group-relative)",
+    "group_size": "critic-free advantages (REINFORCE, RLOO, group-relative)",
+    "objective": "pluggable policy objectives (PPO, A2C, MDPO, DPO, drift)",
+}
+FEATURE_HOME = "purejaxlib.algos.ppo (with any of its objectives: ppo, a2c, mdpo, dpo, drift)"
+
+
+class UnknownFieldError(ConfigError, TypeError):
+    """A config was given a field it does not have."""
+
+
 def close_matches(name: str, options: Iterable[str]) -> str:
     """A short 'did you mean' phrase for error messages."""
     options = list(options)
+    if name in FEATURES and name not in options:
+        return f"{FEATURES[name]} are implemented by {FEATURE_HOME} only"
     alias = ALIASES.get(name)
     if alias is not None and (alias in options or alias == "seeds"):
         return f"did you mean {alias!r}?"
@@ -81,6 +98,19 @@ class ConfigBase(struct.PyTreeNode):
     Subclasses declare fields with :func:`static` and :func:`traced` and override
     :meth:`validate`, raising :class:`ConfigError` through :meth:`fail`.
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)  # flax makes cls a dataclass here
+        init = cls.__init__
+
+        def __init__(self, *args: Any, **fields: Any) -> None:
+            names = [f.name for f in dataclasses.fields(cls)]
+            for name in fields:
+                if name not in names:
+                    raise UnknownFieldError(f"{cls.__module__.rsplit('.', 1)[-1]}.{cls.__qualname__} has no field {name!r}; {close_matches(name, names)}")
+            init(self, *args, **fields)
+
+        cls.__init__ = __init__
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

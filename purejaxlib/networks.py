@@ -184,3 +184,64 @@ def ensemble_apply(module: nn.Module, params, *inputs: jax.Array) -> jax.Array:
     vmap over the parameters turns the members' matmuls into one batched matmul.
     """
     return jax.vmap(lambda p: module.apply(p, *inputs))(params)
+
+
+CELLS = ("gru", "lstm")
+
+
+def _make_cell(cell: str, size: int) -> nn.RNNCellBase:
+    if cell == "gru":
+        return nn.GRUCell(size)
+    if cell == "lstm":
+        return nn.OptimizedLSTMCell(size)
+    raise ValueError(f"cell must be one of {CELLS}, got {cell!r}")
+
+
+def initial_carry(cell: str, size: int, batch: int):
+    """Zero recurrent state for ``batch`` sequences: ``[batch, size]`` (GRU) or a pair of them (LSTM)."""
+    zeros = jnp.zeros((batch, size), jnp.float32)
+    return (zeros, zeros) if cell == "lstm" else zeros
+
+
+class RecurrentActorCritic(nn.Module):
+    """One step of a recurrent actor-critic:
+    ``(carry, obs [N, obs_dim], first [N] bool) -> (carry, (mean_or_logits [N, A], log_std [A] or None, value [N]))``.
+
+    ``obs`` is embedded by a dense layer of ``hidden[0]`` units, fed to a GRU or LSTM cell of
+    ``cell_size`` units whose output goes to separate actor and critic heads (``hidden[1:]`` layers
+    each). Where ``first`` is set (the observation opens an episode) the carry is zeroed before the
+    cell reads it, so no memory crosses an episode boundary.
+    """
+
+    action_dim: int
+    continuous: bool
+    hidden: Sequence[int] = (64, 64)
+    activation: str = "tanh"
+    log_std_init: float = 0.0
+    cell: str = "gru"
+    cell_size: int = 64
+
+    @nn.compact
+    def __call__(self, carry, obs: jax.Array, first: jax.Array):
+        carry = jax.tree.map(lambda c: jnp.where(first[:, None], jnp.zeros_like(c), c), carry)
+        x = ACTIVATIONS[self.activation](nn.Dense(self.hidden[0], kernel_init=orthogonal(np.sqrt(2)))(obs))
+        carry, x = _make_cell(self.cell, self.cell_size)(carry, x)
+        logits = MLP(self.hidden[1:], self.action_dim, self.activation, out_scale=0.01)(x)
+        value = MLP(self.hidden[1:], 1, self.activation, out_scale=1.0)(x)[..., 0]
+        log_std = None
+        if self.continuous:
+            log_std = self.param("log_std", nn.initializers.constant(self.log_std_init), (self.action_dim,))
+        return carry, (logits, log_std, value)
+
+
+def unroll(module: RecurrentActorCritic, params, carry, obs: jax.Array, first: jax.Array):
+    """Runs ``module`` along time-major sequences ``obs [T, N, obs_dim]``, ``first [T, N]`` from
+    ``carry`` (the state before step 0); returns the final carry and the step outputs, each ``[T, N, ...]``
+    (``log_std`` stays ``[A]``)."""
+
+    def one(carry, inputs):
+        carry, (logits, log_std, value) = module.apply(params, carry, *inputs)
+        return carry, (logits, value, log_std)
+
+    carry, (logits, value, log_std) = jax.lax.scan(one, carry, (obs, first))
+    return carry, (logits, None if log_std is None else log_std[0], value)

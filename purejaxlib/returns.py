@@ -132,3 +132,50 @@ def returns_to_go(rewards: jax.Array, terminated: jax.Array, truncated: jax.Arra
 
     _, out = jax.lax.scan(backward, jnp.zeros_like(rewards[0]), (rewards, episode_end), reverse=True)
     return out
+
+
+def first_episode_mask(episode_done: jax.Array) -> jax.Array:
+    """1.0 for the steps of each env's first episode in the rollout (its last step included), 0.0
+    after it: ``[T, ...] bool -> [T, ...] float32``."""
+    ended_before = jnp.cumsum(episode_done.astype(jnp.int32), axis=0) - episode_done.astype(jnp.int32)
+    return (ended_before == 0).astype(jnp.float32)
+
+
+def episode_returns_to_go(rewards: jax.Array, episode_done: jax.Array,
+                          gamma: jax.Array | float) -> tuple[jax.Array, jax.Array]:
+    """Returns-to-go of each env's first episode in a rollout that started at a reset, and its mask.
+
+    ``rewards``, ``episode_done``: ``[T, ...]``. Returns ``(G [T, ...], mask [T, ...])`` with
+    ``G_t = sum_{u >= t} gamma^(u-t) r_u`` over the first episode and 0 after it (where ``mask``
+    is 0). The critic-free estimators compare these across rollouts at the same time step.
+    """
+    mask = first_episode_mask(episode_done)
+    returns = returns_to_go(rewards * mask, episode_done, jnp.zeros_like(episode_done), gamma)
+    return returns * mask, mask
+
+
+def _over_groups(fn, values: jax.Array, group_size: int) -> jax.Array:
+    """Applies ``fn`` (group axis first) to ``values [T, N]`` grouped as ``N / group_size``
+    consecutive envs of ``group_size``: ``[T, N] -> [T, N]``."""
+    t, n = values.shape
+    grouped = values.reshape(t, n // group_size, group_size)
+    return jnp.moveaxis(fn(jnp.moveaxis(grouped, 2, 0)), 0, 2).reshape(t, n)
+
+
+def grouped_rloo_advantages(returns: jax.Array, group_size: int) -> jax.Array:
+    """:func:`rloo_advantages` per time step within groups of consecutive envs: ``[T, N] -> [T, N]``."""
+    return _over_groups(rloo_advantages, returns, group_size)
+
+
+def grouped_group_advantages(returns: jax.Array, group_size: int, normalize_std: bool = True) -> jax.Array:
+    """:func:`group_advantages` per time step within groups of consecutive envs: ``[T, N] -> [T, N]``."""
+    return _over_groups(lambda r: group_advantages(r, normalize_std), returns, group_size)
+
+
+def update_running_baseline(baseline: jax.Array, returns: jax.Array, mask: jax.Array,
+                            decay: jax.Array | float) -> jax.Array:
+    """Exponential running mean per time step of the masked returns: ``baseline [T]``,
+    ``returns, mask [T, N] -> [T]``; a step no env reached keeps its old value."""
+    count = mask.sum(axis=1)
+    mean = (returns * mask).sum(axis=1) / jnp.maximum(count, 1.0)
+    return jnp.where(count > 0, decay * baseline + (1.0 - decay) * mean, baseline)

@@ -24,6 +24,8 @@ class Transition(NamedTuple):
 
 
 PolicyFn = Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array, Any]]
+# (obs [N, obs_dim], first [N] bool, policy_state, key) -> (raw_action, env_action, extras, policy_state)
+RecurrentPolicyFn = Callable[[jax.Array, jax.Array, Any, jax.Array], tuple[jax.Array, jax.Array, Any, Any]]
 
 
 def rollout(
@@ -40,11 +42,38 @@ def rollout(
     ``policy_fn(obs [N, obs_dim], key) -> (raw_action, env_action, extras)``.
     Returns the final env state, the final observation and a time-major trajectory ``[T, N, ...]``.
     """
+    first = jnp.zeros(obs.shape[:1], bool)
+    stateless = lambda obs, first, policy_state, key: policy_fn(obs, key) + (policy_state,)
+    env_state, obs, _, trajectory = recurrent_rollout(
+        env, env_params, stateless, env_state, obs, (None, first), key, num_steps
+    )
+    return env_state, obs, trajectory
+
+
+def recurrent_rollout(
+    env: Any,
+    env_params: Any,
+    policy_fn: RecurrentPolicyFn,
+    env_state: Any,
+    obs: jax.Array,
+    memory: tuple[Any, jax.Array],
+    key: jax.Array,
+    num_steps: int,
+) -> tuple[Any, jax.Array, tuple[Any, jax.Array], Transition]:
+    """:func:`rollout` for a policy with memory.
+
+    ``memory = (policy_state, first)``: the policy's state before ``obs`` and ``first [N]`` (``obs``
+    opens an episode). Each step calls ``policy_fn(obs, first, policy_state, key) -> (raw_action,
+    env_action, extras, policy_state)``; ``first`` of the next step is where this one ended an
+    episode, so the policy can reset its state there. Returns the final env state, observation and
+    memory, and the trajectory ``[T, N, ...]``; step ``t``'s ``first`` is
+    ``concat([first_0], episode_done[:-1])``.
+    """
 
     def one_step(carry, _):
-        env_state, obs, key = carry
+        env_state, obs, policy_state, first, key = carry
         key, act_key, env_key = jax.random.split(key, 3)
-        raw_action, env_action, extras = policy_fn(obs, act_key)
+        raw_action, env_action, extras, policy_state = policy_fn(obs, first, policy_state, act_key)
         next_obs, env_state, reward, terminated, truncated, info = env.step(
             env_key, env_state, env_action, env_params
         )
@@ -60,10 +89,13 @@ def rollout(
             episode_return=info["episode_return"],
             episode_length=info["episode_length"],
         )
-        return (env_state, next_obs, key), transition
+        return (env_state, next_obs, policy_state, info["episode_done"], key), transition
 
-    (env_state, obs, _), trajectory = jax.lax.scan(one_step, (env_state, obs, key), None, num_steps)
-    return env_state, obs, trajectory
+    policy_state, first = memory
+    (env_state, obs, policy_state, first, _), trajectory = jax.lax.scan(
+        one_step, (env_state, obs, policy_state, first, key), None, num_steps
+    )
+    return env_state, obs, (policy_state, first), trajectory
 
 
 def _masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
