@@ -573,8 +573,24 @@ def train(config: Config, key: jax.Array) -> TrainResult:
     return TrainResult(*training.train(init, step, config, key))
 
 
-def policy(config: Config, state: State, *, deterministic: bool = False) -> Callable[[jax.Array, jax.Array], jax.Array]:
-    """``act(obs, key) -> env action`` for raw env observations ``[..., obs_dim]``.
+class RecurrentAct:
+    """A recurrent policy's acting function: ``act(obs [N, ...], key, carry, first [N]) -> (action,
+    carry)``; ``first`` marks observations that open an episode (the cell state is reset there)
+    and ``act.initial_carry(N)`` is the state before any step."""
+
+    def __init__(self, config: Config, step_fn: Callable[..., tuple[jax.Array, Any]]):
+        self._config, self._step = config, step_fn
+
+    def initial_carry(self, batch: int) -> Any:
+        return initial_carry(self._config.recurrent, self._config.cell_size, batch)
+
+    def __call__(self, obs: jax.Array, key: jax.Array, carry: Any, first: jax.Array) -> tuple[jax.Array, Any]:
+        return self._step(obs, key, carry, first)
+
+
+def policy(config: Config, state: State, *, deterministic: bool = False) -> Callable[..., Any]:
+    """``act(obs, key) -> env action`` for raw env observations ``[..., obs_dim]``; for a recurrent
+    policy a :class:`RecurrentAct`, which also takes and returns the cell state.
 
     Applies the run's observation normalization (frozen at ``state``) when it was on.
     """
@@ -582,15 +598,28 @@ def policy(config: Config, state: State, *, deterministic: bool = False) -> Call
     stats = _obs_stats(config, state.env_state)
     params = state.params
 
-    def act(obs: jax.Array, key: jax.Array) -> jax.Array:
-        obs = config.spec.flatten(obs)
-        if stats is not None:
-            obs = normalize(stats, obs)
-        dist, _ = _dist(config, params, obs)
+    def to_action(dist: Any, key: jax.Array) -> jax.Array:
         raw = dist.mode() if deterministic else dist.sample(seed=key)
         action = distributions.to_env(config.dist_kind, raw, low, high)
         if config.dist_kind == "normal":
             action = jnp.clip(action, low, high)
         return action
+
+    def prepare(obs: jax.Array) -> jax.Array:
+        obs = config.spec.flatten(obs)
+        return normalize(stats, obs) if stats is not None else obs
+
+    if config.recurrent != "none":
+        network = make_network(config)
+
+        def step_fn(obs, key, carry, first):
+            carry, (mean_or_logits, log_std, _) = network.apply(params, carry, prepare(obs), first)
+            return to_action(distributions.make(config.dist_kind, mean_or_logits, log_std), key), carry
+
+        return RecurrentAct(config, step_fn)
+
+    def act(obs: jax.Array, key: jax.Array) -> jax.Array:
+        dist, _ = _dist(config, params, prepare(obs))
+        return to_action(dist, key)
 
     return act

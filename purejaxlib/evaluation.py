@@ -51,18 +51,26 @@ def evaluate(config: Any, state: Any, key: jax.Array, episodes: int = 16, *, det
     reset_key, run_key = jax.random.split(key)
     obs, env_state = env.reset(reset_key, env_params)
 
+    recurrent = hasattr(act, "initial_carry")  # a policy with memory: act(obs, key, carry, first)
+
     def one_step(carry, step_key):
-        env_state, obs, returns, lengths, done = carry
+        env_state, obs, returns, lengths, done, memory, first = carry
         act_key, env_key = jax.random.split(step_key)
-        action = act(obs, act_key)
+        if recurrent:
+            action, memory = act(obs, act_key, memory, first)
+        else:
+            action = act(obs, act_key)
         obs, env_state, reward, terminated, truncated, _ = env.step(env_key, env_state, action, env_params)
         live = ~done
         returns = returns + jnp.where(live, reward, 0.0)
         lengths = lengths + live.astype(jnp.int32)
-        return (env_state, obs, returns, lengths, done | terminated | truncated), None
+        ended = terminated | truncated
+        return (env_state, obs, returns, lengths, done | ended, memory, ended), None
 
-    init = (env_state, obs, jnp.zeros(episodes), jnp.zeros(episodes, jnp.int32), jnp.zeros(episodes, bool))
-    (_, _, returns, lengths, done), _ = jax.lax.scan(one_step, init, jax.random.split(run_key, int(max_steps)))
+    memory = act.initial_carry(episodes) if recurrent else None
+    init = (env_state, obs, jnp.zeros(episodes), jnp.zeros(episodes, jnp.int32), jnp.zeros(episodes, bool), memory,
+            jnp.ones(episodes, bool))
+    (_, _, returns, lengths, done, _, _), _ = jax.lax.scan(one_step, init, jax.random.split(run_key, int(max_steps)))
     return Evaluation(returns, lengths, done)
 
 

@@ -149,6 +149,11 @@ def save_policy(path: str | Path, config: Any, state: Any, *, deterministic: boo
     env, env_params = envs_lib.from_config(config)
     obs_dtype = np.dtype(jax.dtypes.canonicalize_dtype(env.observation_space(env_params).dtype))
     act = module.policy(config, state, deterministic=bool(deterministic))
+    if hasattr(act, "initial_carry"):
+        raise TypeError(f"save_policy exports stateless policies act(obs, key); {type(config).__qualname__} has "
+                        f"recurrent={getattr(config, 'recurrent', '?')!r}, whose policy also carries a cell state, "
+                        "which the exported format has no place for yet; save the training state with "
+                        "purejaxlib.checkpoint instead")
     sample_key = jax.random.key(0)
     key_impl = str(jax.random.key_impl(sample_key))
     key_data = jax.random.key_data(sample_key)
