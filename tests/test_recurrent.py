@@ -1,0 +1,125 @@
+"""Recurrent (GRU/LSTM) PPO: the cell state resets at episode starts, the learner replays exactly
+what the rollout computed, the policy carries its state in evaluation, a memory task, bad input."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import purejaxlib
+from purejaxlib.algos import ppo
+from purejaxlib.config import ConfigError
+from purejaxlib.networks import RecurrentActorCritic, initial_carry, unroll
+from purejaxlib.rollout import recurrent_rollout
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_state_resets_at_an_episode_start_inside_a_sequence(cell):
+    net = RecurrentActorCritic(2, False, (16, 16), cell=cell, cell_size=8)
+    t, boundary = 10, 6
+    obs = jax.random.normal(jax.random.PRNGKey(0), (t, 1, 3))
+    first = jnp.zeros((t, 1), bool).at[0].set(True).at[boundary].set(True)
+    params = net.init(jax.random.PRNGKey(1), initial_carry(cell, 8, 1), obs[0], first[0])
+    warm = jax.tree.map(lambda x: x + 1.0, initial_carry(cell, 8, 1))  # any state: it is reset at step 0
+    _, (logits, _, value) = unroll(net, params, warm, obs, first)
+    # The second episode, run on its own from a zero state, gives the same outputs.
+    _, (alone, _, alone_value) = unroll(net, params, initial_carry(cell, 8, 1), obs[boundary:], first[boundary:])
+    np.testing.assert_allclose(logits[boundary:], alone, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(value[boundary:], alone_value, rtol=1e-5, atol=1e-6)
+    # Without the reset the memory of the first episode leaks into the second.
+    _, (leaked, _, _) = unroll(net, params, warm, obs, first.at[boundary].set(False))
+    assert not np.allclose(leaked[boundary:], alone, atol=1e-4)
+    # And the memory is real: the same observation at a later step gives different outputs.
+    assert not np.allclose(logits[1], logits[0], atol=1e-4)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_learner_replays_the_rollout_across_episode_boundaries(cell):
+    """With the collecting params, the learner's unroll of the stored sequences (from the stored
+    initial state, resetting at ``first``) gives back the rollout's log-probs and values."""
+    config = ppo.Config(recurrent=cell, cell_size=16, num_envs=4, num_steps=64, num_minibatches=2,
+                        total_timesteps=2 * 4 * 64)
+    state = ppo.init(config, jax.random.PRNGKey(0))
+    state, _ = jax.jit(lambda s: ppo.step(config, s))(state)  # start mid-episode, with a non-zero state
+    env, env_params = ppo.make_env(config)
+    _, _, _, traj = jax.jit(lambda s: recurrent_rollout(env, env_params, ppo._policy_fn(config, s.params), s.env_state,
+                                                          s.obs, s.memory, jax.random.PRNGKey(1), 64))(state)
+    assert traj.episode_done.sum() >= 4  # a random CartPole policy ends several episodes in 64 steps
+    firsts = jnp.concatenate([state.memory[1][None], traj.episode_done[:-1]])
+    env_major = lambda x: jnp.swapaxes(x, 0, 1)
+    batch = ppo.Batch(env_major(traj.obs), env_major(traj.action), env_major(traj.extras["log_prob"]),
+                      env_major(traj.extras["value"]), jnp.zeros((4, 64)), jnp.zeros((4, 64)), None, None,
+                      env_major(firsts), state.memory[0])
+    dist, value, flat = jax.jit(lambda b: ppo._evaluate(config, state.params, b))(batch)
+    np.testing.assert_allclose(dist.log_prob(flat.action), flat.log_prob, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(value, flat.value, rtol=1e-4, atol=1e-5)
+
+
+def test_recurrent_policy_evaluates_and_refuses_export(tmp_path):
+    config = ppo.Config(recurrent="gru", cell_size=8, num_envs=2, num_steps=8, num_minibatches=2,
+                        total_timesteps=2 * 2 * 8)
+    result = jax.jit(ppo.train)(config, jax.random.key(0))
+    act = ppo.policy(config, result.state)
+    action, carry = act(jnp.zeros((3, 4)), jax.random.PRNGKey(1), act.initial_carry(3), jnp.ones(3, bool))
+    assert action.shape == (3,) and carry.shape == (3, 8)
+    out = purejaxlib.evaluate(config, result.state, jax.random.PRNGKey(2), episodes=4)
+    assert np.all(np.asarray(out.lengths) >= 8) and np.all(np.asarray(out.finished))
+    from purejaxlib.export import save_policy
+
+    with pytest.raises(TypeError, match="recurrent='gru'.*purejaxlib.checkpoint"):
+        save_policy(tmp_path / "p", config, result.state)
+
+
+def test_recurrent_runs_through_sweep_with_ppo_and_a2c():
+    small = dict(cell_size=8, num_envs=4, num_steps=8, total_timesteps=2 * 4 * 8)
+    out = purejaxlib.sweep(ppo.train, ppo.Config(num_minibatches=2, **small), seeds=2, recurrent=["none", "gru", "lstm"])
+    assert np.asarray(out.metrics["loss"]).shape[:2] == (3, 2)
+    a2c = ppo.a2c_config(recurrent="gru", **small)
+    out = purejaxlib.sweep(ppo.train, a2c, seeds=2, lr=[1e-3, 3e-4])
+    loss = np.asarray(out.metrics["loss"])
+    assert loss.shape[:2] == (2, 2) and np.all(np.isfinite(loss))
+    assert not np.allclose(loss[0], loss[1])  # the lr axis really trains different agents
+
+
+@pytest.mark.parametrize("fields, match", [
+    (dict(recurrent="rnn"), "recurrent: must be one of"),
+    (dict(recurrent="gru", num_envs=6, num_minibatches=4), "whole env sequences.*must divide num_envs=6"),
+    (dict(recurrent="gru", cell_size=0), "cell_size: must be > 0"),
+])
+def test_recurrent_bad_input_fails_at_construction(fields, match):
+    with pytest.raises(ConfigError, match=match):
+        ppo.Config(**fields)
+
+
+@pytest.mark.parametrize("algo", ["dqn", "sac", "td3", "pqn"])
+def test_recurrent_option_on_an_algorithm_without_it_names_the_one_with_it(algo):
+    import importlib
+
+    module = importlib.import_module(f"purejaxlib.algos.{algo}")
+    with pytest.raises(ConfigError, match=r"has no field 'recurrent'; recurrent \(GRU/LSTM\) policies are implemented "
+                                          r"by purejaxlib.algos.ppo"):
+        module.Config(recurrent="gru")
+    with pytest.raises(ConfigError, match="no field 'recurrent'.*purejaxlib.algos.ppo"):
+        purejaxlib.sweep(module.train, module.Config(), seeds=1, recurrent=["gru"])
+
+
+@pytest.mark.slow
+def test_memory_task_is_solved_by_the_recurrent_policy_and_not_the_feed_forward_one():
+    """MemoryChain-bsuite: the context bit is shown only at the first of 6 steps and the last
+    action is rewarded +1 if it matches it, -1 if not, so without memory the expected return is 0
+    whatever the policy. Measured (4 seeds, 100k steps, 2026-12-02): the GRU policy's mean return
+    reaches 0.99 by 10k steps and every seed evaluates at 1.0; the MLP policy's stays in [-0.1, 0.1]."""
+    common = dict(env="MemoryChain-bsuite", num_envs=16, num_steps=32, num_minibatches=4, total_timesteps=40_000,
+                  hidden=(32, 32), cell_size=32, lr=1e-3)
+    keys = jax.random.split(jax.random.key(0), 4)
+    scores = {}
+    for recurrent in ("gru", "none"):
+        config = ppo.Config(recurrent=recurrent, **common)
+        result = jax.jit(jax.vmap(ppo.train, in_axes=(None, 0)))(config, keys)
+        evaluation = jax.jit(jax.vmap(lambda s, k: purejaxlib.evaluate(config, s, k, 64)))(result.state, keys)
+        scores[recurrent] = np.asarray(evaluation.returns).mean(axis=1)  # [seeds]
+    assert np.all(scores["gru"] >= 0.9), scores
+    # 64 episodes of a memoryless policy: mean 0, std 1/8 per seed
+    assert np.all(scores["none"] <= 0.5) and scores["none"].mean() <= 0.25, scores
