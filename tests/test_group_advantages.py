@@ -182,6 +182,22 @@ def test_masked_steps_do_not_reach_the_gradient():
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
 
 
+def test_sweep_over_the_kl_penalty_and_baseline_decay_is_one_program():
+    import purejaxlib
+
+    result = purejaxlib.sweep(ppo.train, _critic_free("group", num_steps=32, total_timesteps=3 * 8 * 32), seeds=1,
+                              ref_kl_coef=[0.0, 5.0])
+    assert len(result.programs) == 1
+    metrics = result.programs[0]["metrics"]
+    kl, loss = np.asarray(metrics["ref_kl"])[:, 0], np.asarray(metrics["loss"])[:, 0]
+    assert np.all(kl >= 0.0) and np.all(kl[:, 0] < 1e-4)  # the first update starts at the reference
+    assert np.all(np.isfinite(loss)) and not np.allclose(loss[0, 1:], loss[1, 1:])
+    result = purejaxlib.sweep(ppo.train, _critic_free("reinforce", num_steps=32, total_timesteps=3 * 8 * 32), seeds=1,
+                              baseline_decay=[0.5, 0.99])
+    baselines = np.asarray(result.programs[0]["state"].baseline)[:, 0]  # [2, num_steps]
+    assert len(result.programs) == 1 and not np.allclose(baselines[0], baselines[1])
+
+
 @pytest.mark.parametrize("fields, match", [
     (dict(advantage="rloo", group_size=1), "needs group_size >= 2, got 1"),
     (dict(advantage="group"), "needs group_size >= 2, got 1"),
@@ -200,16 +216,16 @@ def test_critic_free_bad_input_fails_at_construction(fields, match):
 @pytest.mark.parametrize("advantage", ["reinforce", "rloo", "group"])
 def test_critic_free_advantages_solve_cartpole(advantage):
     """No critic: 16 envs (4 groups of 4 for RLOO and group) restart every update and play 500
-    steps, learning from each env's first episode. 800k steps, 4 seeds in one program. Measured
-    (2026-12-02) final-10% returns per seed, seeds 0-3 and 4-7: REINFORCE 497.5-500, RLOO
-    493.2-498.6, group 490.7-497.5; the bar is CartPole's 475 on the seeds' IQM, and 400 for every seed."""
-    from purejaxlib import plotting, stats
+    steps, learning from each env's first episode. 800k steps, 2 seeds in one program. Measured
+    (2026-12-02) final-10% returns per seed, seeds 0-7: REINFORCE 497.5-500, RLOO 493.2-498.6,
+    group 490.7-497.5; the bar is CartPole's "solved" 475 for every seed."""
+    from purejaxlib import plotting
     import purejaxlib
 
     config = ppo.Config(advantage=advantage, group_size=4 if advantage != "reinforce" else 1, num_envs=16,
                         num_steps=500, total_timesteps=800_000, ent_coef=0.0)
-    result = purejaxlib.sweep(ppo.train, config, seeds=4)
+    result = purejaxlib.sweep(ppo.train, config, seeds=2)
     returns = np.asarray(result.metrics["episode_return"], np.float64)
     final = plotting.final_scores(returns)
-    assert stats.iqm(final) >= 475 and np.all(final >= 400), f"{advantage}: final-10% returns per seed {final}"
+    assert np.all(final >= 475), f"{advantage}: final-10% returns per seed {final}"
     assert np.nanmean(returns[:, :5]) < 100
