@@ -5,8 +5,8 @@ CartPole-v1 per variant, as ratios to the feed-forward GAE baseline measured in 
 
 Every variant trains ``seeds`` agents in one program (vmap) for ``updates`` updates of the same
 rollout size (16 envs x 128 steps, 4 epochs x 4 minibatches); only the torso or advantage mode
-changes, so the ratios isolate the variant's own cost. Runs are interleaved and each figure is the
-median of ``repeats`` timed runs after a compile run. Writes benchmarks/results/policy_variants.{json,md}.
+changes, so the ratios isolate the variant's own cost. Each figure is the median of ``repeats``
+timed runs after a compile run, variant after variant. Writes benchmarks/results/policy_variants.{json,md}.
 """
 
 from __future__ import annotations
@@ -42,15 +42,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     keys = jax.random.split(jax.random.key(0), args.seeds)
-    programs = {}
+    times = {}
     for name, fields in VARIANTS.items():
         config = ppo.Config(total_timesteps=args.updates * 16 * 128, **BASE, **fields)
         run = jax.jit(jax.vmap(lambda k, c=config: ppo.train(c, k).metrics["loss"]))
+        start = time.perf_counter()
         jax.block_until_ready(run(keys))  # compile
-        programs[name] = run
-    times = {name: [] for name in VARIANTS}
-    for _ in range(args.repeats):
-        for name, run in programs.items():
+        print(f"{name}: compiled and ran once in {time.perf_counter() - start:.1f} s", flush=True)
+        times[name] = []
+        for _ in range(args.repeats):
             start = time.perf_counter()
             jax.block_until_ready(run(keys))
             times[name].append(time.perf_counter() - start)

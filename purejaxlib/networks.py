@@ -190,10 +190,12 @@ CELLS = ("gru", "lstm")
 
 
 def _make_cell(cell: str, size: int) -> nn.RNNCellBase:
+    # flax's default recurrent init is its LAPACK-QR orthogonal, which deadlocks under vmap on
+    # few-core CPUs (see orthogonal above); ours draws the same matrices without LAPACK.
     if cell == "gru":
-        return nn.GRUCell(size)
+        return nn.GRUCell(size, recurrent_kernel_init=orthogonal())
     if cell == "lstm":
-        return nn.OptimizedLSTMCell(size)
+        return nn.OptimizedLSTMCell(size, recurrent_kernel_init=orthogonal())
     raise ValueError(f"cell must be one of {CELLS}, got {cell!r}")
 
 

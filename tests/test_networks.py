@@ -55,3 +55,15 @@ def test_orthogonal_init_matches_flax_without_lapack(shape):
     # No LAPACK custom call (it deadlocks batched across several CPU devices).
     hlo = jax.jit(jax.vmap(lambda k: orthogonal()(k, shape))).lower(jax.random.split(key, 2)).as_text()
     assert "lapack" not in hlo.lower()
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_recurrent_init_under_vmap_has_no_lapack(cell):
+    """flax's cells default to its LAPACK-QR orthogonal recurrent init, which hung the second call
+    of a vmapped recurrent PPO program on the 2-core machine; the cells must use ours."""
+    from purejaxlib.networks import RecurrentActorCritic, initial_carry
+
+    net = RecurrentActorCritic(2, False, (8, 8), cell=cell, cell_size=8)
+    init = lambda k: net.init(k, initial_carry(cell, 8, 1), jnp.zeros((1, 4)), jnp.ones((1,), bool))
+    hlo = jax.jit(jax.vmap(init)).lower(jax.random.split(jax.random.key(0), 2)).as_text()
+    assert "lapack" not in hlo.lower()
