@@ -300,8 +300,7 @@ def init(config: Config, key: jax.Array) -> State:
     memory = None
     if config.recurrent != "none":
         memory = initial_memory(config, config.num_envs)
-        params = make_network(config).init(net_key, initial_carry(config.recurrent, config.cell_size, 1), obs[:1],
-                                           memory[1][:1])
+        params = make_network(config).init(net_key, initial_memory(config, 1)[0], obs[:1], memory[1][:1])
     else:
         params = make_network(config).init(net_key, obs[:1])
     opt_state = make_tx(config).init(params)
