@@ -9,7 +9,7 @@ TEST_WORKERS ?= 2
 SUITE ?= quick
 BENCH_ARGS ?=
 
-.PHONY: demo test test-fast bench install clean
+.PHONY: demo test test-fast lint bench install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,22 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest tests -n $(TEST_WORKERS) --dist loadscope -m "not slow"
 
+# mypy checks the package as installed, where envs/ and algos/ are purejaxlib.envs and purejaxlib.algos
+# (package-dir). It can't see through the editable install's import hook, so it reads TYPECHECK, a tree
+# of links with the installed layout; errors name files as purejaxlib/envs/host.py and so on.
+TYPECHECK := build/typecheck
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	rm -rf $(TYPECHECK)/purejaxlib && mkdir -p $(TYPECHECK)/purejaxlib
+	ln -s $(CURDIR)/purejaxlib/*.py $(TYPECHECK)/purejaxlib/
+	ln -s $(CURDIR)/envs $(TYPECHECK)/purejaxlib/envs
+	ln -s $(CURDIR)/algos $(TYPECHECK)/purejaxlib/algos
+	cd $(TYPECHECK) && $(abspath $(BIN))/mypy --config-file $(CURDIR)/pyproject.toml --cache-dir .mypy_cache -p purejaxlib
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py --suite $(SUITE) $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) runs *.egg-info
+	rm -rf $(VENV) runs *.egg-info build .ruff_cache .mypy_cache
