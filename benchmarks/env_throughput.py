@@ -29,8 +29,8 @@ import numpy as np
 from purejaxlib import envs
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import cpu_name  # noqa: E402
-from train import B1, peak_memory  # noqa: E402  (the one B1 definition, shared with the other benchmarks)
+from run import cpu_name
+from train import B1, peak_memory
 
 DEFAULT_ENVS = ["CartPole-v1", "Pendulum-v1", "Breakout-MinAtar", "LQR:n=32,m=8", "brax/ant"]
 
@@ -90,8 +90,12 @@ def measure_env(name: str, num_envs: int, seconds: float, repeats: int) -> dict[
     if not np.isfinite(total):
         raise RuntimeError(f"{name}: non-finite rewards in the throughput run")
     return {
-        "env": name, "num_envs": num_envs, "chunk": length, "steps_per_s": statistics.median(rates),
-        "steps_per_s_runs": rates, "compile_s": compile_s,
+        "env": name,
+        "num_envs": num_envs,
+        "chunk": length,
+        "steps_per_s": statistics.median(rates),
+        "steps_per_s_runs": rates,
+        "compile_s": compile_s,
     }
 
 
@@ -155,12 +159,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for name in args.envs:
         for n in args.num_envs:
             row = measure_env(name, n, args.seconds, args.repeats)
-            print(f"{name:24s} {n:5d} envs: {row['steps_per_s']:>14,.0f} steps/s  compile {row['compile_s']:.1f} s", flush=True)
+            print(
+                f"{name:24s} {n:5d} envs: {row['steps_per_s']:>14,.0f} steps/s  compile {row['compile_s']:.1f} s",
+                flush=True,
+            )
             rows.append(row)
     report = {
         "date": datetime.date.today().isoformat(),
         "machine": f"{cpu_name()}, {os.cpu_count()} cores",
-        "jax": jax.__version__, "backend": str(jax.devices()[0].device_kind),
+        "jax": jax.__version__,
+        "backend": str(jax.devices()[0].device_kind),
         "command": "python " + " ".join([os.path.relpath(__file__)] + (argv if argv is not None else sys.argv[1:])),
         "envs": rows,
     }
@@ -171,7 +179,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             raw = measure_env("CartPole-v1", b1["num_envs"], args.seconds, args.repeats)
         b1["raw_steps_per_s"] = raw["steps_per_s"]
         b1["fraction_of_raw"] = b1["steps_per_s"] / raw["steps_per_s"]
-        print(f"PPO B1: {b1['steps_per_s']:,.0f} env steps/s = {b1['fraction_of_raw']:.1%} of raw CartPole at {b1['num_envs']} envs")
+        print(
+            f"PPO B1: {b1['steps_per_s']:,.0f} env steps/s = {b1['fraction_of_raw']:.1%} of raw CartPole at {b1['num_envs']} envs"
+        )
         report["b1"] = b1
     if args.out:
         os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)

@@ -43,12 +43,20 @@ from purejaxlib.algos import ppo, sac
 from purejaxlib.envs import lqr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import ROOT, cpu_name  # noqa: E402
+from run import ROOT, cpu_name
 
 GAMMA = 0.99
 EPISODES, HORIZON = 2048, 200
-PPO_SETTINGS = dict(num_envs=16, num_steps=50, num_minibatches=4, update_epochs=8, ent_coef=0.0, lr=1e-3,
-                    hidden=(64, 64), normalize_reward=True)
+PPO_SETTINGS = dict(
+    num_envs=16,
+    num_steps=50,
+    num_minibatches=4,
+    update_epochs=8,
+    ent_coef=0.0,
+    lr=1e-3,
+    hidden=(64, 64),
+    normalize_reward=True,
+)
 SAC_SETTINGS = dict(hidden=(64, 64), lr=1e-3, tau=0.02, batch_size=128)
 # env steps per seed for each n
 BUDGET = {"ppo": {2: 200_000, 8: 500_000, 32: 1_000_000}, "sac": {2: 10_000, 8: 50_000, 32: 50_000}}
@@ -60,8 +68,9 @@ def env_name(n: int, stable: bool) -> str:
 
 def make_config(algo: str, name: str, n: int, steps: int):
     if algo == "ppo":
-        return ppo, ppo.Config(env=name, total_timesteps=steps, gamma=GAMMA, log_std_init=-2.5 if n >= 32 else -1.0,
-                               **PPO_SETTINGS)
+        return ppo, ppo.Config(
+            env=name, total_timesteps=steps, gamma=GAMMA, log_std_init=-2.5 if n >= 32 else -1.0, **PPO_SETTINGS
+        )
     return sac, sac.Config(env=name, total_timesteps=steps, gamma=GAMMA, **SAC_SETTINGS)
 
 

@@ -31,12 +31,12 @@ import jax
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import cpu_name  # noqa: E402
-from train import B1  # noqa: E402  (the one B1 definition, shared with the other benchmarks)
+from run import cpu_name
+from train import B1
 
-from purejaxlib import run_experiment  # noqa: E402
-from purejaxlib.algos import ppo  # noqa: E402
-from purejaxlib.sweep import run_batch  # noqa: E402
+from purejaxlib import run_experiment
+from purejaxlib.algos import ppo
+from purejaxlib.sweep import run_batch
 
 
 def plain_seconds(config: ppo.Config, seeds: int) -> float:
@@ -49,8 +49,15 @@ def plain_seconds(config: ppo.Config, seeds: int) -> float:
 def runner_seconds(config: ppo.Config, seeds: int, checkpoint_every: int) -> tuple[float, float]:
     """``(training-loop seconds, wall seconds less compile)`` of one run_experiment session."""
     with tempfile.TemporaryDirectory() as tmp:
-        result = run_experiment(ppo, config, seeds=seeds, out=Path(tmp) / "run", checkpoint_every=checkpoint_every,
-                                progress_bar=False, command=["benchmarks/overhead.py"])
+        result = run_experiment(
+            ppo,
+            config,
+            seeds=seeds,
+            out=Path(tmp) / "run",
+            checkpoint_every=checkpoint_every,
+            progress_bar=False,
+            command=["benchmarks/overhead.py"],
+        )
     session = result.record["sessions"][-1]
     return session["run_seconds"] + session["checkpoint_seconds"], session["wall_seconds"] - session["compile_seconds"]
 
@@ -73,18 +80,28 @@ def main() -> None:
     # ratios round by round (each against the plain run of its own round), then the median
     ratio = {k: statistics.median(p / t for p, t in zip(times["plain"], v)) for k, v in times.items()}
     wall_ratio = {k: statistics.median(p / t for p, t in zip(times["plain"], v)) for k, v in walls.items()}
-    print(json.dumps({
-        "bench": "b1-overhead", "seeds": seeds, "repeats": repeats, "num_updates": config.num_updates,
-        "log_interval": max(1, config.num_updates // 100), "checkpoint_every": every,
-        "checkpoints": config.num_updates // every + (config.num_updates % every > 0),
-        "sps": {k: round(steps / v) for k, v in median.items()},
-        "throughput_ratio": {k: round(v, 3) for k, v in ratio.items()},
-        "wall_ratio": {k: round(v, 3) for k, v in wall_ratio.items()},
-        "seconds": {k: [round(t, 3) for t in v] for k, v in times.items()},
-        "wall_seconds": {k: [round(t, 3) for t in v] for k, v in walls.items()},
-        "machine": f"{cpu_name()}, {os.cpu_count()} cores", "devices": jax.device_count(),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": " ".join(["python", *sys.argv]),
-    }))
+    print(
+        json.dumps(
+            {
+                "bench": "b1-overhead",
+                "seeds": seeds,
+                "repeats": repeats,
+                "num_updates": config.num_updates,
+                "log_interval": max(1, config.num_updates // 100),
+                "checkpoint_every": every,
+                "checkpoints": config.num_updates // every + (config.num_updates % every > 0),
+                "sps": {k: round(steps / v) for k, v in median.items()},
+                "throughput_ratio": {k: round(v, 3) for k, v in ratio.items()},
+                "wall_ratio": {k: round(v, 3) for k, v in wall_ratio.items()},
+                "seconds": {k: [round(t, 3) for t in v] for k, v in times.items()},
+                "wall_seconds": {k: [round(t, 3) for t in v] for k, v in walls.items()},
+                "machine": f"{cpu_name()}, {os.cpu_count()} cores",
+                "devices": jax.device_count(),
+                "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "command": " ".join(["python", *sys.argv]),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -56,18 +56,34 @@ def main() -> None:
             times[name].append(time.perf_counter() - start)
     steps = args.seeds * args.updates * 16 * 128
     base = float(np.median(times["mlp (gae)"]))
-    rows = [{"variant": name, "median_s": float(np.median(t)), "env_steps_per_s": steps / float(np.median(t)),
-             "time_vs_mlp_gae": float(np.median(t)) / base} for name, t in times.items()]
-    record = {"date": datetime.date.today().isoformat(), "machine": f"{platform.machine()}, {jax.device_count()} "
-              f"{jax.devices()[0].platform} device(s), {len(__import__('os').sched_getaffinity(0))} cores",
-              "command": "python benchmarks/policy_variants.py " + " ".join(f"--{k} {v}" for k, v in vars(args).items()),
-              "rows": rows}
+    rows = [
+        {
+            "variant": name,
+            "median_s": float(np.median(t)),
+            "env_steps_per_s": steps / float(np.median(t)),
+            "time_vs_mlp_gae": float(np.median(t)) / base,
+        }
+        for name, t in times.items()
+    ]
+    record = {
+        "date": datetime.date.today().isoformat(),
+        "machine": f"{platform.machine()}, {jax.device_count()} "
+        f"{jax.devices()[0].platform} device(s), {len(__import__('os').sched_getaffinity(0))} cores",
+        "command": "python benchmarks/policy_variants.py " + " ".join(f"--{k} {v}" for k, v in vars(args).items()),
+        "rows": rows,
+    }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "policy_variants.json").write_text(json.dumps(record, indent=2))
-    lines = [f"{record['date']}, {record['machine']}: `{record['command']}`", "",
-             "| variant | median s | env steps/s | time vs mlp (gae) |", "|---|---|---|---|"]
-    lines += [f"| {r['variant']} | {r['median_s']:.2f} | {r['env_steps_per_s']:,.0f} | {r['time_vs_mlp_gae']:.2f}x |"
-              for r in rows]
+    lines = [
+        f"{record['date']}, {record['machine']}: `{record['command']}`",
+        "",
+        "| variant | median s | env steps/s | time vs mlp (gae) |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['variant']} | {r['median_s']:.2f} | {r['env_steps_per_s']:,.0f} | {r['time_vs_mlp_gae']:.2f}x |"
+        for r in rows
+    ]
     (RESULTS / "policy_variants.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

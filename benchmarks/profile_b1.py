@@ -20,10 +20,10 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train import B1  # noqa: E402
+from train import B1
 
-from purejaxlib.algos import ppo  # noqa: E402
-from purejaxlib.rollout import rollout  # noqa: E402
+from purejaxlib.algos import ppo
+from purejaxlib.rollout import rollout
 
 UPDATES = 50
 

@@ -33,7 +33,11 @@ PEERS_DIR = Path(os.environ.get("PEERS_DIR", "/tmp/pjl-peers"))
 
 
 # benchmark -> (rejax algorithm name, env, default steps)
-BENCHES = {"b1": ("ppo", "CartPole-v1", 500_000), "b2": ("sac", "Pendulum-v1", 20_000), "b3": ("dqn", "CartPole-v1", 50_000)}
+BENCHES = {
+    "b1": ("ppo", "CartPole-v1", 500_000),
+    "b2": ("sac", "Pendulum-v1", 20_000),
+    "b3": ("dqn", "CartPole-v1", 50_000),
+}
 
 
 def commands(bench: str, seeds: int, steps: int, peers: bool, cpu_devices: int) -> dict[str, list[str] | None]:
@@ -51,7 +55,15 @@ def commands(bench: str, seeds: int, steps: int, peers: bool, cpu_devices: int) 
         script = PEERS / "rejax_bench.py"
         ok = rejax_python.exists() and script.exists()
         if bench == "b2":
-            peer = [str(rejax_python), str(ROOT / "benchmarks" / "rejax_peer.py"), "sac", env, str(steps), str(seeds), "256"]
+            peer = [
+                str(rejax_python),
+                str(ROOT / "benchmarks" / "rejax_peer.py"),
+                "sac",
+                env,
+                str(steps),
+                str(seeds),
+                "256",
+            ]
             cmds["rejax 0.1.3"] = peer if ok else None
             label = "rejax 0.1.3, shared script (64x64 networks)"
             cmds[label] = [str(rejax_python), str(script), algo, env, str(steps), str(seeds)] if ok else None
@@ -98,18 +110,37 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="default: the benchmark's (500k, 20k, 50k)")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--peers", action="store_true", help="also run rejax (needs shared/peers/setup_peers.sh)")
-    parser.add_argument("--cpu-devices", type=int, default=0,
-                        help="also run with the CPU split into this many XLA devices (seeds sharded over them)")
+    parser.add_argument(
+        "--cpu-devices",
+        type=int,
+        default=0,
+        help="also run with the CPU split into this many XLA devices (seeds sharded over them)",
+    )
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
-    parser.add_argument("--suite", choices=["quick", "full"], default=None,
-                        help="run a whole suite (B1-B5, brax ant) instead of one --bench; see benchmarks/suite.py")
+    parser.add_argument(
+        "--suite",
+        choices=["quick", "full"],
+        default=None,
+        help="run a whole suite (B1-B5, brax ant) instead of one --bench; see benchmarks/suite.py",
+    )
     parser.add_argument("--tiny", action="store_true", help="with --suite: tiny lengths (a smoke run)")
-    parser.add_argument("--suite-steps", nargs="+", default=[], metavar="BENCH=N",
-                        help="with --suite: env steps per agent for B1, B2 or B3, e.g. B2=5000")
-    parser.add_argument("--only", nargs="+", default=[], metavar="BENCH",
-                        help="with --suite: only these benchmarks (B1 B2 B3 S8 B4 B5 ant)")
-    parser.add_argument("--setup-peers", action="store_true",
-                        help="with --suite: build the peers' environments first (implies --peers)")
+    parser.add_argument(
+        "--suite-steps",
+        nargs="+",
+        default=[],
+        metavar="BENCH=N",
+        help="with --suite: env steps per agent for B1, B2 or B3, e.g. B2=5000",
+    )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        default=[],
+        metavar="BENCH",
+        help="with --suite: only these benchmarks (B1 B2 B3 S8 B4 B5 ant)",
+    )
+    parser.add_argument(
+        "--setup-peers", action="store_true", help="with --suite: build the peers' environments first (implies --peers)"
+    )
     args = parser.parse_args()
     if args.suite is None and (args.tiny or args.setup_peers or args.suite_steps or args.only):
         parser.error("--tiny, --setup-peers, --suite-steps and --only go with --suite")
@@ -122,10 +153,18 @@ def main() -> None:
     if args.suite is not None:
         import suite
 
-        suite.main(args.suite, tiny=args.tiny, peers=args.peers, setup_peers=args.setup_peers,
-                   repeats=args.repeats, cpu_devices=args.cpu_devices, out=Path(args.out),
-                   command=[Path(sys.executable).name] + sys.argv, steps=suite_steps,
-                   only=tuple(next((b for b in suite.BENCHMARKS if b.lower() == o.lower()), o) for o in args.only))
+        suite.main(
+            args.suite,
+            tiny=args.tiny,
+            peers=args.peers,
+            setup_peers=args.setup_peers,
+            repeats=args.repeats,
+            cpu_devices=args.cpu_devices,
+            out=Path(args.out),
+            command=[Path(sys.executable).name] + sys.argv,
+            steps=suite_steps,
+            only=tuple(next((b for b in suite.BENCHMARKS if b.lower() == o.lower()), o) for o in args.only),
+        )
         return
 
     bench = args.bench
@@ -142,8 +181,11 @@ def main() -> None:
                     continue
                 result = measure(cmd)
                 runs[lib].append(result)
-                print(f"{label} seeds={seeds} round {round_ + 1}: {lib}: {result['sps']:,} sps, "
-                      f"compile {result['compile_s']} s, final {result['final_return_mean']}", flush=True)
+                print(
+                    f"{label} seeds={seeds} round {round_ + 1}: {lib}: {result['sps']:,} sps, "
+                    f"compile {result['compile_s']} s, final {result['final_return_mean']}",
+                    flush=True,
+                )
         peers = [lib for lib in runs if not lib.startswith("purejaxlib") and cmds[lib] is not None]
         for lib, results in runs.items():
             row = {"benchmark": label, "seeds": seeds, "lib": lib, "steps": steps, "runs": results}
@@ -161,7 +203,8 @@ def main() -> None:
                     row["vs"] = ref
                     row["sps_ratio_median"] = statistics.median(a["sps"] / b["sps"] for a, b in zip(results, peer_runs))
                     row["compile_ratio_median"] = statistics.median(
-                        a["compile_s"] / b["compile_s"] for a, b in zip(results, peer_runs))
+                        a["compile_s"] / b["compile_s"] for a, b in zip(results, peer_runs)
+                    )
             rows.append(row)
 
     meta = {

@@ -38,16 +38,37 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     for algo, env, threshold, steps, overrides, sb3 in RUNS:
-        cmd = [sys.executable, str(ROOT / "benchmarks" / "threshold.py"), algo, env, str(threshold), str(SEEDS), str(steps)]
+        cmd = [
+            sys.executable,
+            str(ROOT / "benchmarks" / "threshold.py"),
+            algo,
+            env,
+            str(threshold),
+            str(SEEDS),
+            str(steps),
+        ]
         cmd += [f"{k}={v!r}" for k, v in overrides.items()]
         rows.append(measure(cmd))
         print(json.dumps(rows[-1]), flush=True)
         if args.peers and sb3:
             python = PEERS_DIR / "sb3" / "bin" / "python"
             if not python.exists():
-                rows.append(dict(lib="sb3", algo=sb3, env=env, missing="not installed (run ../shared/peers/setup_peers.sh)"))
+                rows.append(
+                    dict(lib="sb3", algo=sb3, env=env, missing="not installed (run ../shared/peers/setup_peers.sh)")
+                )
                 continue
-            rows.append(measure([str(python), str(ROOT / "benchmarks" / "sb3_threshold.py"), sb3, env, str(threshold), str(SB3_BUDGET[sb3])]))
+            rows.append(
+                measure(
+                    [
+                        str(python),
+                        str(ROOT / "benchmarks" / "sb3_threshold.py"),
+                        sb3,
+                        env,
+                        str(threshold),
+                        str(SB3_BUDGET[sb3]),
+                    ]
+                )
+            )
             print(json.dumps(rows[-1]), flush=True)
 
     meta = {
@@ -68,7 +89,11 @@ def main() -> None:
         if "missing" in r:
             lines.append(f"| {r['algo']} | {r['env']} | | {r['lib']} | | {r['missing']} | | |")
             continue
-        config = "defaults" if r["lib"] == "sb3" else ("ours: " + (", ".join(f"{k}={v}" for k, v in r["config"].items()) or "defaults"))
+        config = (
+            "defaults"
+            if r["lib"] == "sb3"
+            else ("ours: " + (", ".join(f"{k}={v}" for k, v in r["config"].items()) or "defaults"))
+        )
         budget = r.get("max_steps", r.get("steps"))
         reached = r["time_to_threshold_s"]
         lines.append(

@@ -6,6 +6,7 @@ Usage: /tmp/pjl-peers/sb3/bin/python benchmarks/sb3_threshold.py {dqn,sac,ppo} E
 The return tracked is the mean of the last 4 finished training episodes (purejaxlib's figure is
 the mean over 4 seeds of each seed's latest episode); the clock starts before the model is built.
 """
+
 import json
 import sys
 import time
@@ -44,7 +45,20 @@ callback = StopAtThreshold()
 model.learn(total_timesteps=max_steps, callback=callback)
 wall = time.perf_counter() - t0
 crossed = callback.crossed
-print(json.dumps(dict(lib="sb3", algo=algo, env=env_id, threshold=threshold, seeds=1, max_steps=max_steps,
-                      config="defaults", time_to_threshold_s=None if crossed is None else round(crossed[0] - t0, 2),
-                      steps_to_threshold=None if crossed is None else crossed[1], wall_s=round(wall, 2),
-                      last_returns=[round(float(r), 1) for r in callback.recent])))
+print(
+    json.dumps(
+        dict(
+            lib="sb3",
+            algo=algo,
+            env=env_id,
+            threshold=threshold,
+            seeds=1,
+            max_steps=max_steps,
+            config="defaults",
+            time_to_threshold_s=None if crossed is None else round(crossed[0] - t0, 2),
+            steps_to_threshold=None if crossed is None else crossed[1],
+            wall_s=round(wall, 2),
+            last_returns=[round(float(r), 1) for r in callback.recent],
+        )
+    )
+)

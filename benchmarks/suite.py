@@ -30,8 +30,22 @@ ROOT = Path(__file__).resolve().parent.parent
 PEERS = ROOT.parent / "shared" / "peers"
 SCHEMA = 1
 # Keys every training row carries (None where a value does not apply, e.g. no device stats on CPU).
-ROW_KEYS = ("benchmark", "label", "lib", "agents", "steps", "sps", "compile_s", "run_s", "wall_s", "peak_rss_mb",
-            "device_peak_mb", "final_return_mean", "final_return_min", "runs")
+ROW_KEYS = (
+    "benchmark",
+    "label",
+    "lib",
+    "agents",
+    "steps",
+    "sps",
+    "compile_s",
+    "run_s",
+    "wall_s",
+    "peak_rss_mb",
+    "device_peak_mb",
+    "final_return_mean",
+    "final_return_min",
+    "runs",
+)
 BENCHMARKS = ("B1", "B2", "B3", "S8", "B4", "B5", "ant")  # S8: 8-seed sweeps against sb3's single run
 META_KEYS = ("suite", "tiny", "repeats", "date", "machine", "device", "python", "command")
 
@@ -54,8 +68,22 @@ def _train(bench: str, seeds: int, steps: int, *extra: str, devices: int = 1) ->
 
 
 def _env(name: str, num_envs: int, seconds: float) -> list[str]:
-    return [sys.executable, str(ROOT / "benchmarks" / "env_throughput.py"), "--envs", name, "--num-envs", str(num_envs),
-            "--seconds", str(seconds), "--repeats", "3", "--no-b1", "--out", "", "--json"]
+    return [
+        sys.executable,
+        str(ROOT / "benchmarks" / "env_throughput.py"),
+        "--envs",
+        name,
+        "--num-envs",
+        str(num_envs),
+        "--seconds",
+        str(seconds),
+        "--repeats",
+        "3",
+        "--no-b1",
+        "--out",
+        "",
+        "--json",
+    ]
 
 
 def _peer_python(peers_dir: Path, name: str) -> Path | None:
@@ -63,8 +91,16 @@ def _peer_python(peers_dir: Path, name: str) -> Path | None:
     return python if python.exists() else None
 
 
-def plan(suite: str, *, tiny: bool = False, peers: bool = False, peers_dir: Path | None = None,
-         cpu_devices: int = 0, steps: dict[str, int] | None = None, only: tuple[str, ...] = ()) -> list[Measurement]:
+def plan(
+    suite: str,
+    *,
+    tiny: bool = False,
+    peers: bool = False,
+    peers_dir: Path | None = None,
+    cpu_devices: int = 0,
+    steps: dict[str, int] | None = None,
+    only: tuple[str, ...] = (),
+) -> list[Measurement]:
     """The measurements of ``suite`` ("quick" or "full"); ``tiny`` shrinks every length for smoke tests.
 
     ``only`` keeps the named benchmarks (e.g. ``("B4",)``). ``steps`` overrides the env steps per agent of B1, B2 or B3 (e.g. ``{"B2": 5000}``: B2's 256x256
@@ -92,8 +128,13 @@ def plan(suite: str, *, tiny: bool = False, peers: bool = False, peers_dir: Path
     b2_seeds, b3_seeds = (2, 2) if tiny else (8, 4)
     agents = [1, 2] if tiny else ([1, 4, 16, 64, 256, 1024, 4096] if full else [1, 16, 256])
     env_counts = [16] if tiny else ([16, 256, 4096] if full else [256])
-    env_names = ["CartPole-v1"] if tiny else (["CartPole-v1", "Pendulum-v1", "Breakout-MinAtar", "brax/ant"] if full
-                                              else ["CartPole-v1", "Pendulum-v1"])
+    env_names = (
+        ["CartPole-v1"]
+        if tiny
+        else (
+            ["CartPole-v1", "Pendulum-v1", "Breakout-MinAtar", "brax/ant"] if full else ["CartPole-v1", "Pendulum-v1"]
+        )
+    )
     peers_dir = peers_dir or Path(os.environ.get("PEERS_DIR", "/tmp/pjl-peers"))
     rejax = _peer_python(peers_dir, "rejax") if peers else None
     sb3 = _peer_python(peers_dir, "sb3") if peers else None
@@ -102,8 +143,11 @@ def plan(suite: str, *, tiny: bool = False, peers: bool = False, peers_dir: Path
         if not peers:
             return {}
         # B2 uses benchmarks/rejax_peer.py: the shared script's SAC runs 64x64 networks (see there)
-        script = [str(ROOT / "benchmarks" / "rejax_peer.py"), "sac", env, str(steps), str(seeds), "256"] if algo == "sac" \
+        script = (
+            [str(ROOT / "benchmarks" / "rejax_peer.py"), "sac", env, str(steps), str(seeds), "256"]
+            if algo == "sac"
             else [str(PEERS / "rejax_bench.py"), algo, env, str(steps), str(seeds)]
+        )
         out: dict[str, list[str] | None] = {"rejax 0.1.3": [str(rejax), *script] if rejax else None}
         # benchmarks/sb3_peer.py, not the shared sb3_bench.py: the same update-to-data ratio as ours (see there)
         sb3_script = [str(ROOT / "benchmarks" / "sb3_peer.py"), algo, env, str(min(steps, caps[algo]))]
@@ -112,20 +156,63 @@ def plan(suite: str, *, tiny: bool = False, peers: bool = False, peers_dir: Path
 
     rows: list[Measurement] = []
     for seeds in b1_seeds:
-        rows.append(Measurement("B1", f"{seeds} seed{'s' * (seeds > 1)}", seeds, b1, _train("b1", seeds, b1),
-                                peer_cmds("ppo", "CartPole-v1", b1, seeds), ("stable-baselines3",)))
+        rows.append(
+            Measurement(
+                "B1",
+                f"{seeds} seed{'s' * (seeds > 1)}",
+                seeds,
+                b1,
+                _train("b1", seeds, b1),
+                peer_cmds("ppo", "CartPole-v1", b1, seeds),
+                ("stable-baselines3",),
+            )
+        )
         if cpu_devices > 1 and seeds >= cpu_devices:
-            rows.append(Measurement("B1", f"{seeds} seeds, sharded over {cpu_devices} CPU devices", seeds, b1,
-                                    _train("b1", seeds, b1, devices=cpu_devices)))
-    rows.append(Measurement("B2", f"{b2_seeds} seeds", b2_seeds, b2, _train("b2", b2_seeds, b2),
-                            peer_cmds("sac", "Pendulum-v1", b2, b2_seeds), ("stable-baselines3",)))
-    rows.append(Measurement("B3", f"{b3_seeds} seeds", b3_seeds, b3, _train("b3", b3_seeds, b3),
-                            peer_cmds("dqn", "CartPole-v1", b3, b3_seeds), ("stable-baselines3",)))
+            rows.append(
+                Measurement(
+                    "B1",
+                    f"{seeds} seeds, sharded over {cpu_devices} CPU devices",
+                    seeds,
+                    b1,
+                    _train("b1", seeds, b1, devices=cpu_devices),
+                )
+            )
+    rows.append(
+        Measurement(
+            "B2",
+            f"{b2_seeds} seeds",
+            b2_seeds,
+            b2,
+            _train("b2", b2_seeds, b2),
+            peer_cmds("sac", "Pendulum-v1", b2, b2_seeds),
+            ("stable-baselines3",),
+        )
+    )
+    rows.append(
+        Measurement(
+            "B3",
+            f"{b3_seeds} seeds",
+            b3_seeds,
+            b3,
+            _train("b3", b3_seeds, b3),
+            peer_cmds("dqn", "CartPole-v1", b3, b3_seeds),
+            ("stable-baselines3",),
+        )
+    )
     if not tiny:  # the sb3 target: an 8-seed sweep against sb3's one run (B2 is 8 seeds already)
         for algo, bench, env, n in (("ppo", "b1", "CartPole-v1", b1), ("dqn", "b3", "CartPole-v1", b3)):
             sb3_only = {k: v for k, v in peer_cmds(algo, env, n, 8).items() if k == "stable-baselines3"}
-            rows.append(Measurement("S8", f"{algo.upper()} ({bench.upper()} config), 8 seeds", 8, n, _train(bench, 8, n),
-                                    sb3_only, ("stable-baselines3",)))
+            rows.append(
+                Measurement(
+                    "S8",
+                    f"{algo.upper()} ({bench.upper()} config), 8 seeds",
+                    8,
+                    n,
+                    _train(bench, 8, n),
+                    sb3_only,
+                    ("stable-baselines3",),
+                )
+            )
     steps_per_update = 16 * 128  # B1's 16 envs x 128 steps
     for n in agents:
         steps = b4_updates * steps_per_update
@@ -141,8 +228,12 @@ def plan(suite: str, *, tiny: bool = False, peers: bool = False, peers_dir: Path
 
 def _on_gpu() -> bool:
     """Whether jax sees a GPU, asked in a child so this process never initializes a backend."""
-    out = subprocess.run([sys.executable, "-c", "import jax; print(jax.devices()[0].platform)"], capture_output=True,
-                         text=True, check=False)
+    out = subprocess.run(
+        [sys.executable, "-c", "import jax; print(jax.devices()[0].platform)"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     return out.stdout.strip() in ("gpu", "cuda", "rocm")
 
 
@@ -160,15 +251,29 @@ def _normalize(m: Measurement, result: dict[str, Any]) -> dict[str, Any]:
     """One run's figures under the suite's names, whichever script produced them."""
     if m.benchmark == "B5":
         env = result["envs"][0]
-        return {"sps": env["steps_per_s"], "compile_s": env["compile_s"], "run_s": None,
-                "wall_s": result["process_wall_s"], "peak_rss_mb": result.get("peak_rss_mb"),
-                "device_peak_mb": result.get("device_peak_mb"), "final_return_mean": None, "final_return_min": None,
-                "device": result.get("backend")}
-    return {"sps": result["sps"], "compile_s": result.get("compile_s"), "run_s": result.get("run_s"),
-            "wall_s": result["process_wall_s"], "peak_rss_mb": result.get("peak_rss_mb"),
-            "device_peak_mb": result.get("device_peak_mb"), "final_return_mean": result.get("final_return_mean"),
-            "final_return_min": result.get("final_return_min", result.get("final_return_mean")),
-            "device": result.get("device"), "steps": result.get("steps")}
+        return {
+            "sps": env["steps_per_s"],
+            "compile_s": env["compile_s"],
+            "run_s": None,
+            "wall_s": result["process_wall_s"],
+            "peak_rss_mb": result.get("peak_rss_mb"),
+            "device_peak_mb": result.get("device_peak_mb"),
+            "final_return_mean": None,
+            "final_return_min": None,
+            "device": result.get("backend"),
+        }
+    return {
+        "sps": result["sps"],
+        "compile_s": result.get("compile_s"),
+        "run_s": result.get("run_s"),
+        "wall_s": result["process_wall_s"],
+        "peak_rss_mb": result.get("peak_rss_mb"),
+        "device_peak_mb": result.get("device_peak_mb"),
+        "final_return_mean": result.get("final_return_mean"),
+        "final_return_min": result.get("final_return_min", result.get("final_return_mean")),
+        "device": result.get("device"),
+        "steps": result.get("steps"),
+    }
 
 
 def _median(values: list[Any]) -> Any:
@@ -197,15 +302,24 @@ def run(measurements: list[Measurement], repeats: int = 1, log=print) -> list[di
                     log(f"{m.benchmark} {m.label} round {round_ + 1}: {lib}: {failed[lib]}")
                     continue
                 runs[lib].append(result)
-                log(f"{m.benchmark} {m.label} round {round_ + 1}: {lib}: {result['sps']:,.0f} env steps/s, "
-                    f"compile {result['compile_s']} s, peak RSS {result['peak_rss_mb']} MB")
+                log(
+                    f"{m.benchmark} {m.label} round {round_ + 1}: {lib}: {result['sps']:,.0f} env steps/s, "
+                    f"compile {result['compile_s']} s, peak RSS {result['peak_rss_mb']} MB"
+                )
         for lib in failed:  # reported, never estimated
             del runs[lib]
-            rows.append({"benchmark": m.benchmark, "label": m.label, "lib": lib, "missing": failed[lib].replace("\n", " ")})
+            rows.append(
+                {"benchmark": m.benchmark, "label": m.label, "lib": lib, "missing": failed[lib].replace("\n", " ")}
+            )
         for lib, results in runs.items():
-            row = {"benchmark": m.benchmark, "label": m.label, "lib": lib,
-                   "agents": m.agents if lib == "purejaxlib" or lib not in m.per_agent_peers else 1,
-                   "steps": results[0].get("steps") or m.steps, "runs": results}
+            row = {
+                "benchmark": m.benchmark,
+                "label": m.label,
+                "lib": lib,
+                "agents": m.agents if lib == "purejaxlib" or lib not in m.per_agent_peers else 1,
+                "steps": results[0].get("steps") or m.steps,
+                "runs": results,
+            }
             for key in ("sps", "compile_s", "run_s", "wall_s", "peak_rss_mb", "device_peak_mb", "final_return_mean"):
                 row[key] = _median([r[key] for r in results])
             mins = [r["final_return_min"] for r in results if r["final_return_min"] is not None]
@@ -217,12 +331,20 @@ def run(measurements: list[Measurement], repeats: int = 1, log=print) -> list[di
                 if m.agents > 1 and lib in m.per_agent_peers:
                     row["ours_vs_this_sps_per_agent"] = row["ours_vs_this_sps"] / m.agents
                 if all(r["compile_s"] for r in results) and all(a["compile_s"] for a in ours):
-                    row["ours_vs_this_compile"] = statistics.median(a["compile_s"] / b["compile_s"] for a, b in zip(ours, results))
+                    row["ours_vs_this_compile"] = statistics.median(
+                        a["compile_s"] / b["compile_s"] for a, b in zip(ours, results)
+                    )
             rows.append(row)
         for lib, cmd in m.peers.items():
             if cmd is None:
-                rows.append({"benchmark": m.benchmark, "label": m.label, "lib": lib,
-                             "missing": "not installed (python benchmarks/run.py --setup-peers)"})
+                rows.append(
+                    {
+                        "benchmark": m.benchmark,
+                        "label": m.label,
+                        "lib": lib,
+                        "missing": "not installed (python benchmarks/run.py --setup-peers)",
+                    }
+                )
     return rows
 
 
@@ -252,10 +374,13 @@ def _fmt(value: Any, spec: str = ",.0f") -> str:
 
 def markdown(report: dict[str, Any]) -> str:
     meta = report["meta"]
-    lines = [f"Measured {meta['date']} on {meta['machine']} ({meta['device']}); command: `{meta['command']}`", "",
-             "| benchmark | case | library | env steps/s | compile s | wall s | peak RSS MB | device peak MB | "
-             "final return (mean, min) | ours / this (sps) | ours / this (compile) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Measured {meta['date']} on {meta['machine']} ({meta['device']}); command: `{meta['command']}`",
+        "",
+        "| benchmark | case | library | env steps/s | compile s | wall s | peak RSS MB | device peak MB | "
+        "final return (mean, min) | ours / this (sps) | ours / this (compile) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in report["rows"]:
         if "missing" in r:
             lines.append(f"| {r['benchmark']} | {r['label']} | {r['lib']} | {r['missing']} | | | | | | | |")
@@ -266,9 +391,11 @@ def markdown(report: dict[str, Any]) -> str:
             ratio += f" ({r['ours_vs_this_sps_per_agent']:.2f}x per agent)"
         cratio = _fmt(r.get("ours_vs_this_compile"), ".2f") + ("x" if r.get("ours_vs_this_compile") else "")
         lib = r["lib"] if r["lib"] != "stable-baselines3" else "stable-baselines3 (1 agent)"
-        lines.append(f"| {r['benchmark']} | {r['label']} | {lib} | {_fmt(r['sps'])} | {_fmt(r['compile_s'], '.1f')} | "
-                     f"{_fmt(r['wall_s'], '.1f')} | {_fmt(r['peak_rss_mb'])} | {_fmt(r['device_peak_mb'])} | {final} | "
-                     f"{ratio} | {cratio} |")
+        lines.append(
+            f"| {r['benchmark']} | {r['label']} | {lib} | {_fmt(r['sps'])} | {_fmt(r['compile_s'], '.1f')} | "
+            f"{_fmt(r['wall_s'], '.1f')} | {_fmt(r['peak_rss_mb'])} | {_fmt(r['device_peak_mb'])} | {final} | "
+            f"{ratio} | {cratio} |"
+        )
     scaling = [r for r in report["rows"] if r["benchmark"] == "B4" and "sps" in r]
     if scaling:
         fits = [r["agents"] for r in scaling if r["peak_rss_mb"] is not None and r["peak_rss_mb"] < 24 * 1024]
@@ -308,7 +435,11 @@ def plots(report: dict[str, Any], stem: Path) -> list[Path]:
     if bars:
         fig, ax = plt.subplots(figsize=(7, 0.45 * len(bars) + 1.2))
         names = [f"{r['benchmark']} {r['label']}: {r['lib']}" for r in bars]
-        ax.barh(names, [r["sps"] for r in bars], color=["tab:blue" if r["lib"] == "purejaxlib" else "tab:gray" for r in bars])
+        ax.barh(
+            names,
+            [r["sps"] for r in bars],
+            color=["tab:blue" if r["lib"] == "purejaxlib" else "tab:gray" for r in bars],
+        )
         ax.set_xscale("log")
         ax.invert_yaxis()
         ax.set_xlabel("env steps/s (all agents, compile excluded)")
@@ -320,28 +451,57 @@ def plots(report: dict[str, Any], stem: Path) -> list[Path]:
     return written
 
 
-def main(suite: str, *, tiny: bool, peers: bool, setup_peers: bool, repeats: int, cpu_devices: int, out: Path,
-         command: list[str], steps: dict[str, int] | None = None, only: tuple[str, ...] = ()) -> dict[str, Any]:
+def main(
+    suite: str,
+    *,
+    tiny: bool,
+    peers: bool,
+    setup_peers: bool,
+    repeats: int,
+    cpu_devices: int,
+    out: Path,
+    command: list[str],
+    steps: dict[str, int] | None = None,
+    only: tuple[str, ...] = (),
+) -> dict[str, Any]:
     peers_dir = Path(os.environ.get("PEERS_DIR", "/tmp/pjl-peers"))
     if setup_peers:
         # A peer that cannot be installed is reported in its rows ("not installed", or its run's
         # failure when the venv exists without the package), so a failed setup only warns here.
-        setup = subprocess.run(["bash", str(PEERS / "setup_peers.sh")], check=False,
-                               env={**os.environ, "PEERS_DIR": str(peers_dir)})
+        setup = subprocess.run(
+            ["bash", str(PEERS / "setup_peers.sh")], check=False, env={**os.environ, "PEERS_DIR": str(peers_dir)}
+        )
         if setup.returncode:
-            print(f"warning: setup_peers.sh exited {setup.returncode}; peers it could not build are reported missing",
-                  file=sys.stderr, flush=True)
-    measurements = plan(suite, tiny=tiny, peers=peers or setup_peers, peers_dir=peers_dir, cpu_devices=cpu_devices,
-                        steps=steps, only=only)
+            print(
+                f"warning: setup_peers.sh exited {setup.returncode}; peers it could not build are reported missing",
+                file=sys.stderr,
+                flush=True,
+            )
+    measurements = plan(
+        suite,
+        tiny=tiny,
+        peers=peers or setup_peers,
+        peers_dir=peers_dir,
+        cpu_devices=cpu_devices,
+        steps=steps,
+        only=only,
+    )
     rows = run(measurements, repeats=repeats, log=lambda s: print(s, flush=True))
     device = next((r["device"] for r in rows if r.get("device")), "unknown")
     report = {
         "schema": SCHEMA,
-        "meta": {"suite": suite, "tiny": tiny, "repeats": repeats, "steps_overrides": dict(steps or {}),
-                 "only": list(only),
-                 "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                 "machine": machine(), "device": device, "python": platform.python_version(),
-                 "command": " ".join(command)},
+        "meta": {
+            "suite": suite,
+            "tiny": tiny,
+            "repeats": repeats,
+            "steps_overrides": dict(steps or {}),
+            "only": list(only),
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "machine": machine(),
+            "device": device,
+            "python": platform.python_version(),
+            "command": " ".join(command),
+        },
         "rows": rows,
     }
     check_schema(report)

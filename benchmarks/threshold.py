@@ -27,7 +27,13 @@ REPORTS = 400  # host callbacks per run: fine enough timing, negligible overhead
 
 
 def main() -> None:
-    name, env, threshold, seeds, steps = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+    name, env, threshold, seeds, steps = (
+        sys.argv[1],
+        sys.argv[2],
+        float(sys.argv[3]),
+        int(sys.argv[4]),
+        int(sys.argv[5]),
+    )
     algo = importlib.import_module(f"purejaxlib.algos.{name}")
     overrides = {k: ast.literal_eval(v) for k, v in (a.split("=", 1) for a in sys.argv[6:])}
     probe = algo.Config(env=env, total_timesteps=steps, **overrides)
@@ -42,6 +48,7 @@ def main() -> None:
     compiled = jax.jit(jax.vmap(train)).lower(members, keys).compile()
     compile_s = time.perf_counter() - t0
     trace: list[tuple[float, int, float]] = []
+
     def stamp(update: int, values: dict[str, np.ndarray]) -> None:
         trace.append((time.perf_counter(), update, float(np.mean(values["episode_return"]))))
 
@@ -52,13 +59,25 @@ def main() -> None:
         run_s = time.perf_counter() - start
     crossing = next(((t, u) for t, u, r in trace if r >= threshold), None)
     final = np.asarray(metrics["episode_return"])[:, -1]
-    print(json.dumps(dict(
-        lib="purejaxlib", algo=name, env=env, threshold=threshold, seeds=seeds, steps=steps, config=overrides,
-        compile_s=round(compile_s, 2), run_s=round(run_s, 2),
-        time_to_threshold_s=None if crossing is None else round(compile_s + crossing[0] - start, 2),
-        steps_to_threshold=None if crossing is None else crossing[1] * per_iteration,
-        final_return_mean=round(float(final.mean()), 1), final_return_min=round(float(final.min()), 1),
-    )))
+    print(
+        json.dumps(
+            dict(
+                lib="purejaxlib",
+                algo=name,
+                env=env,
+                threshold=threshold,
+                seeds=seeds,
+                steps=steps,
+                config=overrides,
+                compile_s=round(compile_s, 2),
+                run_s=round(run_s, 2),
+                time_to_threshold_s=None if crossing is None else round(compile_s + crossing[0] - start, 2),
+                steps_to_threshold=None if crossing is None else crossing[1] * per_iteration,
+                final_return_mean=round(float(final.mean()), 1),
+                final_return_min=round(float(final.min()), 1),
+            )
+        )
+    )
 
 
 if __name__ == "__main__":

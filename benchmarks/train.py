@@ -23,7 +23,9 @@ import sys
 import time
 
 if len(sys.argv) > 4 and int(sys.argv[4]) > 1:  # must be set before jax initializes its backend
-    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={int(sys.argv[4])}"
+    os.environ["XLA_FLAGS"] = (
+        f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={int(sys.argv[4])}"
+    )
 
 import jax
 import numpy as np
@@ -33,26 +35,70 @@ from purejaxlib.algos import dqn, ppo, sac
 from purejaxlib.sweep import run_batch
 
 B1 = dict(
-    env="CartPole-v1", num_envs=16, num_steps=128, update_epochs=4, num_minibatches=4, hidden=(64, 64), anneal_lr=False,
-    activation="tanh", lr=2.5e-4, gamma=0.99, gae_lambda=0.95, clip_eps=0.2, ent_coef=0.01, vf_coef=0.5,
+    env="CartPole-v1",
+    num_envs=16,
+    num_steps=128,
+    update_epochs=4,
+    num_minibatches=4,
+    hidden=(64, 64),
+    anneal_lr=False,
+    activation="tanh",
+    lr=2.5e-4,
+    gamma=0.99,
+    gae_lambda=0.95,
+    clip_eps=0.2,
+    ent_coef=0.01,
+    vf_coef=0.5,
     max_grad_norm=0.5,
 )
 B2 = dict(
-    env="Pendulum-v1", num_envs=1, train_freq=1, gradient_steps=1, batch_size=256, buffer_size=100_000,
-    learning_starts=1_000, hidden=(256, 256), lr=3e-4, gamma=0.99,
+    env="Pendulum-v1",
+    num_envs=1,
+    train_freq=1,
+    gradient_steps=1,
+    batch_size=256,
+    buffer_size=100_000,
+    learning_starts=1_000,
+    hidden=(256, 256),
+    lr=3e-4,
+    gamma=0.99,
 )
 B3 = dict(
-    env="CartPole-v1", num_envs=1, train_freq=1, gradient_steps=1, batch_size=64, buffer_size=100_000,
-    learning_starts=1_000, hidden=(64, 64), lr=2.5e-4, gamma=0.99,
+    env="CartPole-v1",
+    num_envs=1,
+    train_freq=1,
+    gradient_steps=1,
+    batch_size=64,
+    buffer_size=100_000,
+    learning_starts=1_000,
+    hidden=(64, 64),
+    lr=2.5e-4,
+    gamma=0.99,
 )
 # PPO on brax ant after brax's own PPO settings (gamma 0.97, normalized observations, reward
 # scaling through normalize_reward); 4096 envs on a GPU, 256 on a CPU.
 ANT = dict(
-    env="brax/ant", num_envs=256, num_steps=16, update_epochs=4, num_minibatches=8, hidden=(256, 256), lr=3e-4,
-    gamma=0.97, gae_lambda=0.95, clip_eps=0.3, ent_coef=1e-2, normalize_obs=True, normalize_reward=True,
+    env="brax/ant",
+    num_envs=256,
+    num_steps=16,
+    update_epochs=4,
+    num_minibatches=8,
+    hidden=(256, 256),
+    lr=3e-4,
+    gamma=0.97,
+    gae_lambda=0.95,
+    clip_eps=0.3,
+    ent_coef=1e-2,
+    normalize_obs=True,
+    normalize_reward=True,
 )
 EVAL_EPISODES = 32
-BENCHMARKS = {"b1": (ppo, B1, 500_000), "b2": (sac, B2, 20_000), "b3": (dqn, B3, 50_000), "ant": (ppo, ANT, 8 * 256 * 16)}
+BENCHMARKS = {
+    "b1": (ppo, B1, 500_000),
+    "b2": (sac, B2, 20_000),
+    "b3": (dqn, B3, 50_000),
+    "ant": (ppo, ANT, 8 * 256 * 16),
+}
 
 
 def main() -> None:
@@ -78,14 +124,30 @@ def main() -> None:
         final = np.full(seeds, np.nan)
     steps_run = int(np.asarray(out.metrics["env_steps"])[0, -1])
     memory = peak_memory()
-    print(json.dumps(dict(
-        lib="purejaxlib", bench=name, algo=algo.__name__.rsplit(".", 1)[-1], env=config.env, steps=steps_run,
-        seeds=seeds, hidden=list(config.hidden), compile_s=round(compile_s, 2), run_s=round(run_s, 2),
-        sps=round(steps_run * seeds / run_s), final_return_mean=_round(final.mean()),
-        final_return_min=_round(final.min()), finals=[_round(f) for f in final] if episodes > 0 else None,
-        device=str(jax.devices()[0].device_kind), platform=jax.devices()[0].platform, devices=jax.device_count(),
-        wall_s=round(time.perf_counter() - t0, 2), **memory,
-    )))
+    print(
+        json.dumps(
+            dict(
+                lib="purejaxlib",
+                bench=name,
+                algo=algo.__name__.rsplit(".", 1)[-1],
+                env=config.env,
+                steps=steps_run,
+                seeds=seeds,
+                hidden=list(config.hidden),
+                compile_s=round(compile_s, 2),
+                run_s=round(run_s, 2),
+                sps=round(steps_run * seeds / run_s),
+                final_return_mean=_round(final.mean()),
+                final_return_min=_round(final.min()),
+                finals=[_round(f) for f in final] if episodes > 0 else None,
+                device=str(jax.devices()[0].device_kind),
+                platform=jax.devices()[0].platform,
+                devices=jax.device_count(),
+                wall_s=round(time.perf_counter() - t0, 2),
+                **memory,
+            )
+        )
+    )
 
 
 def _round(x: float) -> float | None:
@@ -98,7 +160,10 @@ def peak_memory() -> dict[str, float | None]:
     rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     stats = jax.devices()[0].memory_stats() or {}
     device = stats.get("peak_bytes_in_use")
-    return {"peak_rss_mb": round(rss_kb / 1024, 1), "device_peak_mb": None if device is None else round(device / 2**20, 1)}
+    return {
+        "peak_rss_mb": round(rss_kb / 1024, 1),
+        "device_peak_mb": None if device is None else round(device / 2**20, 1),
+    }
 
 
 if __name__ == "__main__":

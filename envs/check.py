@@ -31,8 +31,8 @@ def _space_problems(space: Any, x: np.ndarray, what: str, tol: float) -> list[st
         return [p for i, sub in enumerate(space.spaces) for p in _space_problems(sub, x[i], f"{what}[{i}]", tol)]
     x = np.asarray(x)
     shape = tuple(space.shape) if isinstance(space, spaces.Box) else ()
-    if x.shape[x.ndim - len(shape):] != shape:
-        return [f"{what} has shape {x.shape[x.ndim - len(shape):]} per env, the space says {shape}"]
+    if x.shape[x.ndim - len(shape) :] != shape:
+        return [f"{what} has shape {x.shape[x.ndim - len(shape) :]} per env, the space says {shape}"]
     values = x.astype(np.float64)
     if isinstance(space, spaces.Discrete):
         n = int(np.asarray(space.n))
@@ -199,7 +199,7 @@ def check(
     try:
         first = jax.block_until_ready(batched(keys, batch_params))
         second = jax.block_until_ready(batched(jax.random.split(jax.random.fold_in(key, 1), num_envs), batch_params))
-    except Exception as err:  # noqa: BLE001 - any failure here is the report
+    except Exception as err:
         raise ConformanceError(f"reset/step fail under jit and vmap over keys and params: {err!r}") from err
     if traces[0] != 1:
         problems.append(f"the rollout was traced {traces[0]} times for two calls with the same shapes (retrace)")
@@ -218,18 +218,18 @@ def check(
             problems.append(f"{name} must be a bool scalar per step, got dtype {flag.dtype} shape {flag.shape[2:]}")
     done = np.logical_or(terminated, truncated)
     if not problems:
-        same = jax.tree.map(
-            lambda a, b: np.array_equal(a[~done], b[~done], equal_nan=True), obs, final_obs
-        )
+        same = jax.tree.map(lambda a, b: np.array_equal(a[~done], b[~done], equal_nan=True), obs, final_obs)
         if not all(jax.tree.leaves(same)):
-            problems.append("info['final_observation'] differs from the observation on a step that did not end an episode")
+            problems.append(
+                "info['final_observation'] differs from the observation on a step that did not end an episode"
+            )
     episodes = int(done.sum())
     if not problems:
         problems += _episode_end_problems(obs, final_obs, terminated, truncated, limit, lowered, num_steps)
     if compare_unbatched and not problems:
         # Only the first steps: float differences between the batched and unbatched programs
         # grow without bound in chaotic dynamics (brax contacts), later steps prove nothing.
-        first_steps = lambda x: x[:compare_steps]  # noqa: E731
+        first_steps = lambda x: x[:compare_steps]
         single = jax.tree.map(np.asarray, jax.jit(rollout)(keys[0], params))
         single = (single[0], jax.tree.map(first_steps, single[1]))
         batch0 = jax.tree.map(lambda x: x[0], (obs0, (obs, reward, terminated, truncated, final_obs)))

@@ -61,7 +61,8 @@ from __future__ import annotations
 
 import collections
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -156,7 +157,7 @@ def seed_from_key(key: jax.Array) -> int:
 class _Copy:
     """One host env object and its bookkeeping."""
 
-    __slots__ = ("env", "version", "t")
+    __slots__ = ("env", "t", "version")
 
     def __init__(self, env: Any):
         self.env = env
@@ -168,8 +169,15 @@ class HostPool:
     """The host env copies of one :class:`HostEnv`, keyed by int32 handle, least recently used
     first. ``reset_calls`` / ``step_calls`` count host calls (one per batched reset/step)."""
 
-    def __init__(self, constructor: Callable[[], Any], obs_space: Any, obs_struct: jax.ShapeDtypeStruct,
-                 action_space: Any, action_offset: int, max_copies: int):
+    def __init__(
+        self,
+        constructor: Callable[[], Any],
+        obs_space: Any,
+        obs_struct: jax.ShapeDtypeStruct,
+        action_space: Any,
+        action_offset: int,
+        max_copies: int,
+    ):
         self.constructor = constructor
         self.obs_struct = obs_struct
         self.discrete_obs = isinstance(obs_space, spaces.Discrete)
@@ -298,9 +306,15 @@ class HostPool:
                 else:
                     obs[i] = final[i]
             new_versions = np.asarray([c.version for c in copies], np.int32)
-        shaped = lambda x: x.reshape(batch + x.shape[1:])  # noqa: E731
-        return (shaped(obs), shaped(new_versions), shaped(np.asarray(reward, np.float32)),
-                shaped(np.asarray(terminated, bool)), shaped(np.asarray(truncated, bool)), shaped(final))
+        shaped = lambda x: x.reshape(batch + x.shape[1:])
+        return (
+            shaped(obs),
+            shaped(new_versions),
+            shaped(np.asarray(reward, np.float32)),
+            shaped(np.asarray(terminated, bool)),
+            shaped(np.asarray(truncated, bool)),
+            shaped(final),
+        )
 
     def close(self) -> None:
         """Closes and forgets every host env object (states from before then can't be stepped)."""
@@ -373,7 +387,9 @@ class HostEnv:
         self._max_steps = int(max_steps_in_episode)
         self._name = name or f"HostEnv({getattr(getattr(probe, 'spec', None), 'id', None) or type(probe).__name__})"
         self._obs_struct = _obs_struct(self._obs_space)
-        self.pool = HostPool(constructor, self._obs_space, self._obs_struct, self._action_space, offset, int(max_copies))
+        self.pool = HostPool(
+            constructor, self._obs_space, self._obs_struct, self._action_space, offset, int(max_copies)
+        )
         self.pool.spare.append(probe)  # the first reset reuses it
 
     # -- gymnax protocol ----------------------------------------------------------------------
@@ -414,8 +430,11 @@ class HostEnv:
         params = self.default_params if params is None else params
         action = self._check_action(action)
         bits = action if action.dtype == jnp.int32 else jax.lax.bitcast_convert_type(action, jnp.int32)
-        ints = [jnp.asarray(state.handle, jnp.int32), jnp.asarray(state.version, jnp.int32),
-                jnp.asarray(params.max_steps_in_episode, jnp.int32)]
+        ints = [
+            jnp.asarray(state.handle, jnp.int32),
+            jnp.asarray(state.version, jnp.int32),
+            jnp.asarray(params.max_steps_in_episode, jnp.int32),
+        ]
         packed = jnp.concatenate([jnp.stack(ints), bits.reshape(-1)])
         i32 = jax.ShapeDtypeStruct((), jnp.int32)
         flag = jax.ShapeDtypeStruct((), jnp.bool_)
@@ -467,8 +486,14 @@ def register_host(
     from purejaxlib import envs as envs_lib
 
     def factory() -> tuple[HostEnv, HostParams]:
-        env = HostEnv(constructor, observation_space=observation_space, action_space=action_space,
-                      max_steps_in_episode=max_steps_in_episode, max_copies=max_copies, name=name)
+        env = HostEnv(
+            constructor,
+            observation_space=observation_space,
+            action_space=action_space,
+            max_steps_in_episode=max_steps_in_episode,
+            max_copies=max_copies,
+            name=name,
+        )
         return env, env.default_params
 
     envs_lib.register(name, factory, overwrite=overwrite)

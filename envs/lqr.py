@@ -47,7 +47,8 @@ cost about 6000 times the optimum instead of 650 times.)
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -246,8 +247,9 @@ def _riccati(A: np.ndarray, B: np.ndarray, Q: np.ndarray, R: np.ndarray, gamma: 
     return K, P
 
 
-def make_params(n: int = 2, m: int = 1, seed: int = 0, stable: bool = True,
-                max_steps_in_episode: int = DEFAULT_MAX_STEPS) -> LQRParams:
+def make_params(
+    n: int = 2, m: int = 1, seed: int = 0, stable: bool = True, max_steps_in_episode: int = DEFAULT_MAX_STEPS
+) -> LQRParams:
     """Random dynamics for ``seed`` with unit costs, unit initial-state scale and bounds sized
     from the Riccati policies (module docstring). Raises ValueError for n < 1, m < 1 or an
     uncontrollable draw."""
@@ -270,10 +272,15 @@ def make_params(n: int = 2, m: int = 1, seed: int = 0, stable: bool = True,
         xp, up = _peaks(A, B, K, x0)
         if np.all(np.isfinite(xp)):  # a discounted optimum may not stabilize an unstable A
             x_peak, u_peak = np.maximum(x_peak, xp), np.maximum(u_peak, up)
-    f32 = lambda v: np.asarray(v, np.float32)  # noqa: E731
+    f32 = lambda v: np.asarray(v, np.float32)
     return LQRParams(
-        A=f32(A), B=f32(B), Q=f32(Q), R=f32(R), init_scale=f32(init_scale),
-        action_bound=f32(ACTION_MARGIN * u_peak), state_bound=f32(STATE_MARGIN * x_peak),
+        A=f32(A),
+        B=f32(B),
+        Q=f32(Q),
+        R=f32(R),
+        init_scale=f32(init_scale),
+        action_bound=f32(ACTION_MARGIN * u_peak),
+        state_bound=f32(STATE_MARGIN * x_peak),
         max_steps_in_episode=np.asarray(int(max_steps_in_episode), np.int32),
     )
 
@@ -380,8 +387,9 @@ def linear_policy(K: Any) -> Policy:
     return lambda obs, key: -(obs @ K.T)
 
 
-def rollout_cost(params: LQRParams, act: Policy, key: jax.Array, gamma: float, episodes: int = 1024,
-                 horizon: int | None = None) -> np.ndarray:
+def rollout_cost(
+    params: LQRParams, act: Policy, key: jax.Array, gamma: float, episodes: int = 1024, horizon: int | None = None
+) -> np.ndarray:
     """Discounted cost ``sum_{t<horizon} gamma^t c_t`` of ``episodes`` independent episodes of
     the env under ``act(obs [episodes, n], key) -> action [episodes, m]`` (any policy, e.g.
     ``sac.policy(config, state, deterministic=True)``); ``[episodes]`` float64.

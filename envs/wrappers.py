@@ -83,9 +83,7 @@ class EpisodeStatistics(Wrapper):
         return obs, EpisodeStatsState(env_state, zero_f, zero_i, zero_f, zero_i)
 
     def step(self, key, state: EpisodeStatsState, action, params):
-        obs, env_state, reward, terminated, truncated, info = self._env.step(
-            key, state.env_state, action, params
-        )
+        obs, env_state, reward, terminated, truncated, info = self._env.step(key, state.env_state, action, params)
         done = jnp.logical_or(terminated, truncated)
         ep_return = state.episode_return + reward.astype(jnp.float32)
         ep_length = state.episode_length + 1
@@ -151,9 +149,7 @@ class NormalizeObservation(Wrapper):
         return normalize(stats, obs), NormObsState(env_state, stats)
 
     def step(self, key, state: NormObsState, action, params):
-        obs, env_state, reward, terminated, truncated, info = self._env.step(
-            key, state.env_state, action, params
-        )
+        obs, env_state, reward, terminated, truncated, info = self._env.step(key, state.env_state, action, params)
         stats = update_stats(state.stats, obs)
         info = {**info, "final_observation": normalize(stats, info["final_observation"])}
         return normalize(stats, obs), NormObsState(env_state, stats), reward, terminated, truncated, info
@@ -182,9 +178,7 @@ class NormalizeReward(Wrapper):
         return obs, NormRewardState(env_state, jnp.zeros((n,), jnp.float32), init_stats(()))
 
     def step(self, key, state: NormRewardState, action, params):
-        obs, env_state, reward, terminated, truncated, info = self._env.step(
-            key, state.env_state, action, params
-        )
+        obs, env_state, reward, terminated, truncated, info = self._env.step(key, state.env_state, action, params)
         done = jnp.logical_or(terminated, truncated)
         ret = state.discounted_return * self.gamma + reward
         stats = update_stats(state.stats, ret)

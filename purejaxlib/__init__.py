@@ -12,4 +12,13 @@ from purejaxlib.runner import run_experiment
 from purejaxlib.sweep import SweepResult, sweep
 
 __version__ = "0.1.0"
-__all__ = ["ConfigError", "Evaluation", "evaluate", "evaluate_sweep", "run_experiment", "SweepResult", "sweep", "__version__"]
+__all__ = [
+    "ConfigError",
+    "Evaluation",
+    "evaluate",
+    "evaluate_sweep",
+    "run_experiment",
+    "SweepResult",
+    "sweep",
+    "__version__",
+]

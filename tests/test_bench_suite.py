@@ -31,7 +31,10 @@ def test_full_suite_plans_the_published_configs(tmp_path):
     plan = suite.plan("full", peers=False, peers_dir=tmp_path)
     assert [m.agents for m in plan if m.benchmark == "B4"] == [1, 4, 16, 64, 256, 1024, 4096]
     assert {(m.benchmark, m.steps) for m in plan if m.benchmark in ("B1", "B2", "B3")} == {
-        ("B1", 500_000), ("B2", 20_000), ("B3", 50_000)}
+        ("B1", 500_000),
+        ("B2", 20_000),
+        ("B3", 50_000),
+    }
     assert {m.label for m in plan if m.benchmark == "B5"} >= {"brax/ant x 256", "CartPole-v1 x 4096"}
 
 
@@ -56,15 +59,27 @@ def test_unknown_suite_benchmark_or_steps_is_named():
 
 def _result(sps: float, compile_s: float) -> dict:
     """One run's JSON line as benchmarks/train.py prints it (plus the suite's process_wall_s)."""
-    return dict(sps=sps, compile_s=compile_s, run_s=1.0, final_return_mean=1.0, final_return_min=0.5,
-                peak_rss_mb=10.0, device_peak_mb=None, device="cpu", steps=100, process_wall_s=3.0)
+    return dict(
+        sps=sps,
+        compile_s=compile_s,
+        run_s=1.0,
+        final_return_mean=1.0,
+        final_return_min=0.5,
+        peak_rss_mb=10.0,
+        device_peak_mb=None,
+        device="cpu",
+        steps=100,
+        process_wall_s=3.0,
+    )
 
 
 def test_ratios_pair_runs_of_the_same_round(monkeypatch):
     # Per-round sps ratios 100/50, 300/150, 200/400 = 2, 2, 0.5: median 2. The ratio of the medians
     # would be 200/150 = 1.33, so pairing rounds is what this checks.
-    results = {"ours": iter([_result(100, 2.0), _result(300, 2.0), _result(200, 2.0)]),
-               "peer": iter([_result(50, 4.0), _result(150, 4.0), _result(400, 1.0)])}
+    results = {
+        "ours": iter([_result(100, 2.0), _result(300, 2.0), _result(200, 2.0)]),
+        "peer": iter([_result(50, 4.0), _result(150, 4.0), _result(400, 1.0)]),
+    }
     monkeypatch.setattr(suite, "measure", lambda cmd: next(results[cmd[0]]))
     m = suite.Measurement("B1", "4 seeds", 4, 100, ["ours"], {"peer": ["peer"], "absent": None}, ("peer",))
     rows = suite.run([m], repeats=3, log=lambda s: None)
@@ -76,15 +91,29 @@ def test_ratios_pair_runs_of_the_same_round(monkeypatch):
     assert by_lib["peer"]["agents"] == 1 and by_lib["purejaxlib"]["agents"] == 4
     assert by_lib["absent"]["missing"].startswith("not installed")
     assert [r["sps"] for r in by_lib["peer"]["runs"]] == [50, 150, 400]
-    suite.check_schema({"schema": suite.SCHEMA, "meta": {k: "x" for k in suite.META_KEYS}, "rows": rows})
+    suite.check_schema({"schema": suite.SCHEMA, "meta": dict.fromkeys(suite.META_KEYS, "x"), "rows": rows})
 
 
 @pytest.mark.slow
 def test_tiny_quick_suite_writes_the_documented_schema(tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "PEERS_DIR": str(tmp_path / "no-peers")}
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--suite", "quick", "--tiny", "--peers",
-                           "--out", str(out)], capture_output=True, text=True, env=env, timeout=280)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "run.py"),
+            "--suite",
+            "quick",
+            "--tiny",
+            "--peers",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=280,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((out / "suite_quick_tiny.json").read_text())
     suite.check_schema(report)
@@ -103,8 +132,11 @@ def test_tiny_quick_suite_writes_the_documented_schema(tmp_path):
 
 
 def test_schema_check_names_the_missing_field():
-    report = {"schema": suite.SCHEMA, "meta": {k: "x" for k in suite.META_KEYS},
-              "rows": [{k: 1 for k in suite.ROW_KEYS if k != "compile_s"}]}
+    report = {
+        "schema": suite.SCHEMA,
+        "meta": dict.fromkeys(suite.META_KEYS, "x"),
+        "rows": [{k: 1 for k in suite.ROW_KEYS if k != "compile_s"}],
+    }
     with pytest.raises(ValueError, match="row 0 .*compile_s"):
         suite.check_schema(report)
 
@@ -114,6 +146,9 @@ def test_publish_replaces_only_its_block_and_refuses_a_missing_one():
 
     readme = "intro\n<!-- bench:suite_full -->\nold\n<!-- /bench:suite_full -->\n<!-- bench:b5 -->\nkeep\n<!-- /bench:b5 -->\n"
     out = publish.publish(readme, "suite_full", "| new |\n")
-    assert out == "intro\n<!-- bench:suite_full -->\n| new |\n<!-- /bench:suite_full -->\n<!-- bench:b5 -->\nkeep\n<!-- /bench:b5 -->\n"
+    assert (
+        out
+        == "intro\n<!-- bench:suite_full -->\n| new |\n<!-- /bench:suite_full -->\n<!-- bench:b5 -->\nkeep\n<!-- /bench:b5 -->\n"
+    )
     with pytest.raises(ValueError, match="bench:threshold"):
         publish.publish(readme, "threshold", "x")

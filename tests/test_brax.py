@@ -49,9 +49,14 @@ def run(env, params, key, action, num_steps):
     for step_key in jax.random.split(key, num_steps):
         obs, state, reward, terminated, truncated, info = env.step(step_key, state, action, params)
         steps.append(
-            dict(obs=np.asarray(obs), reward=np.asarray(reward), terminated=bool(terminated),
-                 truncated=bool(truncated), final_obs=np.asarray(info["final_observation"]),
-                 time=int(state.time))
+            dict(
+                obs=np.asarray(obs),
+                reward=np.asarray(reward),
+                terminated=bool(terminated),
+                truncated=bool(truncated),
+                final_obs=np.asarray(info["final_observation"]),
+                time=int(state.time),
+            )
         )
     return steps
 
@@ -229,8 +234,15 @@ def pendulum_ppo_config() -> ppo.Config:
     cost on CPU: doubling the steps from 65k added ~5 s of CPU time and made every seed tried
     balance for the full 1000 steps by the end, where at 65k one seed in six was still at ~500."""
     return ppo.Config(
-        env=PENDULUM, total_timesteps=131_072, num_envs=16, num_steps=64, num_minibatches=4,
-        update_epochs=4, lr=3e-3, normalize_obs=True, ent_coef=0.0,
+        env=PENDULUM,
+        total_timesteps=131_072,
+        num_envs=16,
+        num_steps=64,
+        num_minibatches=4,
+        update_epochs=4,
+        lr=3e-3,
+        normalize_obs=True,
+        ent_coef=0.0,
     )
 
 

@@ -16,8 +16,15 @@ BRAX_CHECK = {"num_steps": 8, "num_envs": 2}
 # Batched-equals-unbatched costs a second compile per env, so it runs on one env of each family
 # (each family's step is one code path); every env gets all the other rules.
 UNBATCHED_COMPARED = (
-    "CartPole-v1", "Acrobot-v1", "Breakout-MinAtar", "Catch-bsuite", "FourRooms-misc",
-    "Probe5-ActionObservationReward-continuous", "LQR", "gymnasium/CartPole-v1", "brax/inverted_pendulum",
+    "CartPole-v1",
+    "Acrobot-v1",
+    "Breakout-MinAtar",
+    "Catch-bsuite",
+    "FourRooms-misc",
+    "Probe5-ActionObservationReward-continuous",
+    "LQR",
+    "gymnasium/CartPole-v1",
+    "brax/inverted_pendulum",
 )
 
 

@@ -14,14 +14,32 @@ import pytest
 from purejaxlib.algos import dqn, ppo, pqn, sac, td3
 
 OFFPOLICY_SMALL = dict(
-    total_timesteps=128, num_envs=2, train_freq=2, gradient_steps=1, batch_size=8, buffer_size=64,
-    learning_starts=16, hidden=(16, 16),
+    total_timesteps=128,
+    num_envs=2,
+    train_freq=2,
+    gradient_steps=1,
+    batch_size=8,
+    buffer_size=64,
+    learning_starts=16,
+    hidden=(16, 16),
 )
 
 CASES = [
-    (ppo, "Breakout-MinAtar", dict(total_timesteps=128, num_envs=2, num_steps=16, num_minibatches=2, update_epochs=1, hidden=(16,))),
-    (ppo, "LQR:n=3,m=2", dict(total_timesteps=128, num_envs=2, num_steps=16, num_minibatches=2, update_epochs=1, hidden=(16,))),
-    (pqn, "Probe5-ActionObservationReward", dict(total_timesteps=128, num_envs=2, num_steps=16, num_minibatches=2, update_epochs=1, hidden=(16,))),
+    (
+        ppo,
+        "Breakout-MinAtar",
+        dict(total_timesteps=128, num_envs=2, num_steps=16, num_minibatches=2, update_epochs=1, hidden=(16,)),
+    ),
+    (
+        ppo,
+        "LQR:n=3,m=2",
+        dict(total_timesteps=128, num_envs=2, num_steps=16, num_minibatches=2, update_epochs=1, hidden=(16,)),
+    ),
+    (
+        pqn,
+        "Probe5-ActionObservationReward",
+        dict(total_timesteps=128, num_envs=2, num_steps=16, num_minibatches=2, update_epochs=1, hidden=(16,)),
+    ),
     (dqn, "Breakout-MinAtar", OFFPOLICY_SMALL),
     (sac, "gymnasium/Pendulum-v1", OFFPOLICY_SMALL),
     (sac, "Probe4-ActionReward", OFFPOLICY_SMALL),  # discrete SAC

@@ -120,7 +120,7 @@ def test_episode_statistics_return_is_sum_of_rewards_cartpole():
 def test_episode_statistics_with_varying_rewards_and_truncation():
     base, params = envs.make("Pendulum-v1", max_steps_in_episode=7)
     env = envs.EpisodeStatistics(base)
-    action = lambda k, t: jax.random.uniform(k, (1,), minval=-2.0, maxval=2.0)  # noqa: E731
+    action = lambda k, t: jax.random.uniform(k, (1,), minval=-2.0, maxval=2.0)
     _, _, rewards, terminated, truncated, info = _scan_steps(env, params, 30, action)
     assert not terminated.any() and truncated.sum() == 4  # episodes of 7 steps
     assert np.unique(np.round(rewards, 4)).size > 10  # rewards really vary
@@ -245,7 +245,14 @@ def test_normalize_observation_uses_same_stats_for_obs_and_final_observation():
             action = jnp.ones(3, jnp.int32)
             raw = inner.step(key, state.env_state, action, params)  # same key: the raw outputs
             out = env.step(key, state, action, params)
-            return out[1], (raw[0], raw[5]["final_observation"], raw[3] | raw[4], out[0], out[5]["final_observation"], out[1].stats)
+            return out[1], (
+                raw[0],
+                raw[5]["final_observation"],
+                raw[3] | raw[4],
+                out[0],
+                out[5]["final_observation"],
+                out[1].stats,
+            )
 
         _, outs = jax.lax.scan(body, state, jax.random.split(key, 40))
         return obs, raw_reset_obs, state.stats, outs
@@ -311,6 +318,7 @@ def test_normalize_reward_resets_discounted_return_at_episode_end():
 
 # ---------------------------------------------------------------------------------------------
 # conformance (envs.check) for every registered env, and the checker itself
+
 
 class _Broken(envs.Wrapper):
     """CartPole with one protocol rule broken, chosen by ``how``."""

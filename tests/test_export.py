@@ -16,11 +16,10 @@ from typing import Any
 import jax
 import numpy as np
 import pytest
+from conftest import SMALL
 
 from purejaxlib.algos import dqn, ppo, pqn, sac, td3
-from purejaxlib.export import FORMAT_VERSION, Policy, load_policy, save_policy
-
-from conftest import SMALL
+from purejaxlib.export import FORMAT_VERSION, load_policy, save_policy
 
 OFFPOLICY_TINY = dict(hidden=(16, 16), batch_size=8, buffer_size=256, learning_starts=32)
 
@@ -30,8 +29,18 @@ CASES = {
     "ppo": (ppo, lambda: ppo.Config(env="CartPole-v1", total_timesteps=128, **SMALL)),
     "ppo-continuous": (ppo, lambda: ppo.Config(env="Pendulum-v1", total_timesteps=128, normalize_obs=True, **SMALL)),
     "pqn": (pqn, lambda: pqn.Config(env="CartPole-v1", total_timesteps=128, hidden=(16, 16), eps_end=0.5, **SMALL)),
-    "dqn": (dqn, lambda: dqn.Config(env="CartPole-v1", total_timesteps=512, hidden=(16, 16), batch_size=8,
-                                    buffer_size=256, learning_starts=64, eps_end=0.5)),
+    "dqn": (
+        dqn,
+        lambda: dqn.Config(
+            env="CartPole-v1",
+            total_timesteps=512,
+            hidden=(16, 16),
+            batch_size=8,
+            buffer_size=256,
+            learning_starts=64,
+            eps_end=0.5,
+        ),
+    ),
     "sac": (sac, lambda: sac.Config(env="Pendulum-v1", total_timesteps=96, **OFFPOLICY_TINY)),
     "td3": (td3, lambda: td3.Config(env="Pendulum-v1", total_timesteps=96, **OFFPOLICY_TINY)),
 }
@@ -247,8 +256,9 @@ def test_trained_cartpole_policy_solves_cartpole_in_a_fresh_process(tmp_path):
     config = ppo.Config(env="CartPole-v1", total_timesteps=500_000)
     state = jax.jit(ppo.train)(config, jax.random.key(0)).state
     path = save_policy(tmp_path / "cartpole", config, state)
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(PLAY), str(path)], capture_output=True,
-                          text=True, timeout=240)
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(PLAY), str(path)], capture_output=True, text=True, timeout=240
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     returns = json.loads(done.stdout.strip().splitlines()[-1])
     print(f"exported CartPole policy: gymnax returns {returns['gymnax']}, gymnasium {returns['gymnasium']}")

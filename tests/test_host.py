@@ -6,9 +6,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from gymnax.environments import spaces
 
 import purejaxlib
-from gymnax.environments import spaces
 from purejaxlib import envs
 from purejaxlib.algos import ppo
 
@@ -229,8 +229,9 @@ def test_stale_state_and_recycled_copy_fail_loudly():
     jax.block_until_ready(step(jax.random.key(3), fresh, ones, params))
     with raises_on_host("more than once in one batched step"):
         jax.block_until_ready(
-            jax.vmap(env.step, in_axes=(0, None, 0, None))(jax.random.split(jax.random.key(4), 2),
-                                                           jax.tree.map(lambda x: x[0], fresh), ones[:2], params)
+            jax.vmap(env.step, in_axes=(0, None, 0, None))(
+                jax.random.split(jax.random.key(4), 2), jax.tree.map(lambda x: x[0], fresh), ones[:2], params
+            )
         )
 
 
@@ -258,8 +259,12 @@ def test_gymnasium_start_offset_and_reset_seed():
         def step(self, action):
             return super().step(action - 10)
 
-    env = HostEnv(Shifted, observation_space=CORRIDOR_SPACES["observation_space"],
-                  action_space=gym.spaces.Discrete(2, start=10), max_steps_in_episode=50)
+    env = HostEnv(
+        Shifted,
+        observation_space=CORRIDOR_SPACES["observation_space"],
+        action_space=gym.spaces.Discrete(2, start=10),
+        max_steps_in_episode=50,
+    )
     assert env.action_space(env.default_params).n == 2
     obs, state = env.reset(jax.random.key(0), env.default_params)
     obs1, _, reward, *_ = env.step(jax.random.key(0), state, jnp.int32(1), env.default_params)
@@ -278,8 +283,9 @@ def test_ppo_learns_gymnasium_cartpole_through_the_host():
     measured run. About 40 s on the loaded 2-core CPU (compile included); the host steps all
     4 x 32 envs in one call per step.
     """
-    config = ppo.Config(env=CARTPOLE, total_timesteps=100_000, num_envs=32, num_steps=32,
-                        num_minibatches=4, update_epochs=4, lr=2.5e-3)
+    config = ppo.Config(
+        env=CARTPOLE, total_timesteps=100_000, num_envs=32, num_steps=32, num_minibatches=4, update_epochs=4, lr=2.5e-3
+    )
     pool = envs.make(CARTPOLE)[0].unwrapped.pool
     calls = pool.step_calls
     result = purejaxlib.sweep(ppo.train, config, seeds=4)

@@ -218,8 +218,19 @@ def test_optimal_cost_refuses_bounds_that_clip_the_riccati_policy():
 # steps the gaps measured were 0.2% to 4.3% over 8 seeds (2 each from key(0) to key(3)), about 13 s
 # per pair of seeds with compile. SAC also gets there (0.3% to 4.1% over 8 seeds after 10k steps
 # with 64x64 networks, lr 1e-3, tau 0.02, batches of 128) but takes about four times as long.
-PPO_LQR = dict(env="LQR", total_timesteps=200_000, num_envs=16, num_steps=50, num_minibatches=4, update_epochs=8,
-               ent_coef=0.0, lr=1e-3, log_std_init=-1.0, hidden=(64, 64), gamma=GAMMA)
+PPO_LQR = dict(
+    env="LQR",
+    total_timesteps=200_000,
+    num_envs=16,
+    num_steps=50,
+    num_minibatches=4,
+    update_epochs=8,
+    ent_coef=0.0,
+    lr=1e-3,
+    log_std_init=-1.0,
+    hidden=(64, 64),
+    gamma=GAMMA,
+)
 
 
 @pytest.mark.slow

@@ -95,7 +95,8 @@ def test_quickstart_notebook_trains_sweeps_plots_evaluates_and_exports(executed)
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert "<svg" in svg.read_text()
     assert [Path(p) for p in ns["curve_files"] + ns["heatmap_files"]] == [
-        Path("runs/quickstart") / f for f in ("learning_curves.png", "learning_curves.svg", "heatmap.png", "heatmap.svg")
+        Path("runs/quickstart") / f
+        for f in ("learning_curves.png", "learning_curves.svg", "heatmap.png", "heatmap.svg")
     ]
 
     # 5. the experiment directory: record, one metrics stream per member, the last 3 checkpoints

@@ -39,7 +39,8 @@ Differences found, and how they are handled (none changes a transition that occu
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -120,7 +121,9 @@ ENVS = {
     "CartPole-v1": (_cartpole_state, _vector("x", "x_dot", "theta", "theta_dot"), _discrete(2), _cartpole_broad),
     "Pendulum-v1": (_pendulum_state, _vector("theta", "theta_dot"), _torque, _pendulum_broad),
     "Acrobot-v1": (
-        _acrobot_state, _vector("joint_angle1", "joint_angle2", "velocity_1", "velocity_2"), _discrete(3),
+        _acrobot_state,
+        _vector("joint_angle1", "joint_angle2", "velocity_1", "velocity_2"),
+        _discrete(3),
         _acrobot_broad,
     ),
 }
@@ -169,8 +172,12 @@ def test_one_step_parity_float32(env_name, starts):
         ref_obs, ref_reward, ref_terminated, _, _ = reference.step(action)
         obs, _, reward, terminated = step(make_state(start, np.float32), jnp.asarray(action))
         np.testing.assert_allclose(np.asarray(obs), ref_obs, rtol=1e-5, atol=1e-5, err_msg=f"{env_name} step {t} obs")
-        np.testing.assert_allclose(float(reward), float(ref_reward), rtol=1e-5, atol=1e-5, err_msg=f"{env_name} step {t} reward")
-        assert bool(terminated) == bool(ref_terminated), f"{env_name} step {t}: terminated {terminated} vs {ref_terminated}"
+        np.testing.assert_allclose(
+            float(reward), float(ref_reward), rtol=1e-5, atol=1e-5, err_msg=f"{env_name} step {t} reward"
+        )
+        assert bool(terminated) == bool(ref_terminated), (
+            f"{env_name} step {t}: terminated {terminated} vs {ref_terminated}"
+        )
         worst = max(worst, float(np.max(np.abs(np.asarray(obs) - ref_obs))))
         clipped += _clipped(env_name, reference.state)
         if ref_terminated:
@@ -181,8 +188,10 @@ def test_one_step_parity_float32(env_name, starts):
         assert terminations >= 4, f"only {terminations} terminal transitions compared"
     if starts == "broad" and env_name in SPEED_CLIPS:
         assert clipped >= 4, f"only {clipped} transitions hit a speed clip"
-    print(f"{env_name} ({starts}): {NUM_ACTIONS} transitions, {terminations} terminal, {clipped} speed-clipped, "
-          f"max |obs diff| {worst:.2e}")
+    print(
+        f"{env_name} ({starts}): {NUM_ACTIONS} transitions, {terminations} terminal, {clipped} speed-clipped, "
+        f"max |obs diff| {worst:.2e}"
+    )
 
 
 @pytest.mark.parametrize("env_name", sorted(ENVS))
@@ -205,9 +214,15 @@ def test_trajectory_parity_float64(env_name, seed):
             ref_obs, ref_reward, ref_terminated, _, _ = reference.step(action)
             obs, state, reward, terminated = step(state, jnp.asarray(action))
             steps += 1
-            np.testing.assert_allclose(np.asarray(obs), ref_obs, rtol=1e-6, atol=1e-6, err_msg=f"{env_name} step {t} obs")
-            np.testing.assert_allclose(float(reward), float(ref_reward), rtol=1e-6, atol=1e-6, err_msg=f"{env_name} step {t} reward")
-            assert bool(terminated) == bool(ref_terminated), f"{env_name} step {t}: terminated {terminated} vs {ref_terminated}"
+            np.testing.assert_allclose(
+                np.asarray(obs), ref_obs, rtol=1e-6, atol=1e-6, err_msg=f"{env_name} step {t} obs"
+            )
+            np.testing.assert_allclose(
+                float(reward), float(ref_reward), rtol=1e-6, atol=1e-6, err_msg=f"{env_name} step {t} reward"
+            )
+            assert bool(terminated) == bool(ref_terminated), (
+                f"{env_name} step {t}: terminated {terminated} vs {ref_terminated}"
+            )
             # the full state, not only the float32 observation
             np.testing.assert_allclose(
                 state_vector(state), reference.state, rtol=1e-6, atol=1e-6, err_msg=f"{env_name} step {t} state"
