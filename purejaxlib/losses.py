@@ -1,8 +1,10 @@
 """Loss pieces shared by the value-based and actor-critic learners; each is tested against a
-plain reference in tests/test_losses.py."""
+plain reference in tests/test_losses.py. Shapes are checked with chex at trace time (no cost in
+the compiled program)."""
 
 from __future__ import annotations
 
+import chex
 import jax
 import jax.numpy as jnp
 import optax
@@ -23,6 +25,7 @@ def tanh_gaussian(key: jax.Array, mean: jax.Array, log_std: jax.Array) -> tuple[
     The change of variables uses ``log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u))``, which
     stays finite where tanh saturates.
     """
+    chex.assert_equal_shape([mean, log_std], custom_message="tanh_gaussian: mean and log_std must both be [..., A]")
     std = jnp.exp(log_std)
     u = mean + std * jax.random.normal(key, mean.shape)
     gaussian = -0.5 * jnp.square((u - mean) / std) - log_std - 0.5 * jnp.log(2.0 * jnp.pi)
@@ -37,6 +40,8 @@ def quantile_huber_loss(pred: jax.Array, target: jax.Array, kappa: float = 1.0) 
     are samples of the target distribution (no gradient taken through them). Averages over
     everything: ``mean_{..., i, j} |tau_i - 1{target_j < pred_i}| * huber_kappa(target_j - pred_i) / kappa``.
     """
+    chex.assert_equal_rank([pred, target], custom_message="quantile_huber_loss: pred [..., M] and target [..., K] need the same rank")
+    chex.assert_equal_shape_prefix([pred, target], pred.ndim - 1, custom_message="quantile_huber_loss: pred and target must share their leading axes")
     num = pred.shape[-1]
     taus = (jnp.arange(num, dtype=jnp.float32) + 0.5) / num
     diff = target[..., None, :] - pred[..., :, None]  # [..., M, K]
@@ -48,6 +53,7 @@ def quantile_huber_loss(pred: jax.Array, target: jax.Array, kappa: float = 1.0) 
 def truncated_quantiles(quantiles: jax.Array, drop: int) -> jax.Array:
     """TQC's target atoms: pool ``quantiles [N, B, M]`` of N critics, sort, drop the ``drop``
     largest: ``-> [B, N*M - drop]``."""
+    chex.assert_rank(quantiles, 3, custom_message="truncated_quantiles: quantiles must be [num_critics, batch, num_quantiles]")
     num_critics, batch, num = quantiles.shape
     pooled = jnp.sort(jnp.moveaxis(quantiles, 0, 1).reshape(batch, num_critics * num), axis=-1)
     return pooled[:, : num_critics * num - drop]
@@ -56,4 +62,6 @@ def truncated_quantiles(quantiles: jax.Array, drop: int) -> jax.Array:
 def ensemble_mse(q: jax.Array, target: jax.Array) -> jax.Array:
     """Critic-ensemble regression loss: ``q [N, B]`` against ``target [B]``, half squared error
     averaged over the batch and summed over the N critics (each critic is fit independently)."""
+    chex.assert_rank([q, target], [2, 1], custom_message="ensemble_mse: q must be [N, B] and target [B]")
+    chex.assert_equal_shape_suffix([q, target], 1, custom_message="ensemble_mse: q [N, B] and target [B] must share B")
     return 0.5 * jnp.square(q - target[None]).mean(axis=1).sum()

@@ -236,3 +236,16 @@ def test_ensemble_mse_fits_each_critic_independently():
     np.testing.assert_allclose(grad, (np.asarray(q) - np.asarray(target)[None]) / 6, rtol=1e-5, atol=1e-7)
     grad_one = np.asarray(jax.grad(losses.ensemble_mse)(q[:1], target))
     np.testing.assert_allclose(grad_one, grad[:1], rtol=1e-6)
+
+
+def test_shape_mismatches_fail_at_trace_time_with_the_expected_shapes():
+    with pytest.raises(AssertionError, match=r"q \[N, B\] and target \[B\] must share B"):
+        losses.ensemble_mse(jnp.zeros((2, 5)), jnp.zeros((4,)))
+    with pytest.raises(AssertionError, match=r"q must be \[N, B\] and target \[B\]"):
+        losses.ensemble_mse(jnp.zeros((5,)), jnp.zeros((5,)))
+    with pytest.raises(AssertionError, match="quantiles must be"):
+        losses.truncated_quantiles(jnp.zeros((2, 5)), 1)
+    with pytest.raises(AssertionError, match="share their leading axes"):
+        losses.quantile_huber_loss(jnp.zeros((3, 4)), jnp.zeros((2, 6)))
+    with pytest.raises(AssertionError, match="mean and log_std"):
+        losses.tanh_gaussian(jax.random.key(0), jnp.zeros((3, 2)), jnp.zeros((2,)))

@@ -290,3 +290,21 @@ def test_polyak_averaging():
     small = polyak(target, online, jnp.float32(0.25))
     np.testing.assert_allclose(small["a"], [1.5, 1.0, -1.0])
     assert jax.tree.structure(small) == jax.tree.structure(target)
+
+
+def test_add_rows_shaped_unlike_the_buffer_name_the_field():
+    buffer = _empty(8, 3)
+    rows = _rows([0, 1], 3)
+    with pytest.raises(AssertionError, match=r"rows\.obs must be \[T, \*\(3, 2\)\]"):
+        replay.add(buffer, rows._replace(obs=rows.obs[..., :1]))
+    with pytest.raises(AssertionError, match=r"rows\.reward"):
+        replay.add(buffer, rows._replace(reward=rows.reward[:, :2]))  # 2 envs, buffer has 3
+
+
+def test_sample_checks_the_buffer_rank_and_a_scalar_gamma():
+    buffer = _fill(_empty(8, 2), 4, 2, 2)
+    with pytest.raises(AssertionError, match="gamma must be a scalar"):
+        replay.sample(buffer, jax.random.key(0), 4, jnp.full((2,), 0.9))
+    batched = jax.tree.map(lambda x: jnp.stack([x, x]), buffer)  # a batch of buffers, not vmapped
+    with pytest.raises(AssertionError, match=r"\[rows, num_envs, \.\.\.\]"):
+        replay.sample(batched, jax.random.key(0), 4, jnp.float32(0.9))
