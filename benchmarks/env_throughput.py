@@ -180,7 +180,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         b1["raw_steps_per_s"] = raw["steps_per_s"]
         b1["fraction_of_raw"] = b1["steps_per_s"] / raw["steps_per_s"]
         print(
-            f"PPO B1: {b1['steps_per_s']:,.0f} env steps/s = {b1['fraction_of_raw']:.1%} of raw CartPole at {b1['num_envs']} envs"
+            f"PPO B1: {b1['steps_per_s']:,.0f} env steps/s = {b1['fraction_of_raw']:.1%} of raw CartPole "
+            f"at {b1['num_envs']} envs"
         )
         report["b1"] = b1
     if args.out:

@@ -5,23 +5,11 @@ results/lqr_gap.json and lqr_gap.md.
     python benchmarks/lqr_gap.py --algos ppo --sizes 2 --seeds 4   # a subset
 
 For each state dimension n the system is ``LQR:n=<n>,m=<max(1, n // 2)>`` (seed 0, stable unless
---unstable), with m growing with n so the control problem stays comparably hard: with a single
-input a 32-state system is barely steerable and doing nothing is already within ~10% of the
-optimum. Each algorithm trains ``--seeds`` seeds vmapped in one program; each trained policy
-(deterministic) and the Riccati policy u = -K x are then rolled out on the same initial states
-(2048 episodes of 200 steps, the env's dynamics), and
-
-    gap = mean discounted cost of the policy / mean discounted cost of the Riccati policy - 1
-
-with the training discount (0.99). The analytic optimum (init_scale^2 / 3 tr P) is reported
-beside the Riccati rollout as a check, and the zero policy's gap as a scale ("doing nothing").
-
-Settings: PPO with 16 envs x 50 steps (one episode per env per update), 8 epochs of 4
-minibatches, no entropy bonus, reward normalization, 64x64 tanh networks; its Gaussian starts at
-std e^-1, or e^-2.5 at n = 32, where the optimal actions are a few times smaller relative to the
-action bound and wider noise drives the state into its bound. PPO at n = 2 without reward
-normalization is the learning test in tests/test_lqr.py. SAC with 64x64 networks, lr 1e-3,
-tau 0.02, batches of 128 (its Pendulum settings), untuned beyond that.
+--unstable): m grows with n so the control problem stays comparably hard. Each algorithm trains
+``--seeds`` seeds vmapped in one program; each trained (deterministic) policy and the Riccati
+policy u = -K x are rolled out from the same initial states, and ``gap = mean discounted cost of
+the policy / that of the Riccati policy - 1`` at the training discount. The analytic optimum is
+reported beside the Riccati rollout as a check, and the zero policy's gap as a scale.
 """
 
 from __future__ import annotations
@@ -47,6 +35,10 @@ from run import ROOT, cpu_name
 
 GAMMA = 0.99
 EPISODES, HORIZON = 2048, 200
+# PPO: one episode per env per update, no entropy bonus, reward normalization; its Gaussian starts
+# at std e^-1, or e^-2.5 at n = 32 (make_config), where the optimal actions are a few times smaller
+# relative to the action bound and wider noise drives the state into its bound. PPO at n = 2
+# without reward normalization is the learning test in tests/test_lqr.py.
 PPO_SETTINGS = dict(
     num_envs=16,
     num_steps=50,
@@ -57,6 +49,7 @@ PPO_SETTINGS = dict(
     hidden=(64, 64),
     normalize_reward=True,
 )
+# SAC: its Pendulum settings, untuned beyond that
 SAC_SETTINGS = dict(hidden=(64, 64), lr=1e-3, tau=0.02, batch_size=128)
 # env steps per seed for each n
 BUDGET = {"ppo": {2: 200_000, 8: 500_000, 32: 1_000_000}, "sac": {2: 10_000, 8: 50_000, 32: 50_000}}
@@ -94,7 +87,7 @@ def measure(algo: str, n: int, seeds: int, stable: bool, steps: int | None) -> d
     zero = lqr.rollout_cost(params, lqr.linear_policy(np.zeros_like(K)), eval_key, GAMMA, EPISODES, HORIZON).mean()
     costs = []
     for i in range(seeds):
-        state = jax.tree.map(lambda x: x[i], states)
+        state = jax.tree.map(lambda x, i=i: x[i], states)
         act = module.policy(config, state, deterministic=True)
         costs.append(float(lqr.rollout_cost(params, act, eval_key, GAMMA, EPISODES, HORIZON).mean()))
     gaps = [lqr.gap(c, riccati) for c in costs]
@@ -144,7 +137,9 @@ def main() -> None:
         "command": " ".join([Path(sys.executable).name] + sys.argv),
         "jax": jax.__version__,
         "devices": [str(d) for d in jax.devices()],
-        "evaluation": f"{EPISODES} episodes x {HORIZON} steps per policy, paired initial states, discounted cost, gamma {GAMMA}",
+        "evaluation": (
+            f"{EPISODES} episodes x {HORIZON} steps per policy, paired initial states, discounted cost, gamma {GAMMA}"
+        ),
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -153,9 +148,10 @@ def main() -> None:
         f"Measured {meta['date']} on {meta['machine']}; command: `{meta['command']}`",
         "",
         f"gap = mean discounted cost (gamma {GAMMA}) of the trained deterministic policy / the Riccati policy's - 1, "
-        f"both over the same {EPISODES} initial states, {HORIZON}-step rollouts. Settings in the script's docstring.",
+        f"both over the same {EPISODES} initial states, {HORIZON}-step rollouts. Settings in the script.",
         "",
-        "| algorithm | system | env steps per seed | seeds | optimal cost (analytic / rollout) | gap per seed | mean gap | zero-policy gap | compile s | train s |",
+        "| algorithm | system | env steps per seed | seeds | optimal cost (analytic / rollout) | gap per seed "
+        "| mean gap | zero-policy gap | compile s | train s |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:

@@ -3,18 +3,14 @@
 Usage: python benchmarks/overhead.py [SEEDS] [REPEATS] [CHECKPOINT_EVERY]
 
 Three ways to train the same B1 config, each timed REPEATS times (median), compile excluded:
+``plain`` (``vmap(ppo.train)`` in one program, no reports, as benchmarks/train.py times it),
+``logged`` (:func:`purejaxlib.run_experiment` at its default ``log_interval``, writing
+``metrics.jsonl``) and ``checkpointed`` (the same plus an orbax checkpoint of every member's state
+every ``CHECKPOINT_EVERY`` updates, default 25).
 
-* ``plain``: ``vmap(ppo.train)`` in one program, no reports (what benchmarks/train.py times);
-* ``logged``: :func:`purejaxlib.run_experiment` with the default ``log_interval`` (about 100
-  reports per run from inside the program) writing ``metrics.jsonl``;
-* ``checkpointed``: the same plus an orbax checkpoint of every member's whole state every
-  ``CHECKPOINT_EVERY`` updates (default 25: about 10 per run).
-
-Prints one JSON line: env steps/s of each and their ratios to ``plain``. Two times are kept for
-the runner: ``loop`` (its training loop: chunk dispatches, host callbacks, file writes and the
-checkpoint saves' time on the training thread) is the throughput the 5% target is about;
-``wall`` is the session's wall time less compile, adding its one-time costs (the record's git and
-package versions, init, directories), which do not grow with the run.
+Prints one JSON line: env steps/s of each and their ratios to ``plain``. For the runner, ``loop``
+(its training loop: chunks, host callbacks, file writes, the saves' time on the training thread)
+is the throughput the 5% target is about; ``wall`` adds its one-time costs (record, init).
 """
 
 from __future__ import annotations

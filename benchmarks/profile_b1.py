@@ -34,7 +34,7 @@ def rollout_only(config: ppo.Config, key: jax.Array) -> jax.Array:
     env, env_params = ppo.make_env(config)
 
     def policy_fn(obs, k):
-        dist, value = ppo._dist(config, state.params, obs)
+        _, dist, value = ppo.apply(config, state.params, None, obs, None)
         raw = dist.sample(seed=k)
         return raw, raw, {"log_prob": dist.log_prob(raw), "value": value}
 

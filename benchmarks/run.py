@@ -85,7 +85,7 @@ def measure(cmd: list[str]) -> dict:
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read(), err.read()
-    lines = [l for l in stdout.splitlines() if l.startswith("{")]
+    lines = [line for line in stdout.splitlines() if line.startswith("{")]
     if returncode != 0 or not lines:
         raise RuntimeError(f"{' '.join(cmd)} failed ({returncode}):\n{stderr[-2000:]}")
     result = json.loads(lines[-1])
@@ -219,7 +219,8 @@ def main() -> None:
     table = [
         f"Measured {meta['date']} on {meta['machine']}; command: `{meta['command']}`",
         "",
-        "| benchmark | seeds | library | env steps/s (median) | compile s | final return (mean, min) | sps ratio vs peer | compile ratio vs peer |",
+        "| benchmark | seeds | library | env steps/s (median) | compile s | final return (mean, min) "
+        "| sps ratio vs peer | compile ratio vs peer |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:

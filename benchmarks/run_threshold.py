@@ -82,7 +82,8 @@ def main() -> None:
     lines = [
         f"Measured {meta['date']} on {meta['machine']}; command: `{meta['command']}`",
         "",
-        "| algorithm | env | threshold | library, config | seeds | time to threshold s (compile incl.) | env steps to threshold | budget |",
+        "| algorithm | env | threshold | library, config | seeds | time to threshold s (compile incl.) "
+        "| env steps to threshold | budget |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:

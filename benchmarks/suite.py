@@ -103,8 +103,8 @@ def plan(
 ) -> list[Measurement]:
     """The measurements of ``suite`` ("quick" or "full"); ``tiny`` shrinks every length for smoke tests.
 
-    ``only`` keeps the named benchmarks (e.g. ``("B4",)``). ``steps`` overrides the env steps per agent of B1, B2 or B3 (e.g. ``{"B2": 5000}``: B2's 256x256
-    SAC runs ~150 env steps/s on two CPU cores, so its 20k steps x 8 seeds take 18 minutes a run).
+    ``only`` keeps the named benchmarks (e.g. ``("B4",)``). ``steps`` overrides the env steps per agent
+    of B1, B2 or B3 (e.g. ``{"B2": 5000}``, as benchmarks/README.md's B2 section explains).
     """
     if suite not in ("quick", "full"):
         raise ValueError(f"unknown suite {suite!r}: choose 'quick' or 'full'")

@@ -1,21 +1,15 @@
 """Brax environments on the gymnax 1.x protocol: ``"brax/ant"``, ``"brax/inverted_pendulum"``, ...
 
-The adapter wraps an *unwrapped* brax env (``brax.envs.get_environment``, none of brax's
-``EpisodeWrapper``/``AutoResetWrapper``) and keeps the time limit itself, so the two ways an
-episode ends stay apart:
+The adapter wraps an *unwrapped* brax env (no ``EpisodeWrapper``/``AutoResetWrapper``) and keeps
+the time limit itself, so the two ways an episode ends stay apart: ``terminated`` is brax's own
+``done`` (the hopper fell, the pendulum tipped past 0.2 rad); ``truncated`` is this adapter's step
+counter reaching ``params.max_steps_in_episode`` (default 1000, brax's ``episode_length``). As
+everywhere in gymnax, ``truncated`` reports the time limit whatever else happened (a step that
+terminates at the limit has both flags); termination takes precedence (it is never bootstrapped).
 
-- ``terminated``: brax's own ``done`` (the hopper fell, the pendulum tipped past 0.2 rad);
-- ``truncated``: this adapter's step counter reached ``params.max_steps_in_episode`` (default
-  1000, brax's ``episode_length``). As everywhere in gymnax, ``truncated`` reports the time limit
-  whatever else happened, so a step that terminates exactly at the limit has both flags set;
-  termination takes precedence for every consumer (a terminated step is never bootstrapped).
-
-Auto-reset (a fresh random reset) and ``info["final_observation"]`` come from gymnax's
-``Environment.step``. Actions are ``[-1, 1]^action_size`` for every brax env: brax envs either
-have unit actuator control ranges or rescale ``[-1, 1]`` to their ranges themselves
-(inverted_pendulum, pusher, humanoid, humanoidstandup); out-of-range actions saturate.
-
-brax is imported only when an env is built, so importing :mod:`purejaxlib.envs` stays fast.
+Auto-reset and ``info["final_observation"]`` come from gymnax's ``Environment.step``. Actions are
+``[-1, 1]^action_size`` for every brax env (brax envs have unit actuator ranges or rescale
+themselves); out-of-range actions saturate. brax is imported only when an env is built.
 """
 
 from __future__ import annotations
@@ -77,8 +71,8 @@ def _cast_like(new: Any, ref: Any) -> Any:
 def _reset_shapes(brax_env: Any) -> Any:
     """Shapes of ``brax_env.reset``'s state, traced abstractly (brax's ``observation_size`` runs a
     real reset). ``purejaxlib.envs.make`` builds envs under ``jax.ensure_compile_time_eval``, which
-    would evaluate every constant sub-expression of the trace op by op: 5 s for inverted_pendulum
-    on the generalized backend and 10 s on mjx instead of 0.6 s, so constant folding is turned off."""
+    would evaluate every constant sub-expression of the trace op by op (about 10x slower builds,
+    benchmarks/README.md), so constant folding is turned off."""
     try:
         from jax._src.config import eager_constant_folding
 

@@ -61,9 +61,8 @@ def _space_problems(space: Any, x: np.ndarray, what: str, tol: float) -> list[st
 def _short_episode_params(params: Any, limit: int) -> tuple[Any, int | None, bool]:
     """Params with ``max_steps_in_episode`` lowered to ``limit`` (when the env has that field), so
     the rollout must truncate and auto-reset."""
-    if not dataclasses.is_dataclass(params) or "max_steps_in_episode" not in {
-        f.name for f in dataclasses.fields(params)
-    }:
+    names = {f.name for f in dataclasses.fields(params)} if dataclasses.is_dataclass(params) else set()
+    if "max_steps_in_episode" not in names:
         return params, None, False
     current = int(np.asarray(params.max_steps_in_episode))
     limit = min(current, limit)
@@ -171,7 +170,6 @@ def check(
     key = jax.random.key(0) if key is None else key
     params, limit, lowered = _short_episode_params(params, max(2, num_steps // 4))
     obs_space = env.observation_space(params)
-    act_space = env.action_space(params)
     traces = [0]
 
     def rollout(key: jax.Array, params: Any):
@@ -198,7 +196,7 @@ def check(
     batch_params = _stack(params, num_envs)
     try:
         first = jax.block_until_ready(batched(keys, batch_params))
-        second = jax.block_until_ready(batched(jax.random.split(jax.random.fold_in(key, 1), num_envs), batch_params))
+        jax.block_until_ready(batched(jax.random.split(jax.random.fold_in(key, 1), num_envs), batch_params))
     except Exception as err:
         raise ConformanceError(f"reset/step fail under jit and vmap over keys and params: {err!r}") from err
     if traces[0] != 1:

@@ -1,56 +1,12 @@
 """Host environments: a gymnasium env (or any numpy env object) inside jitted JAX code.
 
-**This is the slow path.** Use it when an environment exists only as Python/numpy code; write
-the environment in JAX (or use gymnax/brax) when speed matters. Every batched ``step`` leaves the
-compiled program: XLA stops, copies actions to the host, Python loops over the env copies calling
-``env.step`` one by one, and copies observations back. Nothing fuses across that boundary, the
-loop runs on one CPU thread under the GIL, and on a GPU/TPU every step is a device-host round
-trip. Each batched step costs a fixed ~0.25 ms (the callback) plus ~5 us per copy here plus the
-env's own ``step``. Measured on a busy 2-core CPU, random-action rollouts of gymnasium's CartPole
-ran 2k/12k/32k/57k steps/s at 1/8/32/128 envs, against 0.09M/0.37M/1.0M/2.9M for gymnax's
-CartPole (30-50x); in PPO training (4 seeds x 32 envs) 28k against 67k env steps/s, as there the
-network updates take most of the time.
-
-How it works. :class:`HostEnv` speaks the gymnax 1.x protocol (``reset(key, params)``,
-``step(key, state, action, params)`` with auto-reset and ``info["final_observation"]``). The
-JAX state is a :class:`HostState`: an int32 ``handle`` naming one copy of the host env held in
-the HostEnv's pool, and an int32 ``version`` counting that copy's steps. Both ``reset`` and
-``step`` are one :func:`jax.pure_callback` with ``vmap_method="broadcast_all"``, so any number of
-nested ``vmap`` (``VecEnv``, seeds, a sweep) turns into ONE host call per step that carries the
-whole batch (every argument arrives with the full batch shape).
-
-What JAX may do with a pure callback, and why this still works. ``pure_callback`` promises JAX a
-pure function, so JAX may drop a call whose outputs are unused, merge two calls with identical
-inputs, reorder calls that do not depend on each other, or run one again. The adapter keeps
-these harmless: each step's callback takes the ``version`` output by the previous step's
-callback, so the data dependence fixes the order of the steps of a copy; a step whose outputs
-nobody uses may be skipped, and then its state is not used either. What stays impure is that a
-copy lives on the host: a state can be stepped only once. Stepping an older state again (or the
-same handle twice in one batch), or JAX running a step twice, would silently step the copy from
-where it is now, so the host refuses it: the version check raises an error naming the copy.
-There are no gradients through a host step (JAX cannot differentiate a callback), and the
-``info`` dict of the host env is dropped (only ``final_observation`` is returned). Errors raised on the host reach
-the caller as JAX's runtime error (a RuntimeError, or a ValueError when it surfaces at
-``block_until_ready``) with this module's message inside.
-
-Randomness. ``reset`` seeds each copy from its JAX key (``env.reset(seed=...)`` with the key's
-bits), so a run is reproducible from its key. Afterwards a copy draws from its own generator
-(auto-resets call ``env.reset()`` without a seed, as gymnasium's vector envs do); the keys
-given to ``step`` are not used.
-
-Copies and repeated resets. Every executed ``reset`` allocates fresh copies, one per batch
-element: JAX gives no signal when a state is dropped, so a copy cannot be freed when its last
-state dies. The pool therefore recycles: it holds at most ``max_copies`` copies (default 65536)
-and, when a reset needs room, reuses the env objects of the least recently stepped copies.
-Evaluation (which resets its own batch each time) and repeated runs thus reuse old copies
-instead of growing memory; a state whose copy was recycled fails loudly when stepped. Two
-resets with identical keys in one program may be merged by JAX into one (they then share
-copies, and stepping both fails the version check): split keys, as everywhere in JAX.
-
-Time limits. ``HostParams.max_steps_in_episode`` (a traced param, so it may be vmapped) truncates
-episodes on the host, counted per copy. For the registered gymnasium ids the adapter steps the
-unwrapped env, with the id's own limit as the default; an env object that enforces its own time
-limit (a ``gym.make`` env passed to :func:`register_host`) truncates at whichever comes first.
+**This is the slow path.** Use it when an environment exists only as Python/numpy code; write it
+in JAX (or use gymnax/brax) when speed matters. Every batched ``step`` leaves the compiled
+program through one :func:`jax.pure_callback`: XLA stops, the actions go to the host, Python steps
+the env copies one by one on one thread, and the observations come back; nothing fuses across
+that boundary, and on a GPU/TPU each step is a device-host round trip (figures in
+benchmarks/README.md). :class:`HostEnv` states the semantics: state, ordering, randomness, copies
+and time limits.
 
 Registered names: ``"gymnasium/<id>"`` for gymnasium's classic-control ids (needs the optional
 extra ``pip install 'purejaxlib[gymnasium]'``). Your own env: ``register_host(name, constructor)``
@@ -267,8 +223,8 @@ class HostPool:
         """Steps every copy in the batch once, auto-resetting finished episodes.
 
         ``packed [*B, 3 + A]`` int32 holds ``(handle, version, max_steps, *action)`` per copy, the
-        action's bits as int32 (JAX hands a callback each argument as a new array object, which
-        costs ~35 us apiece per call, so one argument instead of four halves the call overhead).
+        action's bits as int32 (JAX hands a callback each argument as a new array object, so one
+        argument instead of four halves the call overhead: benchmarks/README.md, host envs).
         Returns ``(obs, version, reward, terminated, truncated, final_obs)``, each ``[*B, ...]``.
         """
         packed = np.asarray(packed)
@@ -339,13 +295,46 @@ def _key_data(key: jax.Array) -> jax.Array:
 
 
 class HostEnv:
-    """A host (numpy) env as a gymnax 1.x environment; see the module docstring (slow path).
+    """A host (numpy) env as a gymnax 1.x environment (the slow path: module docstring).
 
     ``constructor()`` makes one env object with the gymnasium API: ``reset(seed=int) -> (obs,
     info)``, ``step(action) -> (obs, reward, terminated, truncated, info)`` and, unless given here,
     gymnasium ``observation_space``/``action_space`` (Discrete or Box; gymnax spaces also work).
     One env is constructed now to read the spaces and the default time limit
     (``env.spec.max_episode_steps``); if there is none, ``max_steps_in_episode`` must be given.
+
+    State and calls. ``reset(key, params)`` and ``step(key, state, action, params)`` (auto-reset,
+    ``info["final_observation"]``) are one ``pure_callback`` each with
+    ``vmap_method="broadcast_all"``, so any nesting of ``vmap`` (``VecEnv``, seeds, a sweep) makes
+    ONE host call per step for the whole batch. The state, :class:`HostState`, is an int32
+    ``handle`` naming one copy of the host env in the :class:`HostPool` and an int32 ``version``
+    counting that copy's steps.
+
+    Ordering. JAX may drop a pure callback whose outputs are unused, merge calls with identical
+    inputs, reorder independent calls or run one twice. Each step takes the ``version`` output by
+    the previous step, so data dependence fixes the order of a copy's steps, and a skipped step's
+    state is unused too. A copy lives on the host, so a state can be stepped only once: stepping
+    an older state again (or one handle twice in a batch) raises an error naming the copy. No
+    gradients flow through a host step, the host env's ``info`` is dropped (only
+    ``final_observation`` is returned), and host errors reach the caller as JAX's runtime error
+    (a RuntimeError, or a ValueError at ``block_until_ready``) with this module's message inside.
+
+    Randomness. ``reset`` seeds each copy from its key (``env.reset(seed=seed_from_key(key))``),
+    so a run is reproducible from its key; afterwards a copy draws from its own generator
+    (auto-resets call ``env.reset()`` unseeded, as gymnasium's vector envs do) and ``step``'s keys
+    are unused.
+
+    Copies. Every executed ``reset`` allocates fresh copies, one per batch element (JAX gives no
+    signal when a state is dropped). The pool holds at most ``max_copies`` and, when a reset needs
+    room, reuses the least recently stepped ones, so repeated evaluations and runs do not grow
+    memory; stepping a state whose copy was recycled fails loudly. Two resets with identical keys
+    in one program may be merged into one (then stepping both fails the version check): split
+    keys, as everywhere in JAX.
+
+    Time limits. ``HostParams.max_steps_in_episode`` (traced, so it may be vmapped) truncates
+    episodes on the host, per copy. The registered gymnasium ids step the unwrapped env with the
+    id's own limit as default; an env object that enforces its own limit (a ``gym.make`` env given
+    to :func:`register_host`) truncates at whichever comes first.
     """
 
     def __init__(

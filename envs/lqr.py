@@ -1,51 +1,22 @@
 """Linear-quadratic regulator: a scalable continuous-control family with a known optimum.
 
 ``make("LQR", n=8, m=2, seed=3, stable=False)`` (or ``"LQR:n=8,m=2,seed=3,stable=False"``)
-builds a random discrete-time linear system
+builds a random discrete-time linear system (:func:`make_params`)
 
     x_{t+1} = clip(A x_t + B u_t, -state_bound, state_bound),   u_t = clip(action, -action_bound, action_bound)
     reward_t = -(x_t' Q x_t + u_t' R u_t),   x_0 ~ Uniform[-init_scale, init_scale]^n
 
-with the observation x_t (float32 ``[n]``) and a Box action ``[m]``. Episodes never terminate;
-they are truncated at ``max_steps_in_episode``, so a learner bootstraps there and optimizes the
-infinite-horizon discounted cost.
-
-Options (static, factory keywords): ``n`` state and ``m`` action dimension (>= 1), ``seed``
-(draws A and B), ``stable`` (A is scaled to spectral radius 0.9 if True, 1.1 if False). Params
-(traced leaves of :class:`LQRParams`): A, B, Q (= I), R (= I), init_scale, action_bound [m],
-state_bound [n], max_steps_in_episode. A is ``N(0, 1/n)`` rescaled to the spectral radius, B is
-``N(0, 1)``; the pair is checked controllable (rank of the controllability matrix) at
-construction.
-
-The optimum. For discount gamma the optimal policy is linear, u = -K x, with K and the cost-to-go
-matrix P from the discrete algebraic Riccati equation of the discounted system (sqrt(gamma) A,
-sqrt(gamma) B) (:func:`optimal`). The criterion everywhere in this module is the expected
-*discounted* cost from the initial-state distribution, ``E sum_t gamma^t c_t`` (cost = -reward),
-over an infinite horizon (= E x0' P x0 = init_scale^2 / 3 tr P for the Riccati policy) or over
-the first ``horizon`` steps; gamma = 1 with a finite horizon is the plain episode cost.
-:func:`policy_cost` gives it analytically for any linear policy, :func:`rollout_cost` estimates
-it for any policy by running the env, and ``gap = (policy cost - optimal cost) / optimal cost``
-(:func:`gap`).
-
-Why the bounds, and why clipping. Unstable systems under a bad policy grow geometrically, so the
-state is clipped to ``state_bound``: observations and rewards stay finite and a diverging policy
-pays the bounded but large cost of sitting at the bound every step, instead of overflowing or
-ending the episode (a termination would let a policy escape its cost). Both bounds are sized at
-construction from the Riccati policies for gamma in ``REFERENCE_GAMMAS``, run from
-``BOUND_SAMPLES`` initial states drawn from the initial-state distribution until they decay: the
-action bound is ``ACTION_MARGIN`` times their largest |u_i|, the state bound ``STATE_MARGIN``
-times their largest |x_i| (at least init_scale). So the optimal policy is clipped only from
-initial states whose trajectory peaks more than ``ACTION_MARGIN`` times above the largest of
-thousands of draws (vanishingly rare), the dynamics along it are linear, and its rollout cost
-equals the analytic figure; :func:`riccati_fits` checks this for any params and gamma, and
-:func:`optimal_cost` refuses params that fail it. (Sizing by the worst case over every corner of the
-initial box would guarantee no clipping at all, but at n = 32, m = 16 it gives an action box
-about 2.5 times wider, in which uniformly random actions, every off-policy learner's warm-up,
-cost about 6000 times the optimum instead of 650 times.)
+observed as x_t (float32 ``[n]``), with a Box action ``[m]``. Episodes never terminate; they are
+truncated at ``max_steps_in_episode``, so a learner optimizes the infinite-horizon discounted cost.
+The criterion everywhere here is the expected discounted cost ``E sum_t gamma^t c_t`` (cost =
+-reward) from the initial-state distribution: minimized by the Riccati policy (:func:`optimal`),
+analytic for linear policies (:func:`policy_cost`, :func:`optimal_cost`), estimated for any policy
+by running the env (:func:`rollout_cost`), and compared by :func:`gap`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from typing import Any
@@ -55,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 from gymnax.environments import environment, spaces
+from jax.typing import ArrayLike
 
 from purejaxlib.envs import register
 
@@ -91,14 +63,15 @@ class LQRState:
 
 @struct.dataclass
 class LQRParams:
-    A: jax.Array  # [n, n]
-    B: jax.Array  # [n, m]
-    Q: jax.Array  # [n, n] state cost, symmetric positive definite
-    R: jax.Array  # [m, m] action cost, symmetric positive definite
-    action_bound: jax.Array  # [m]: the env clips each |u_i| to it
-    state_bound: jax.Array  # [n]: the env clips each |x_i| to it
-    init_scale: Any = 1.0  # x0 ~ Uniform[-init_scale, init_scale]^n
-    max_steps_in_episode: int = DEFAULT_MAX_STEPS
+    # float32 numpy arrays from make_params, jax arrays inside a traced program
+    A: ArrayLike  # [n, n]
+    B: ArrayLike  # [n, m]
+    Q: ArrayLike  # [n, n] state cost, symmetric positive definite
+    R: ArrayLike  # [m, m] action cost, symmetric positive definite
+    action_bound: ArrayLike  # [m]: the env clips each |u_i| to it
+    state_bound: ArrayLike  # [n]: the env clips each |x_i| to it
+    init_scale: ArrayLike = 1.0  # x0 ~ Uniform[-init_scale, init_scale]^n
+    max_steps_in_episode: ArrayLike = DEFAULT_MAX_STEPS  # int32 scalar
 
 
 class LQR(environment.Environment[LQRState, LQRParams]):
@@ -250,9 +223,22 @@ def _riccati(A: np.ndarray, B: np.ndarray, Q: np.ndarray, R: np.ndarray, gamma: 
 def make_params(
     n: int = 2, m: int = 1, seed: int = 0, stable: bool = True, max_steps_in_episode: int = DEFAULT_MAX_STEPS
 ) -> LQRParams:
-    """Random dynamics for ``seed`` with unit costs, unit initial-state scale and bounds sized
-    from the Riccati policies (module docstring). Raises ValueError for n < 1, m < 1 or an
-    uncontrollable draw."""
+    """Random dynamics for ``seed``: A is ``N(0, 1/n)`` rescaled to spectral radius 0.9 (``stable``)
+    or 1.1, B is ``N(0, 1)``, and the pair is checked controllable; Q = I, R = I, init_scale = 1.
+    Raises ValueError for n < 1, m < 1 or an uncontrollable draw.
+
+    Bounds. An unstable system under a bad policy grows geometrically, so the state is clipped to
+    ``state_bound``: observations and rewards stay finite, and a diverging policy pays the bounded
+    but large cost of sitting at the bound instead of overflowing or ending the episode (which
+    would let it escape its cost). Both bounds come from the Riccati policies for gamma in
+    ``REFERENCE_GAMMAS``, run from ``BOUND_SAMPLES`` initial states until they decay:
+    ``ACTION_MARGIN`` times their largest |u_i|, ``STATE_MARGIN`` times their largest |x_i| (at
+    least init_scale). So the optimal policy is clipped only from vanishingly rare initial states,
+    the dynamics along it are linear and its rollout cost is the analytic figure;
+    :func:`riccati_fits` checks this for any params and gamma. (Sizing by the worst corner of the
+    initial box would widen the action box, and make uniformly random actions, every off-policy
+    learner's warm-up, far costlier: benchmarks/README.md.)
+    """
     _check_dims(n, m)
     if not isinstance(stable, (bool, np.bool_)):
         raise ValueError(f"LQR: stable must be a bool, got {stable!r}")
@@ -298,7 +284,7 @@ register("LQR", factory)
 # the optimum and policy costs (numpy, float64; params must be concrete)
 
 
-def _numpy_params(params: LQRParams) -> tuple[np.ndarray, ...]:
+def _numpy_params(params: LQRParams) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
     A, B, Q, R = (np.asarray(v, np.float64) for v in (params.A, params.B, params.Q, params.R))
     return A, B, Q, R, float(np.asarray(params.init_scale))
 
@@ -407,7 +393,7 @@ def rollout_cost(
     horizon = int(np.asarray(params.max_steps_in_episode)) if horizon is None else int(horizon)
     if horizon < 1:
         raise ValueError(f"horizon must be >= 1, got {horizon}")
-    params = params.replace(max_steps_in_episode=np.asarray(horizon, np.int32))
+    params = dataclasses.replace(params, max_steps_in_episode=np.asarray(horizon, np.int32))
 
     @jax.jit
     def run(key: jax.Array, params: LQRParams) -> jax.Array:

@@ -1,8 +1,6 @@
 """Probe environments: tiny MDPs with known values, for debugging learners one piece at a time
-(in the spirit of Andy Jones' "debugging RL" probes).
-
-Each probe isolates one thing a learner must get right; when an agent fails on a real task, the
-first probe it also fails on names the broken part:
+(in the spirit of Andy Jones' "debugging RL" probes). Each isolates one thing a learner must get
+right; when an agent fails on a real task, the first probe it also fails on names the broken part:
 
 =====  ===============================  =======================================================
 probe  what it isolates                 MDP (every episode terminates; nothing is truncated)
@@ -14,24 +12,8 @@ probe  what it isolates                 MDP (every episode terminates; nothing i
 5      policy depends on observation    obs +-1 at random, one step, reward depends on both
 =====  ===============================  =======================================================
 
-Every probe comes with discrete actions (``"Probe4-ActionReward"``: Discrete(1) for probes 1-3,
-Discrete(2) for 4-5) and continuous ones (``"Probe4-ActionReward-continuous"``: a 1-D action in
-[-1, 1], clipped by the env). Observations are float32 ``[1]``.
-
-Rewards of the action probes:
-
-* discrete: +1 for the right action, -1 for the wrong one. Probe 4: action 1 is right. Probe 5:
-  action 1 when obs = +1, action 0 when obs = -1.
-* continuous: ``1 - 2 (a - a*)^2`` with a* = 0.5 (probe 4) or a* = 0.5 * obs (probe 5); a
-  smooth reward with an interior optimum, so a Gaussian or tanh-Gaussian policy can reach it
-  (its expected reward is ``1 - 2 ((mean - a*)^2 + var)``, maximized at mean = a*).
-
-The known answers are methods of each env, vectorized over a batch of observations ``[..., 1]``:
-``optimal_action(obs)``, ``optimal_q(obs, action, gamma)``, ``optimal_value(obs, gamma)``,
-``optimal_start_value(gamma)`` (the expected optimal discounted return from a reset; gamma = 1
-gives the undiscounted return) and ``observations()`` (every observation the probe can show).
-On probes 1-3 there is nothing to choose, so ``optimal_value`` is every policy's value: it is
-what a critic (PPO's V, a Q-network) must converge to.
+Each comes with discrete actions (``"Probe4-ActionReward"``) and continuous ones
+(``"Probe4-ActionReward-continuous"``); :class:`ProbeEnv` states the spaces, rewards and answers.
 """
 
 from __future__ import annotations
@@ -78,7 +60,22 @@ class ProbeParams:
 
 class ProbeEnv(environment.Environment[ProbeState, ProbeParams]):
     """Shared machinery; subclasses set the class attributes and override ``_reset_obs``,
-    ``_reward`` and ``optimal_q``."""
+    ``_reward`` and ``optimal_q``.
+
+    Observations are float32 ``[1]``. Actions: Discrete(1) for probes 1-3 and Discrete(2) for 4-5,
+    or with ``continuous=True`` a 1-D action in [-1, 1], clipped by the env. Rewards of the action
+    probes: discrete, +1 for the right action and -1 for the wrong one (probe 4: action 1; probe
+    5: action 1 when obs = +1, action 0 when obs = -1); continuous, ``1 - 2 (a - a*)^2`` with
+    a* = 0.5 (probe 4) or 0.5 * obs (probe 5), a smooth reward with an interior optimum that a
+    Gaussian or tanh-Gaussian policy can reach (its expected reward is
+    ``1 - 2 ((mean - a*)^2 + var)``, maximized at mean = a*).
+
+    The known answers, vectorized over observations ``[..., 1]``: ``optimal_action(obs)``,
+    ``optimal_q(obs, action, gamma)``, ``optimal_value(obs, gamma)``, ``optimal_start_value(gamma)``
+    (the expected optimal discounted return from a reset; gamma = 1 gives the undiscounted return)
+    and ``observations()`` (every observation the probe can show). On probes 1-3 there is nothing
+    to choose, so ``optimal_value`` is every policy's value: what a critic must converge to.
+    """
 
     title: str = ""  # registered name (discrete version)
     episode_length: int = 1
@@ -249,7 +246,7 @@ class TwoStepDiscount(ProbeEnv):
 
 
 class ActionReward(ProbeEnv):
-    """Probe 4: obs 0, one step, reward from the action alone (see module docstring). V* = 1.
+    """Probe 4: obs 0, one step, reward from the action alone (see :class:`ProbeEnv`). V* = 1.
     Fails: the policy update does not follow the advantage/critic."""
 
     title = "Probe4-ActionReward"

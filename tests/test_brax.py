@@ -1,10 +1,10 @@
 """Brax envs through purejaxlib.envs.brax_adapter: names, spaces, termination vs truncation, backends,
 and PPO learning brax/inverted_pendulum.
 
-Brax compiles slowly on CPU (reset plus step of inverted_pendulum: ~10 s on the 2-core machine, up to
-~30 s for the larger envs), so the fast tests share one env instance (one compiled ``step`` and
-``reset``) through a module-scoped fixture and drive it from Python; the time limit is a traced
-param, so changing it never recompiles. Other backends and envs are only built, never compiled.
+Brax compiles slowly on CPU (benchmarks/README.md, brax), so the fast tests share one env instance
+(one compiled ``step`` and ``reset``) through a module-scoped fixture and drive it from Python; the
+time limit is a traced param, so changing it never recompiles. Other backends and envs are only
+built, never compiled.
 """
 
 from __future__ import annotations
@@ -196,7 +196,7 @@ def test_backend_option(how):
 
 
 def test_unknown_backend_lists_valid_ones():
-    with pytest.raises(ValueError, match="unknown backend 'mujoco'.*generalized, positional, spring, mjx"):
+    with pytest.raises(ValueError, match=r"unknown backend 'mujoco'.*generalized, positional, spring, mjx"):
         make_brax("inverted_pendulum", backend="mujoco")
     with pytest.raises(ValueError, match="unknown backend"):
         envs.make(PENDULUM, backend="mujoco")
@@ -215,7 +215,7 @@ def test_every_backend_builds():
 
 def test_swimmer_fluid_model_runs_on_this_jax():
     """brax's fluid model (swimmer) calls jnp.clip(x, a_min=...), gone in jax 0.10; the adapter
-    hands it a jax.numpy whose clip still takes that keyword (compiling swimmer itself takes ~30 s)."""
+    hands it a jax.numpy whose clip still takes that keyword (without compiling swimmer itself)."""
     make_brax("swimmer")
     from brax import fluid
 
@@ -230,9 +230,8 @@ def test_swimmer_fluid_model_runs_on_this_jax():
 
 
 def pendulum_ppo_config() -> ppo.Config:
-    """128 updates of 16 envs x 64 steps (131k env steps). Compiling the program is most of the
-    cost on CPU: doubling the steps from 65k added ~5 s of CPU time and made every seed tried
-    balance for the full 1000 steps by the end, where at 65k one seed in six was still at ~500."""
+    """128 updates of 16 envs x 64 steps (131k env steps): twice the steps that left one seed in
+    six short of balancing (benchmarks/README.md, brax); compiling is most of the cost on CPU."""
     return ppo.Config(
         env=PENDULUM,
         total_timesteps=131_072,
@@ -250,8 +249,7 @@ def pendulum_ppo_config() -> ppo.Config:
 def test_ppo_learns_brax_inverted_pendulum():
     """Reward is 1 per step the pole stays up, so a return is an episode length: at most 1000 (the
     time limit), and about 5 for random play, which topples the pole within a few steps. 750 means
-    episodes last 750+ steps (30 s of simulated time) on average, which takes a balancing policy.
-    Measured with seeds 0-5 (two at a time): every seed's mean over the last 5 updates was 966 or more."""
+    episodes last 750+ steps (30 s of simulated time) on average, which takes a balancing policy."""
     config = pendulum_ppo_config()
     result = purejaxlib.sweep(ppo.train, config, seeds=2)
     returns = np.asarray(result.metrics["episode_return"])  # [seed, update]

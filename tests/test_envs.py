@@ -34,7 +34,7 @@ def test_unknown_env_name_suggests_close_match():
 
 def test_env_that_needs_a_download_is_not_listed_and_says_why():
     assert "MNISTBandit-bsuite" not in envs.list()
-    with pytest.raises(envs.UnknownEnvError, match="MNISTBandit-bsuite.*not available"):
+    with pytest.raises(envs.UnknownEnvError, match=r"MNISTBandit-bsuite.*not available"):
         envs.make("MNISTBandit-bsuite")
 
 
@@ -72,7 +72,7 @@ def _scan_steps(env, params, num_steps, action_fn, key=0):
     @jax.jit
     def run(key):
         key, reset_key = jax.random.split(key)
-        obs, state = env.reset(reset_key, params)
+        _obs, state = env.reset(reset_key, params)
 
         def body(carry, t):
             state, key = carry
@@ -267,7 +267,7 @@ def test_normalize_observation_uses_same_stats_for_obs_and_final_observation():
     np.testing.assert_allclose(obs0, normalize(expected0, raw0), rtol=1e-5, atol=1e-6)
 
     for t in range(len(done)):
-        st = jax.tree.map(lambda x: x[t], stats)
+        st = jax.tree.map(lambda x, t=t: x[t], stats)
         np.testing.assert_allclose(norm_obs[t], normalize(st, raw_obs[t]), rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(norm_final[t], normalize(st, raw_final[t]), rtol=1e-5, atol=1e-5)
     t, n = np.argwhere(done)[0]
@@ -502,7 +502,7 @@ def test_list_with_spaces_gives_specs(monkeypatch):
 )
 def test_eager_step_with_an_action_outside_the_space_raises(name, action, match):
     env, params = envs.make(name)
-    obs, state = env.reset(jax.random.key(0), params)
+    _obs, state = env.reset(jax.random.key(0), params)
     with pytest.raises(ValueError, match=match):
         env.step(jax.random.key(1), state, action, params)
 
@@ -555,7 +555,7 @@ def test_config_env_params_are_validated_and_canonical():
     assert config.env_params["max_steps_in_episode"].dtype == np.int32
     _, params = envs.from_config(config)
     assert float(params.gravity) == 12.0 and int(params.max_steps_in_episode) == 200
-    with pytest.raises(ConfigError, match="env_params: CartPole-v1 has no param 'gravty'.*'gravity'"):
+    with pytest.raises(ConfigError, match=r"env_params: CartPole-v1 has no param 'gravty'.*'gravity'"):
         ppo.Config(env_params={"gravty": 1.0})
     with pytest.raises(ConfigError, match="env: CartPole-v1 has no option 'n'"):
         ppo.Config(env="CartPole-v1:n=3")

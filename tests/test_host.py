@@ -79,7 +79,7 @@ def test_one_host_call_per_batched_step():
     actions = jnp.ones((seeds, steps, num_envs), jnp.int32)
     run = jax.jit(jax.vmap(lambda key, a: rollout(env, params, num_envs, a, key)))
     resets, calls = pool.reset_calls, pool.step_calls
-    obs0, (obs, reward, terminated, truncated, final) = jax.block_until_ready(
+    obs0, (obs, _reward, _terminated, _truncated, _final) = jax.block_until_ready(
         run(jax.random.split(jax.random.key(0), seeds), actions)
     )
     assert pool.reset_calls - resets == 1
@@ -116,8 +116,8 @@ def test_steps_are_gymnasium_cartpole():
     np.testing.assert_array_equal(np.asarray(obs), ref_obs)
     step = jax.jit(env.step)
     for action in actions:
-        obs, state, reward, terminated, truncated, info = step(key, state, jnp.int32(action), params)
-        ref_obs, ref_reward, ref_terminated, ref_truncated, _ = reference.step(int(action))
+        obs, state, reward, terminated, _truncated, info = step(key, state, jnp.int32(action), params)
+        ref_obs, ref_reward, ref_terminated, _ref_truncated, _ = reference.step(int(action))
         np.testing.assert_array_equal(np.asarray(info["final_observation"]), ref_obs)
         assert float(reward) == ref_reward and bool(terminated) == ref_terminated
         if ref_terminated:
@@ -193,7 +193,7 @@ def test_continuous_actions_reach_the_host(name):
     the torque: -0.001 u^2 beyond the state cost, so two torques give the same state cost only if
     the action arrived)."""
     env, params = envs.make(name)
-    obs, state = env.reset(jax.random.key(0), params)
+    _obs, state = env.reset(jax.random.key(0), params)
     assert env.action_space(params).shape == (1,)
     _, state, reward, *_ = env.step(jax.random.key(1), state, jnp.array([0.5], jnp.float32), params)
     assert reward.dtype == jnp.float32 and np.isfinite(float(reward))
@@ -236,13 +236,13 @@ def test_stale_state_and_recycled_copy_fail_loudly():
 
 
 def test_bad_input_is_named():
-    with pytest.raises(TypeError, match="only Discrete and Box spaces.*MultiDiscrete"):
+    with pytest.raises(TypeError, match=r"only Discrete and Box spaces.*MultiDiscrete"):
         corridor_env(action_space=gym.spaces.MultiDiscrete([2, 2]))
     with pytest.raises(TypeError, match="observation_space: only Discrete and Box"):
         corridor_env(observation_space=gym.spaces.Dict({"a": gym.spaces.Discrete(2)}))
     with pytest.raises(ValueError, match="max_steps_in_episode"):
         HostEnv(Corridor, **CORRIDOR_SPACES)  # no spec, no limit given
-    with pytest.raises(TypeError, match="observation_space=.*action_space="):
+    with pytest.raises(TypeError, match=r"observation_space=.*action_space="):
         HostEnv(Corridor, max_steps_in_episode=10)  # no spaces anywhere
     with pytest.raises(TypeError, match="constructor"):
         HostEnv(Corridor(), max_steps_in_episode=10)
@@ -273,16 +273,10 @@ def test_gymnasium_start_offset_and_reset_seed():
 
 @pytest.mark.slow
 def test_ppo_learns_gymnasium_cartpole_through_the_host():
-    """PPO trains on gymnasium's own CartPole through pure_callback, 4 seeds in one program.
-
-    A uniformly random policy scores ~22 on CartPole-v1 (the first update here: ~17); 500 is the
-    maximum. With this config (32 envs x 32 steps, lr 2.5e-3 annealed, 100k steps per seed) the
-    mean return over the last 5 updates measured 448/497/159/500 for seeds 0-3 (this test) and
-    500/329/471/414 for seeds 4-7; gymnax's own CartPole with the same config and seeds 0-3 gives
-    481/498/491/373. A mean of 250, and 100 for every seed, are far above random and below every
-    measured run. About 40 s on the loaded 2-core CPU (compile included); the host steps all
-    4 x 32 envs in one call per step.
-    """
+    """PPO trains on gymnasium's own CartPole through pure_callback, 4 seeds in one program; the
+    host steps all 4 x 32 envs in one call per step. A uniformly random policy scores ~22, 500 is
+    the maximum; a mean of 250 and 100 for every seed are far above random and below every
+    measured run (benchmarks/README.md, host envs)."""
     config = ppo.Config(
         env=CARTPOLE, total_timesteps=100_000, num_envs=32, num_steps=32, num_minibatches=4, update_epochs=4, lr=2.5e-3
     )

@@ -102,7 +102,7 @@ def test_one_step_matches_the_linear_system():
     obs, state = env.reset(jax.random.key(0), p)
     assert np.all(np.abs(obs) <= p.init_scale)
     u = 0.5 * p.action_bound
-    obs2, _, reward, terminated, truncated, info = env.step(jax.random.key(1), state, jnp.asarray(u), p)
+    obs2, _, reward, terminated, truncated, _info = env.step(jax.random.key(1), state, jnp.asarray(u), p)
     x = np.asarray(obs, np.float64)
     np.testing.assert_allclose(obs2, p.A @ x + p.B @ u, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(reward, -(x @ p.Q @ x + u @ p.R @ u), rtol=1e-5)
@@ -239,7 +239,7 @@ def test_ppo_reaches_within_10_percent_of_the_riccati_cost_at_n2():
     are rolled out on the same 2048 initial states for 200 steps, and the gap is their ratio of
     mean discounted costs minus 1."""
     config = ppo.Config(**PPO_LQR)
-    env, p = envs.make("LQR")
+    _env, p = envs.make("LQR")
     keys = jax.random.split(jax.random.key(0), 2)
     states = jax.jit(jax.vmap(lambda k: ppo.train(config, k).state))(keys)
     K, _ = lqr.optimal(p, GAMMA)
@@ -248,7 +248,7 @@ def test_ppo_reaches_within_10_percent_of_the_riccati_cost_at_n2():
     assert riccati == pytest.approx(lqr.optimal_cost(p, GAMMA), rel=0.03)
     gaps = []
     for i in range(len(keys)):
-        state = jax.tree.map(lambda x: x[i], states)
+        state = jax.tree.map(lambda x, i=i: x[i], states)
         act = ppo.policy(config, state, deterministic=True)
         gaps.append(lqr.gap(lqr.rollout_cost(p, act, eval_key, GAMMA, 2048, horizon).mean(), riccati))
     print(f"PPO on LQR n=2: gap to the Riccati cost per seed {np.round(gaps, 4)}")

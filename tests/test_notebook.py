@@ -2,7 +2,7 @@
 
 The notebook's code cells are executed in order in one namespace (no Jupyter kernel: nbclient and
 ipykernel are not needed), in a temporary working directory, so its relative ``runs/quickstart``
-lands there. Most of the ~30 s is XLA compiling the notebook's training programs (train, sweep,
+lands there. Most of its time is XLA compiling the notebook's training programs (train, sweep,
 the experiment runner's chunk); the notebook keeps its budgets small for that reason.
 """
 

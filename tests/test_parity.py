@@ -2,39 +2,13 @@
 
 Both sides are put in the same state (gymnasium: ``env.unwrapped.state``; gymnax: its
 ``EnvState``) and given the same random actions; observations, rewards and ``terminated`` are
-compared. Two checks per env:
-
-- **one transition at a time, float32** (what training uses): before every step both sides are
-  set to the same float32 state, so each comparison is one transition from identical inputs and
-  rounding cannot compound; tolerance 1e-5 (relative and absolute). The states come either from
-  gymnasium's own episodes (``trajectory``: resets, several CartPole episodes and their terminal
-  steps) or are drawn afresh from the whole range an episode can visit (``broad``: Acrobot's
-  terminal region, both speed clips of Acrobot and Pendulum, CartPole's thresholds), 200 each.
-- **whole trajectories, float64** (``jax.enable_x64``): both sides run open loop from the same
-  start for up to 150 steps, stopping at termination, and the full state agrees to 1e-6 at every
-  step. gymnax in float32 against gymnasium's float64 would drift apart for a reason that is not
-  a dynamics difference (CartPole and Pendulum near upright are unstable, Acrobot is chaotic),
-  so this check runs gymnax in float64 too.
-
-Differences found, and how they are handled (none changes a transition that occurs in practice):
-
-- Acrobot: both integrate with a single RK4 step of dt=0.2 (gymnasium's ``rk4`` over ``[0, dt]``
-  is one step too) and use the "book" dynamics; but gymnasium's ``wrap`` keeps an angle of
-  exactly +pi while gymnax maps it to -pi. Same point on the circle, so cos/sin observations
-  agree; the state differs only on that measure-zero set, which random actions do not hit.
-- Pendulum: both clip the torque to [-2, 2] before the cost and the dynamics and clip the angular
-  velocity to [-8, 8]; actions here are drawn from [-3, 3] so the clipping is exercised. gymnasium
-  computes in float64 from a float32 action; gymnax in float32.
-- CartPole: identical Euler dynamics and thresholds; gymnasium holds its state in float64,
-  gymnax in float32. Reward is 1 on every step of an episode including the terminating one, in
-  both. They differ only when stepping from a state that is already terminal (past a threshold),
-  which no episode does (both reset after termination): gymnax's reward is
-  ``1 - terminal(start state)`` = 0 there, while unwrapped gymnasium pays 1 on its first such step
-  (it cannot tell, having no record of the previous step). The broad starts are therefore drawn
-  inside the thresholds.
-- Time limits are not compared: gymnasium applies them with its ``TimeLimit`` wrapper, gymnax with
-  ``max_steps_in_episode`` (500, 200, 500: the same values), and these tests step the unwrapped
-  dynamics.
+compared one transition at a time in float32 (what training uses; each step starts from identical
+inputs, so rounding cannot compound) and over whole open-loop trajectories in float64
+(``jax.enable_x64``: gymnax in float32 against gymnasium's float64 would drift apart on these
+unstable or chaotic systems for a reason that is not a dynamics difference). Time limits are not
+compared: both use the same values (500, 200, 500) by different mechanisms, and these tests step
+the unwrapped dynamics. The differences found are listed below the imports; none changes a
+transition that occurs in practice.
 """
 
 from __future__ import annotations
@@ -54,6 +28,21 @@ from gymnax.environments.classic_control import acrobot, cartpole, pendulum  # n
 
 NUM_ACTIONS = 200  # one-step check
 TRAJECTORY_STEPS = 150  # open-loop check
+
+# Differences found, and how they are handled:
+# - Acrobot: both integrate with a single RK4 step of dt=0.2 (gymnasium's ``rk4`` over [0, dt] is
+#   one step too) and use the "book" dynamics; but gymnasium's ``wrap`` keeps an angle of exactly
+#   +pi while gymnax maps it to -pi. Same point on the circle, so cos/sin observations agree; the
+#   state differs only on that measure-zero set, which random actions do not hit.
+# - Pendulum: both clip the torque to [-2, 2] before the cost and the dynamics and clip the angular
+#   velocity to [-8, 8]; actions here are drawn from [-3, 3] so the clipping is exercised.
+#   gymnasium computes in float64 from a float32 action; gymnax in float32.
+# - CartPole: identical Euler dynamics and thresholds; gymnasium holds its state in float64, gymnax
+#   in float32. Reward is 1 on every step of an episode including the terminating one, in both.
+#   They differ only when stepping from a state that is already terminal (past a threshold), which
+#   no episode does (both reset after termination): gymnax's reward is 1 - terminal(start state)
+#   = 0 there, while unwrapped gymnasium pays 1 on its first such step (it has no record of the
+#   previous step). The broad starts are therefore drawn inside the thresholds.
 
 
 # ---------------------------------------------------------------------------------------------
@@ -85,7 +74,7 @@ def _torque(rng: np.random.Generator) -> np.ndarray:
 
 def _cartpole_broad(rng: np.random.Generator) -> np.ndarray:
     """Anywhere a live episode can be: inside the thresholds (x 2.4, theta 0.2095), where one step
-    often crosses them. (Starting past them differs, see the module docstring.)"""
+    often crosses them. (Starting past them differs: see the differences above.)"""
     return rng.uniform([-2.4, -3.0, -0.2094, -3.5], [2.4, 3.0, 0.2094, 3.5])
 
 
