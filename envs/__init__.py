@@ -11,7 +11,8 @@ import builtins
 import dataclasses
 import functools
 import inspect
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import gymnax
 import jax
@@ -25,8 +26,8 @@ from purejaxlib.envs.wrappers import (
     FlattenObservation,
     NormalizeObservation,
     NormalizeReward,
-    VecEnv,
     ValidateActions,
+    VecEnv,
     Wrapper,
 )
 
@@ -137,7 +138,7 @@ for _name in gymnax.registered_envs:
         register(_name, _gymnax_factory(_name))
 
 
-def list(spaces: bool = False) -> builtins.list[str] | dict[str, EnvSpec]:  # noqa: A001
+def list(spaces: bool = False) -> builtins.list[str] | dict[str, EnvSpec]:
     """Names of all registered environments, sorted.
 
     With ``spaces=True``, a dict from each name to its :class:`EnvSpec` (observation and action
@@ -271,6 +272,7 @@ def cast_param(name: str, default: Any, value: Any, batched: bool = False) -> An
     if not isinstance(default, (bool, int, float, np.ndarray, np.number, jax.Array)):
         return value
     dtype = jax.dtypes.canonicalize_dtype(np.asarray(default).dtype)
+    out: jax.Array | np.ndarray
     if isinstance(value, jax.core.Tracer):
         out = jax.numpy.asarray(value, dtype)
     else:
@@ -295,7 +297,7 @@ def from_config(config: Any) -> tuple[Any, Any]:
     return make(config.env, **overrides)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _build(base: str, options: tuple[tuple[str, Any], ...]) -> tuple[Any, Any]:
     """Builds each env once per options: envs are stateless, and one instance per name keeps
     gymnax's jitted methods (``self`` is a static argument) from retracing. Construction runs
@@ -322,7 +324,7 @@ class EnvSpec(NamedTuple):
         return jax.numpy.reshape(obs, lead + (-1,)).astype(jax.numpy.float32)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def spec(name: str) -> EnvSpec:
     """Spaces of env ``name`` (cached; the config validation calls it often)."""
     env, params = make(name)

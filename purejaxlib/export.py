@@ -17,8 +17,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import jax
 import numpy as np
@@ -93,7 +94,7 @@ def _check_single_state(module: Any, config: Any, state: Any) -> None:
     got_leaves, got_tree = jax.tree.flatten(state)
     want_leaves, want_tree = jax.tree.flatten(expected)
     name = module.__name__.rsplit(".", 1)[-1]
-    if got_tree != want_tree:
+    if got_tree != want_tree:  # type: ignore[operator]  # jaxlib's PyTreeDef has no type stub
         raise TypeError(
             f"state does not have the structure of {name}.init(config, key)'s state; pass one agent's training "
             f"state for this config: {name}.train(config, key).state, or what {name}.step returned"
@@ -130,8 +131,9 @@ def _default_platforms() -> tuple[str, ...]:
     return ("cpu",) if here == "cpu" else ("cpu", here)
 
 
-def save_policy(path: str | Path, config: Any, state: Any, *, deterministic: bool = True,
-                platforms: Sequence[str] | None = None) -> Path:
+def save_policy(
+    path: str | Path, config: Any, state: Any, *, deterministic: bool = True, platforms: Sequence[str] | None = None
+) -> Path:
     """Writes ``path/policy.jaxexport`` and ``path/policy.json``; returns ``path``.
 
     ``state`` is one agent's training state (``train(config, key).state`` or a ``step`` result),
@@ -150,10 +152,12 @@ def save_policy(path: str | Path, config: Any, state: Any, *, deterministic: boo
     obs_dtype = np.dtype(jax.dtypes.canonicalize_dtype(env.observation_space(env_params).dtype))
     act = module.policy(config, state, deterministic=bool(deterministic))
     if hasattr(act, "initial_carry"):
-        raise TypeError(f"save_policy exports stateless policies act(obs, key); {type(config).__qualname__} has "
-                        f"recurrent={getattr(config, 'recurrent', '?')!r}, whose policy also carries a cell state, "
-                        "which the exported format has no place for yet; save the training state with "
-                        "purejaxlib.checkpoint instead")
+        raise TypeError(
+            f"save_policy exports stateless policies act(obs, key); {type(config).__qualname__} has "
+            f"recurrent={getattr(config, 'recurrent', '?')!r}, whose policy also carries a cell state, "
+            "which the exported format has no place for yet; save the training state with "
+            "purejaxlib.checkpoint instead"
+        )
     sample_key = jax.random.key(0)
     key_impl = str(jax.random.key_impl(sample_key))
     key_data = jax.random.key_data(sample_key)
@@ -225,8 +229,10 @@ class Policy:
 
     def __repr__(self) -> str:
         kind = "deterministic" if self.deterministic else "stochastic"
-        return (f"Policy({self.metadata['algorithm'].rsplit('.', 1)[-1]} on {self.metadata['env']}, {kind}, "
-                f"obs {self.observation_shape})")
+        return (
+            f"Policy({self.metadata['algorithm'].rsplit('.', 1)[-1]} on {self.metadata['env']}, {kind}, "
+            f"obs {self.observation_shape})"
+        )
 
     def _observations(self, obs: Any) -> tuple[np.ndarray, bool]:
         """``obs`` as ``[batch, *obs_shape]`` of the exported dtype, and whether it was one observation."""
@@ -285,8 +291,10 @@ def _pick_device(platforms: tuple[str, ...]) -> jax.Device:
         return jax.devices()[0]
     if "cpu" in platforms:
         return jax.devices("cpu")[0]
-    raise RuntimeError(f"the policy was exported for platforms {list(platforms)}, and this machine runs {here}; "
-                       "export it again with platforms including 'cpu' or this one")
+    raise RuntimeError(
+        f"the policy was exported for platforms {list(platforms)}, and this machine runs {here}; "
+        "export it again with platforms including 'cpu' or this one"
+    )
 
 
 def _read_metadata(path: Path) -> dict[str, Any]:

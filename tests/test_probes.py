@@ -2,8 +2,8 @@
 values against scripted optimal policies, the documented Q-values against the env's rewards, and
 (slow) that PPO's critic learns the value probes and PPO / DQN / SAC pick the optimal actions.
 
-Learner checks train 2 seeds vmapped in one program with tiny networks; each costs about one
-compile (a few seconds) plus well under a second of training.
+Learner checks train 2 seeds vmapped in one program with tiny networks; their measured margins
+are in benchmarks/README.md (probes).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def run_episode(env, params, key, policy):
     step = _step_fn(env, params)
     for _ in range(10):
         key, step_key = jax.random.split(key)
-        obs_next, state, reward, terminated, truncated, info = step(step_key, state, policy(obs))
+        obs_next, state, reward, terminated, truncated, _info = step(step_key, state, policy(obs))
         rewards.append(float(reward))
         terms.append(bool(terminated))
         truncs.append(bool(truncated))
@@ -60,7 +60,7 @@ def optimal_policy(env):
 def test_ten_probes_are_registered_with_the_documented_spaces():
     assert len(NAMES) == 10 and all(name in envs.list() for name in NAMES)
     for name in NAMES:
-        env, params = envs.make(name)
+        env, _params = envs.make(name)
         assert env.name == name
         spec = envs.spec(name)
         assert spec.obs_shape == (1,)
@@ -119,7 +119,7 @@ def test_auto_reset_keeps_the_final_observation():
     obs, state = env.reset(jax.random.key(0), params)
     step = _step_fn(env, params)
     obs, state, *_ = step(jax.random.key(1), state, 0)
-    obs, state, reward, terminated, truncated, info = step(jax.random.key(2), state, 0)
+    obs, state, reward, terminated, _truncated, info = step(jax.random.key(2), state, 0)
     assert terminated and float(reward) == 1.0
     assert float(info["final_observation"][0]) == 1.0 and float(obs[0]) == 0.0  # reset after the end
 
@@ -161,7 +161,7 @@ def test_continuous_actions_are_clipped_to_the_box():
     """The raw env clips (make() adds a wrapper that rejects concrete out-of-box actions)."""
     env = probes.make_probe("Probe4-ActionReward-continuous")
     params = env.default_params
-    obs, state = env.reset(jax.random.key(0), params)
+    _obs, state = env.reset(jax.random.key(0), params)
     step = _step_fn(env, params)
     far = step(jax.random.key(0), state, jnp.array([5.0]))[2]
     edge = step(jax.random.key(0), state, jnp.array([1.0]))[2]
@@ -183,8 +183,17 @@ def _seeds(base: int = 0, count: int = 2) -> jax.Array:
 
 def _ppo_config(name: str, **overrides) -> ppo.Config:
     fields = dict(
-        env=name, num_envs=8, num_steps=8, num_minibatches=2, update_epochs=4, total_timesteps=6400,
-        hidden=(16, 16), lr=3e-3, anneal_lr=False, gamma=GAMMA, ent_coef=0.0,
+        env=name,
+        num_envs=8,
+        num_steps=8,
+        num_minibatches=2,
+        update_epochs=4,
+        total_timesteps=6400,
+        hidden=(16, 16),
+        lr=3e-3,
+        anneal_lr=False,
+        gamma=GAMMA,
+        ent_coef=0.0,
     )
     return ppo.Config(**{**fields, **overrides})
 
@@ -202,19 +211,20 @@ def _ppo_values_and_actions(config: ppo.Config, obs: jax.Array):
 @pytest.mark.parametrize("name", NAMES[:3])
 def test_ppo_critic_learns_the_value_probes(name):
     """100 updates of 64 steps; with one action there is no policy to learn, so V must reach V*
-    at every observation (measured within 0.001 of it for keys from key(0) and key(1))."""
+    at every observation."""
     env, _ = envs.make(name)
     obs = jnp.asarray(env.observations())
     values, _ = _ppo_values_and_actions(_ppo_config(name), obs)
-    np.testing.assert_allclose(values, np.broadcast_to(env.optimal_value(env.observations(), GAMMA), values.shape), atol=0.05)
+    np.testing.assert_allclose(
+        values, np.broadcast_to(env.optimal_value(env.observations(), GAMMA), values.shape), atol=0.05
+    )
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["Probe5-ActionObservationReward", "Probe5-ActionObservationReward-continuous"])
 def test_ppo_picks_the_optimal_action(name):
     """Discrete: the mode is the right action for each observation and V reaches 1. Continuous:
-    the mean action is near a* = +-0.5 (measured within 0.045 of it after 100 updates, keys
-    from key(0) to key(3))."""
+    the mean action is near a* = +-0.5."""
     env, _ = envs.make(name)
     obs = jnp.asarray(env.observations())
     values, actions = _ppo_values_and_actions(_ppo_config(name), obs)
@@ -226,8 +236,16 @@ def test_ppo_picks_the_optimal_action(name):
         np.testing.assert_allclose(values, 1.0, atol=0.05)
 
 
-OFF_POLICY = dict(total_timesteps=2048, num_envs=4, batch_size=32, buffer_size=1024, learning_starts=128,
-                  hidden=(16, 16), lr=3e-3, gamma=GAMMA)
+OFF_POLICY = dict(
+    total_timesteps=2048,
+    num_envs=4,
+    batch_size=32,
+    buffer_size=1024,
+    learning_starts=128,
+    hidden=(16, 16),
+    lr=3e-3,
+    gamma=GAMMA,
+)
 
 
 @pytest.mark.slow
@@ -251,10 +269,9 @@ def test_dqn_picks_the_optimal_action_and_learns_both_q_values():
 
 @pytest.mark.slow
 def test_sac_picks_the_optimal_action_and_its_critic_knows_it():
-    """The tanh-Gaussian mode lands near a* = -0.5 / +0.5 and the critics put Q(obs, a*) near 1
-    (both measured within 0.06 after 2048 steps, keys from key(0) to key(3)), Q(obs, -a*) (reward
-    -1) well below it. Far from the policy's actions only the warm-up data trains the critic, so
-    that value is only roughly -1 (measured -1.1 to -1.3)."""
+    """The tanh-Gaussian mode lands near a* = -0.5 / +0.5 and the critics put Q(obs, a*) near 1,
+    Q(obs, -a*) (reward -1) well below it. Far from the policy's actions only the warm-up data
+    trains the critic, so that value is only roughly -1."""
     name = "Probe5-ActionObservationReward-continuous"
     env, _ = envs.make(name)
     config = sac.Config(env=name, **OFF_POLICY, tau=0.05)
