@@ -18,13 +18,11 @@ from typing import Any, Callable, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import optax
 
-from purejaxlib import offpolicy, replay
+from purejaxlib import losses, offpolicy, replay
 from purejaxlib.config import static, traced
 from purejaxlib.exploration import epsilon_greedy, linear_schedule
 from purejaxlib.networks import QNetwork
-from purejaxlib.optim import make_optimizer
 
 State = offpolicy.State
 TrainResult = offpolicy.TrainResult
@@ -80,30 +78,36 @@ class Config(offpolicy.Config):
 
 
 class Learner(NamedTuple):
+    """DQN's part of :class:`State` (``state.learner``)."""
+
     params: Any
+    """Q-network params (flax pytree): observations ``[..., obs_dim]`` -> Q-values ``[..., num_actions]``."""
     target_params: Any
+    """Target network params, same structure as ``params``."""
     opt_state: Any
-    updates: jax.Array  # int32: gradient steps so far
+    """Optimizer state of ``params`` (see :func:`purejaxlib.offpolicy.make_tx`)."""
+    updates: jax.Array
+    """int32 scalar: gradient steps so far (drives the target-network schedule)."""
 
 
 def make_network(config: Config) -> QNetwork:
+    """The Q-network: ``[..., obs_dim] -> [..., num_actions]``."""
     return QNetwork(config.action_dim, tuple(config.hidden), config.activation, config.layer_norm)
 
 
-def make_tx(config: Config) -> optax.GradientTransformation:
-    return make_optimizer(config.lr, config.max_grad_norm)
-
-
 def init_learner(config: Config, key: jax.Array, obs: jax.Array) -> Learner:
+    """A fresh Q-network, its target copy and optimizer state; ``obs [1, obs_dim]`` sets the shapes."""
     params = make_network(config).init(key, obs)
-    return Learner(params, params, make_tx(config).init(params), jnp.int32(0))
+    return Learner(params, params, offpolicy.make_tx(config).init(params), jnp.int32(0))
 
 
 def epsilon(config: Config, fraction: jax.Array) -> jax.Array:
+    """Exploration epsilon after ``fraction`` of training (scalar)."""
     return linear_schedule(config.eps_start, config.eps_end, config.eps_fraction, fraction)
 
 
 def explore(config: Config, learner: Learner, obs: jax.Array, key: jax.Array, fraction: jax.Array) -> jax.Array:
+    """Epsilon-greedy actions ``[N]`` int32 for ``obs [N, obs_dim]`` at the scheduled epsilon."""
     q = make_network(config).apply(learner.params, obs)
     return epsilon_greedy(key, q, epsilon(config, fraction))
 
@@ -121,25 +125,19 @@ def td_target(config: Config, params: Any, target_params: Any, batch: replay.Bat
     return batch.reward + batch.discount * next_value
 
 
-def td_loss(errors: jax.Array, kind: str) -> jax.Array:
-    """Mean Huber (delta 1) or half-squared loss of TD errors."""
-    if kind == "huber":
-        return optax.huber_loss(errors).mean()
-    return 0.5 * jnp.square(errors).mean()
-
-
 def q_loss(config: Config, params: Any, target: jax.Array, batch: replay.Batch) -> tuple[jax.Array, dict]:
+    """TD loss of the taken actions' Q-values against ``target [B]``, and their mean ``q_mean``."""
     q = make_network(config).apply(params, batch.obs)
     q_taken = jnp.take_along_axis(q, batch.action[:, None].astype(jnp.int32), axis=-1)[:, 0]
-    return td_loss(q_taken - target, config.loss), {"q": q_taken.mean()}
+    return losses.td_loss(q_taken - target, config.loss), {"q_mean": q_taken.mean()}
 
 
 def update(config: Config, learner: Learner, batch: replay.Batch, key: jax.Array, step: jax.Array) -> tuple[Learner, dict]:
+    """One gradient step on ``batch``; every ``target_update_interval``-th also moves the target by ``tau``."""
     del key, step  # deterministic given the batch; the target schedule uses the learner's own count
     target = jax.lax.stop_gradient(td_target(config, learner.params, learner.target_params, batch))
     (loss, aux), grads = jax.value_and_grad(q_loss, argnums=1, has_aux=True)(config, learner.params, target, batch)
-    updates, opt_state = make_tx(config).update(grads, learner.opt_state, learner.params)
-    params = optax.apply_updates(learner.params, updates)
+    params, opt_state = offpolicy.apply_gradients(offpolicy.make_tx(config), grads, learner.params, learner.opt_state)
     count = learner.updates + 1
     sync = count % config.target_update_interval == 0
     target_params = jax.tree.map(
@@ -151,16 +149,41 @@ def update(config: Config, learner: Learner, batch: replay.Batch, key: jax.Array
 
 
 ALGORITHM = offpolicy.Algorithm(init_learner, explore, update)
-init, step, train = offpolicy.bind(ALGORITHM)
+"""DQN's pieces for the shared replay loop in :mod:`purejaxlib.offpolicy`."""
+
+
+def init(config: Config, key: jax.Array) -> State:
+    """DQN's starting state: a fresh Q-network and its target copy, an empty replay buffer, reset envs."""
+    return offpolicy.init(config, key, ALGORITHM)
+
+
+def step(config: Config, state: State, index: jax.Array | None = None) -> tuple[State, dict[str, jax.Array]]:
+    """One DQN iteration: ``train_freq`` epsilon-greedy steps of ``num_envs`` envs into the buffer,
+    then ``gradient_steps`` TD updates (uniformly random actions and no updates during warm-up).
+
+    Metrics (scalars): episode statistics, ``loss``, ``q_mean`` (NaN during warm-up), ``env_steps``
+    and ``iteration`` after this step. ``index``: the iteration's number, unbatched under ``vmap``
+    (``train`` passes it), so the warm-up branch is a real branch; see :func:`purejaxlib.offpolicy.step`.
+    """
+    return offpolicy.step(config, state, ALGORITHM, index)
+
+
+def train(config: Config, key: jax.Array) -> TrainResult:
+    """A whole DQN run: :func:`init` then ``num_iterations`` calls of :func:`step` in one ``lax.scan``.
+
+    Jit- and vmap-able: ``jax.jit(dqn.train)(config, key)``; vmap over keys for seeds, over a
+    stacked Config for a grid. Metrics are ``[num_iterations]`` each.
+    """
+    return offpolicy.train(config, key, ALGORITHM)
 
 
 def policy(config: Config, state: State, *, deterministic: bool = False) -> Callable[[jax.Array, jax.Array], jax.Array]:
-    """``act(obs, key) -> action``: greedy, or epsilon-greedy at ``eps_end`` when not deterministic."""
+    """``act(obs, key) -> action`` (int32, ``obs [..., *obs_shape]`` -> ``[...]``): greedy, or
+    epsilon-greedy at ``eps_end`` when not deterministic."""
     network, params = make_network(config), state.learner.params
 
     def act(obs: jax.Array, key: jax.Array) -> jax.Array:
-        obs = jnp.reshape(obs, obs.shape[: obs.ndim - len(config.spec.obs_shape)] + (-1,)).astype(jnp.float32)
-        q = network.apply(params, obs)
+        q = network.apply(params, config.spec.flatten(obs))
         return epsilon_greedy(key, q, 0.0 if deterministic else config.eps_end)
 
     return act

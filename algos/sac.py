@@ -20,12 +20,10 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from purejaxlib import losses, offpolicy, replay
 from purejaxlib.config import static, traced
 from purejaxlib.networks import MLP, Critic, GaussianActor, QNetwork, ensemble_apply, ensemble_init
-from purejaxlib.optim import make_optimizer
 
 State = offpolicy.State
 TrainResult = offpolicy.TrainResult
@@ -68,22 +66,35 @@ class Config(offpolicy.Config):
 
 
 class Learner(NamedTuple):
+    """SAC's part of :class:`State` (``state.learner``)."""
+
     actor: Any
-    critic: Any  # ensemble, leaves [num_critics, ...]
+    """Actor params (flax pytree): observations ``[..., obs_dim]`` -> Gaussian ``(mean, log_std)``
+    ``[..., action_dim]`` each (continuous) or logits ``[..., num_actions]`` (discrete)."""
+    critic: Any
+    """Critic ensemble params, leaves ``[num_critics, ...]`` (see :func:`critic_values` for outputs)."""
     target_critic: Any
-    log_alpha: jax.Array  # scalar
+    """Target critics, same structure as ``critic``."""
+    log_alpha: jax.Array
+    """float32 scalar: log of the entropy temperature."""
     actor_opt: Any
+    """Optimizer state of ``actor``."""
     critic_opt: Any
+    """Optimizer state of ``critic``."""
     alpha_opt: Any
+    """Optimizer state of ``log_alpha``."""
 
 
-def _actor_module(config: Config):
+def make_actor(config: Config) -> MLP | GaussianActor:
+    """The actor network: logits ``[..., num_actions]`` (discrete) or ``(mean, log_std)`` ``[..., action_dim]``."""
     if config.spec.discrete:
         return MLP(tuple(config.hidden), config.action_dim, config.activation, orthogonal_init=False)
     return GaussianActor(config.action_dim, tuple(config.hidden), config.activation)
 
 
-def _critic_module(config: Config):
+def make_critic(config: Config) -> QNetwork | Critic:
+    """One critic: Q-values ``[..., num_actions]`` of ``obs`` (discrete), or Q ``[...]`` (quantiles
+    ``[..., num_quantiles]``) of ``(obs, action)``; the learner holds an ensemble."""
     if config.spec.discrete:
         return QNetwork(config.action_dim, tuple(config.hidden), config.activation, config.layer_norm)
     return Critic(tuple(config.hidden), config.activation, config.layer_norm, max(config.num_quantiles, 1))
@@ -97,37 +108,34 @@ def target_entropy(config: Config) -> jax.Array:
     return -jnp.where(scale < 0, 1.0, scale) * config.action_dim
 
 
-def make_tx(config: Config) -> optax.GradientTransformation:
-    return make_optimizer(config.lr, config.max_grad_norm)
-
-
 def init_learner(config: Config, key: jax.Array, obs: jax.Array) -> Learner:
+    """Fresh actor, critics with a target copy, temperature and optimizer states; ``obs [1, obs_dim]`` sets the shapes."""
     actor_key, critic_key = jax.random.split(key)
-    actor = _actor_module(config).init(actor_key, obs)
+    actor = make_actor(config).init(actor_key, obs)
     critic_inputs = (obs,) if config.spec.discrete else (obs, jnp.zeros((1, config.action_dim)))
-    critic = ensemble_init(_critic_module(config), critic_key, config.num_critics, *critic_inputs)
+    critic = ensemble_init(make_critic(config), critic_key, config.num_critics, *critic_inputs)
     log_alpha = jnp.log(jnp.asarray(config.alpha_init, jnp.float32))
-    tx = make_tx(config)
+    tx = offpolicy.make_tx(config)
     return Learner(actor, critic, critic, log_alpha, tx.init(actor), tx.init(critic), tx.init(log_alpha))
 
 
 def _sample(config: Config, actor: Any, obs: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Continuous: an action in [-1, 1] ``[B, A]`` and its log-probability ``[B]``."""
-    mean, log_std = _actor_module(config).apply(actor, obs)
+    mean, log_std = make_actor(config).apply(actor, obs)
     return losses.tanh_gaussian(key, mean, log_std)
 
 
 def _probs(config: Config, actor: Any, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Discrete: action probabilities and log-probabilities, each ``[B, A]``."""
-    logits = _actor_module(config).apply(actor, obs)
+    logits = make_actor(config).apply(actor, obs)
     log_probs = jax.nn.log_softmax(logits)
     return jnp.exp(log_probs), log_probs
 
 
-def _critics(config: Config, critic: Any, obs: jax.Array, action: jax.Array | None = None) -> jax.Array:
-    """Ensemble values: ``[N, B]`` (continuous), ``[N, B, M]`` (quantiles) or ``[N, B, A]`` (discrete)."""
+def critic_values(config: Config, critic: Any, obs: jax.Array, action: jax.Array | None = None) -> jax.Array:
+    """The critic ensemble's values: ``[N, B]`` (continuous), ``[N, B, M]`` (quantiles) or ``[N, B, A]`` (discrete)."""
     inputs = (obs,) if config.spec.discrete else (obs, action)
-    return ensemble_apply(_critic_module(config), critic, *inputs)
+    return ensemble_apply(make_critic(config), critic, *inputs)
 
 
 def critic_target(config: Config, learner: Learner, batch: replay.Batch, key: jax.Array) -> jax.Array:
@@ -135,11 +143,11 @@ def critic_target(config: Config, learner: Learner, batch: replay.Batch, key: ja
     alpha = jnp.exp(learner.log_alpha)
     if config.spec.discrete:
         probs, log_probs = _probs(config, learner.actor, batch.next_obs)
-        q = _critics(config, learner.target_critic, batch.next_obs).min(axis=0)
+        q = critic_values(config, learner.target_critic, batch.next_obs).min(axis=0)
         next_value = (probs * (q - alpha * log_probs)).sum(axis=-1)
         return batch.reward + batch.discount * next_value
     action, log_prob = _sample(config, learner.actor, batch.next_obs, key)
-    q = _critics(config, learner.target_critic, batch.next_obs, action)
+    q = critic_values(config, learner.target_critic, batch.next_obs, action)
     if config.num_quantiles:
         atoms = losses.truncated_quantiles(q, config.drop_quantiles * config.num_critics)
         return batch.reward[:, None] + batch.discount[:, None] * (atoms - alpha * log_prob[:, None])
@@ -147,17 +155,18 @@ def critic_target(config: Config, learner: Learner, batch: replay.Batch, key: ja
 
 
 def critic_loss(config: Config, critic: Any, target: jax.Array, batch: replay.Batch) -> tuple[jax.Array, dict]:
+    """Ensemble regression (or quantile regression, TQC) onto ``target``, and the critics' mean value ``q_mean``."""
     if config.spec.discrete:
-        q = _critics(config, critic, batch.obs)
+        q = critic_values(config, critic, batch.obs)
         q = jnp.take_along_axis(q, batch.action[None, :, None].astype(jnp.int32), axis=-1)[..., 0]
     else:
-        q = _critics(config, critic, batch.obs, batch.action)
+        q = critic_values(config, critic, batch.obs, batch.action)
     if config.num_quantiles:
         loss = config.num_critics * losses.quantile_huber_loss(q, jnp.broadcast_to(target, (config.num_critics,) + target.shape))
         q = q.mean(axis=-1)
     else:
         loss = losses.ensemble_mse(q, target)
-    return loss, {"q": q.mean()}
+    return loss, {"q_mean": q.mean()}
 
 
 def actor_loss(config: Config, actor: Any, learner: Learner, obs: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -165,11 +174,11 @@ def actor_loss(config: Config, actor: Any, learner: Learner, obs: jax.Array, key
     alpha = jnp.exp(learner.log_alpha)
     if config.spec.discrete:
         probs, log_probs = _probs(config, actor, obs)
-        q = _critics(config, learner.critic, obs).min(axis=0)
+        q = critic_values(config, learner.critic, obs).min(axis=0)
         loss = (probs * (alpha * log_probs - q)).sum(axis=-1).mean()
         return loss, -(probs * log_probs).sum(axis=-1)
     action, log_prob = _sample(config, actor, obs, key)
-    q = _critics(config, learner.critic, obs, action)
+    q = critic_values(config, learner.critic, obs, action)
     q = q.mean(axis=(0, 2)) if config.num_quantiles else q.min(axis=0)
     return (alpha * log_prob - q).mean(), -log_prob
 
@@ -183,21 +192,21 @@ def update(config: Config, learner: Learner, batch: replay.Batch, key: jax.Array
     """Critic step, then actor step against the updated critics, then temperature, then targets."""
     del step
     target_key, actor_key = jax.random.split(key)
-    tx = make_tx(config)
+    tx = offpolicy.make_tx(config)
 
     target = jax.lax.stop_gradient(critic_target(config, learner, batch, target_key))
     (c_loss, aux), grads = jax.value_and_grad(critic_loss, argnums=1, has_aux=True)(config, learner.critic, target, batch)
-    updates, critic_opt = tx.update(grads, learner.critic_opt, learner.critic)
-    learner = learner._replace(critic=optax.apply_updates(learner.critic, updates), critic_opt=critic_opt)
+    critic, critic_opt = offpolicy.apply_gradients(tx, grads, learner.critic, learner.critic_opt)
+    learner = learner._replace(critic=critic, critic_opt=critic_opt)
 
     (a_loss, entropy), grads = jax.value_and_grad(actor_loss, argnums=1, has_aux=True)(config, learner.actor, learner, batch.obs, actor_key)
-    updates, actor_opt = tx.update(grads, learner.actor_opt, learner.actor)
-    learner = learner._replace(actor=optax.apply_updates(learner.actor, updates), actor_opt=actor_opt)
+    actor, actor_opt = offpolicy.apply_gradients(tx, grads, learner.actor, learner.actor_opt)
+    learner = learner._replace(actor=actor, actor_opt=actor_opt)
 
     if config.autotune_alpha:
         grads = jax.grad(alpha_loss, argnums=1)(config, learner.log_alpha, entropy)
-        updates, alpha_opt = tx.update(grads, learner.alpha_opt, learner.log_alpha)
-        learner = learner._replace(log_alpha=optax.apply_updates(learner.log_alpha, updates), alpha_opt=alpha_opt)
+        log_alpha, alpha_opt = offpolicy.apply_gradients(tx, grads, learner.log_alpha, learner.alpha_opt)
+        learner = learner._replace(log_alpha=log_alpha, alpha_opt=alpha_opt)
 
     learner = learner._replace(target_critic=replay.polyak(learner.target_critic, learner.critic, config.tau))
     metrics = {"critic_loss": c_loss, "actor_loss": a_loss, "alpha": jnp.exp(learner.log_alpha), "entropy": entropy.mean(), **aux}
@@ -205,32 +214,56 @@ def update(config: Config, learner: Learner, batch: replay.Batch, key: jax.Array
 
 
 def explore(config: Config, learner: Learner, obs: jax.Array, key: jax.Array, fraction: jax.Array) -> jax.Array:
+    """Samples of the policy: int32 ``[N]`` (discrete) or ``[N, action_dim]`` in [-1, 1]."""
     del fraction
     if config.spec.discrete:
-        logits = _actor_module(config).apply(learner.actor, obs)
+        logits = make_actor(config).apply(learner.actor, obs)
         return jax.random.categorical(key, logits).astype(jnp.int32)
     return _sample(config, learner.actor, obs, key)[0]
 
 
 ALGORITHM = offpolicy.Algorithm(init_learner, explore, update)
-init, step, train = offpolicy.bind(ALGORITHM)
+"""SAC's pieces for the shared replay loop in :mod:`purejaxlib.offpolicy`."""
+
+
+def init(config: Config, key: jax.Array) -> State:
+    """SAC's starting state: fresh actor, critics with a target copy and temperature ``alpha_init``,
+    an empty replay buffer, reset envs."""
+    return offpolicy.init(config, key, ALGORITHM)
+
+
+def step(config: Config, state: State, index: jax.Array | None = None) -> tuple[State, dict[str, jax.Array]]:
+    """One SAC iteration: ``train_freq`` sampled-policy steps of ``num_envs`` envs into the buffer,
+    then ``gradient_steps`` critic, actor, temperature and target updates (uniformly random actions
+    and no updates during warm-up).
+
+    Metrics (scalars): episode statistics, ``critic_loss``, ``actor_loss``, ``alpha``, ``entropy``,
+    ``q_mean`` (NaN during warm-up), ``env_steps`` and ``iteration`` after this step. ``index``: the
+    iteration's number, unbatched under ``vmap`` (``train`` passes it); see
+    :func:`purejaxlib.offpolicy.step`.
+    """
+    return offpolicy.step(config, state, ALGORITHM, index)
+
+
+def train(config: Config, key: jax.Array) -> TrainResult:
+    """A whole SAC (TQC, discrete SAC) run: :func:`init` then ``num_iterations`` calls of
+    :func:`step` in one ``lax.scan``. Jit- and vmap-able; metrics are ``[num_iterations]`` each."""
+    return offpolicy.train(config, key, ALGORITHM)
 
 
 def policy(config: Config, state: State, *, deterministic: bool = False) -> Callable[[jax.Array, jax.Array], jax.Array]:
-    """``act(obs, key) -> env action``: the policy's mode (tanh of the mean, or argmax) when
-    deterministic, else a sample."""
-    actor = state.learner.actor
+    """``act(obs, key) -> env action`` for ``obs [..., *obs_shape]``: the policy's mode (argmax, or
+    tanh of the mean) when deterministic, else a sample; int32 ``[...]`` or ``[..., action_dim]``
+    in the env's bounds."""
 
     def act(obs: jax.Array, key: jax.Array) -> jax.Array:
-        obs = jnp.reshape(obs, obs.shape[: obs.ndim - len(config.spec.obs_shape)] + (-1,)).astype(jnp.float32)
-        if config.spec.discrete:
-            logits = _actor_module(config).apply(actor, obs)
-            action = jnp.argmax(logits, -1) if deterministic else jax.random.categorical(key, logits)
-            return action.astype(jnp.int32)
-        if deterministic:
-            action = jnp.tanh(_actor_module(config).apply(actor, obs)[0])
+        obs = config.spec.flatten(obs)
+        if not deterministic:
+            action = explore(config, state.learner, obs, key, jnp.float32(1.0))
+        elif config.spec.discrete:
+            action = jnp.argmax(make_actor(config).apply(state.learner.actor, obs), -1).astype(jnp.int32)
         else:
-            action = _sample(config, actor, obs, key)[0]
+            action = jnp.tanh(make_actor(config).apply(state.learner.actor, obs)[0])
         return offpolicy.to_env_action(config, action)
 
     return act

@@ -18,12 +18,10 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from purejaxlib import losses, offpolicy, replay
 from purejaxlib.config import static, traced
 from purejaxlib.networks import Critic, DeterministicActor, ensemble_apply, ensemble_init
-from purejaxlib.optim import make_optimizer
 
 State = offpolicy.State
 TrainResult = offpolicy.TrainResult
@@ -65,69 +63,76 @@ def ddpg_config(**overrides: Any) -> Config:
 
 
 class Learner(NamedTuple):
+    """TD3's part of :class:`State` (``state.learner``)."""
+
     actor: Any
-    critic: Any  # ensemble, leaves [num_critics, ...]
+    """Actor params (flax pytree): observations ``[..., obs_dim]`` -> actions ``[..., action_dim]`` in [-1, 1]."""
+    critic: Any
+    """Critic ensemble params, leaves ``[num_critics, ...]``: ``(obs, action)`` -> Q ``[num_critics, ...]``."""
     target_actor: Any
+    """Target actor, same structure as ``actor``."""
     target_critic: Any
+    """Target critics, same structure as ``critic``."""
     actor_opt: Any
+    """Optimizer state of ``actor``."""
     critic_opt: Any
-    updates: jax.Array  # int32: critic updates so far
+    """Optimizer state of ``critic``."""
+    updates: jax.Array
+    """int32 scalar: critic updates so far."""
 
 
-def _actor(config: Config) -> DeterministicActor:
+def make_actor(config: Config) -> DeterministicActor:
+    """The actor network: ``[..., obs_dim] -> [..., action_dim]`` in [-1, 1]."""
     return DeterministicActor(config.action_dim, tuple(config.hidden), config.activation)
 
 
-def _critic(config: Config) -> Critic:
+def make_critic(config: Config) -> Critic:
+    """One critic: ``([..., obs_dim], [..., action_dim]) -> [...]``; the learner holds an ensemble."""
     return Critic(tuple(config.hidden), config.activation, config.layer_norm)
 
 
-def make_tx(config: Config) -> optax.GradientTransformation:
-    return make_optimizer(config.lr, config.max_grad_norm)
-
-
 def init_learner(config: Config, key: jax.Array, obs: jax.Array) -> Learner:
+    """Fresh actor and critics, their target copies and optimizer states; ``obs [1, obs_dim]`` sets the shapes."""
     actor_key, critic_key = jax.random.split(key)
-    actor = _actor(config).init(actor_key, obs)
-    critic = ensemble_init(_critic(config), critic_key, config.num_critics, obs, jnp.zeros((1, config.action_dim)))
-    tx = make_tx(config)
+    actor = make_actor(config).init(actor_key, obs)
+    critic = ensemble_init(make_critic(config), critic_key, config.num_critics, obs, jnp.zeros((1, config.action_dim)))
+    tx = offpolicy.make_tx(config)
     return Learner(actor, critic, actor, critic, tx.init(actor), tx.init(critic), jnp.int32(0))
 
 
 def critic_target(config: Config, learner: Learner, batch: replay.Batch, key: jax.Array) -> jax.Array:
     """``reward + discount * min_i Q'_i(next_obs, smoothed target action)``: ``[B]``."""
-    action = _actor(config).apply(learner.target_actor, batch.next_obs)
+    action = make_actor(config).apply(learner.target_actor, batch.next_obs)
     noise = jnp.clip(config.target_policy_noise * jax.random.normal(key, action.shape), -config.noise_clip, config.noise_clip)
     action = jnp.clip(action + noise, -1.0, 1.0)
-    q = ensemble_apply(_critic(config), learner.target_critic, batch.next_obs, action)
+    q = ensemble_apply(make_critic(config), learner.target_critic, batch.next_obs, action)
     return batch.reward + batch.discount * q.min(axis=0)
 
 
 def critic_loss(config: Config, critic: Any, target: jax.Array, batch: replay.Batch) -> tuple[jax.Array, dict]:
-    q = ensemble_apply(_critic(config), critic, batch.obs, batch.action)
-    return losses.ensemble_mse(q, target), {"q": q.mean()}
+    """Ensemble regression onto ``target [B]``, and the critics' mean value ``q_mean``."""
+    q = ensemble_apply(make_critic(config), critic, batch.obs, batch.action)
+    return losses.ensemble_mse(q, target), {"q_mean": q.mean()}
 
 
 def actor_loss(config: Config, actor: Any, critic: Any, obs: jax.Array) -> jax.Array:
     """Deterministic policy gradient through the first critic."""
-    action = _actor(config).apply(actor, obs)
+    action = make_actor(config).apply(actor, obs)
     first = jax.tree.map(lambda x: x[0], critic)
-    return -_critic(config).apply(first, obs, action).mean()
+    return -make_critic(config).apply(first, obs, action).mean()
 
 
 def update(config: Config, learner: Learner, batch: replay.Batch, key: jax.Array, step: jax.Array) -> tuple[Learner, dict]:
     """A critic step; every ``policy_delay``-th gradient step also an actor step and the target updates."""
-    tx = make_tx(config)
+    tx = offpolicy.make_tx(config)
     target = jax.lax.stop_gradient(critic_target(config, learner, batch, key))
     (c_loss, aux), grads = jax.value_and_grad(critic_loss, argnums=1, has_aux=True)(config, learner.critic, target, batch)
-    updates, critic_opt = tx.update(grads, learner.critic_opt, learner.critic)
-    critic = optax.apply_updates(learner.critic, updates)
+    critic, critic_opt = offpolicy.apply_gradients(tx, grads, learner.critic, learner.critic_opt)
     count = learner.updates + 1
 
     def actor_step(_):
         a_loss, grads = jax.value_and_grad(actor_loss, argnums=1)(config, learner.actor, critic, batch.obs)
-        updates, actor_opt = tx.update(grads, learner.actor_opt, learner.actor)
-        actor = optax.apply_updates(learner.actor, updates)
+        actor, actor_opt = offpolicy.apply_gradients(tx, grads, learner.actor, learner.actor_opt)
         return (
             actor,
             actor_opt,
@@ -145,24 +150,50 @@ def update(config: Config, learner: Learner, batch: replay.Batch, key: jax.Array
 
 
 def explore(config: Config, learner: Learner, obs: jax.Array, key: jax.Array, fraction: jax.Array) -> jax.Array:
+    """The actor's actions plus Gaussian ``exploration_noise``, clipped to [-1, 1]: ``[N, action_dim]``."""
     del fraction
-    action = _actor(config).apply(learner.actor, obs)
+    action = make_actor(config).apply(learner.actor, obs)
     return jnp.clip(action + config.exploration_noise * jax.random.normal(key, action.shape), -1.0, 1.0)
 
 
 ALGORITHM = offpolicy.Algorithm(init_learner, explore, update)
-init, step, train = offpolicy.bind(ALGORITHM)
+"""TD3's pieces for the shared replay loop in :mod:`purejaxlib.offpolicy`."""
+
+
+def init(config: Config, key: jax.Array) -> State:
+    """TD3's starting state: fresh actor and critics with target copies, an empty replay buffer, reset envs."""
+    return offpolicy.init(config, key, ALGORITHM)
+
+
+def step(config: Config, state: State, index: jax.Array | None = None) -> tuple[State, dict[str, jax.Array]]:
+    """One TD3 iteration: ``train_freq`` noisy-actor steps of ``num_envs`` envs into the buffer, then
+    ``gradient_steps`` critic updates, every ``policy_delay``-th with an actor and target update
+    (uniformly random actions and no updates during warm-up).
+
+    Metrics (scalars): episode statistics, ``critic_loss``, ``actor_loss``, ``q_mean`` (NaN when
+    not computed), ``env_steps`` and ``iteration`` after this step. ``index``: the iteration's
+    number, unbatched under ``vmap`` (``train`` passes it); see :func:`purejaxlib.offpolicy.step`.
+    """
+    return offpolicy.step(config, state, ALGORITHM, index)
+
+
+def train(config: Config, key: jax.Array) -> TrainResult:
+    """A whole TD3 (or DDPG) run: :func:`init` then ``num_iterations`` calls of :func:`step` in one
+    ``lax.scan``. Jit- and vmap-able; metrics are ``[num_iterations]`` each."""
+    return offpolicy.train(config, key, ALGORITHM)
 
 
 def policy(config: Config, state: State, *, deterministic: bool = False) -> Callable[[jax.Array, jax.Array], jax.Array]:
-    """``act(obs, key) -> env action``: the actor's action, plus exploration noise unless deterministic."""
-    actor = state.learner.actor
+    """``act(obs, key) -> env action`` (``obs [..., *obs_shape]`` -> ``[..., action_dim]`` in the env's
+    bounds): the actor's action, plus exploration noise unless deterministic."""
+    actor = make_actor(config)
 
     def act(obs: jax.Array, key: jax.Array) -> jax.Array:
-        obs = jnp.reshape(obs, obs.shape[: obs.ndim - len(config.spec.obs_shape)] + (-1,)).astype(jnp.float32)
-        action = _actor(config).apply(actor, obs)
-        if not deterministic:
-            action = jnp.clip(action + config.exploration_noise * jax.random.normal(key, action.shape), -1.0, 1.0)
+        obs = config.spec.flatten(obs)
+        if deterministic:
+            action = actor.apply(state.learner.actor, obs)
+        else:
+            action = explore(config, state.learner, obs, key, jnp.float32(1.0))
         return offpolicy.to_env_action(config, action)
 
     return act

@@ -9,6 +9,9 @@ Kinds:
   ``categorical``  discrete actions; params are logits ``[..., num_actions]``.
   ``normal``       Gaussian, clipped into the bounds by the env's ClipAction wrapper.
   ``tanh_normal``  Gaussian squashed by tanh and rescaled into ``[low, high]``.
+
+:func:`to_bounds` is the one rescaling from ``[-1, 1]`` to an env's bounds; the off-policy
+learners, which store squashed actions, use it directly.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import distrax
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 KINDS = ("categorical", "normal", "tanh_normal")
 CONTINUOUS_KINDS = ("normal", "tanh_normal")
@@ -33,5 +37,11 @@ def make(kind: str, mean_or_logits: jax.Array, log_std: jax.Array | None = None)
 def to_env(kind: str, raw: jax.Array, low: jax.Array | None, high: jax.Array | None) -> jax.Array:
     """Maps a raw action to the env's action (identity except for ``tanh_normal``)."""
     if kind == "tanh_normal":
-        return low + (jnp.tanh(raw) + 1.0) * 0.5 * (high - low)
+        return to_bounds(jnp.tanh(raw), low, high)
     return raw
+
+
+def to_bounds(action: jax.Array, low: ArrayLike, high: ArrayLike) -> jax.Array:
+    """Rescales an action in ``[-1, 1]`` to ``[low, high]`` (all ``[..., A]``, broadcast)."""
+    low, high = jnp.asarray(low), jnp.asarray(high)
+    return low + (action + 1.0) * 0.5 * (high - low)

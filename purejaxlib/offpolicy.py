@@ -6,9 +6,10 @@ inside ``lax.scan``. The update-to-data ratio is ``gradient_steps / (num_envs * 
 The first ``learning_starts`` env steps take uniformly random actions and do not learn; ``train``
 branches on the (unbatched) iteration number, so no compute is spent on masked-out updates.
 
-An algorithm supplies three pure functions (:class:`Algorithm`) and its Config subclasses
-:class:`Config`; stored continuous actions are scaled to [-1, 1] and mapped to the env's bounds
-only when stepping the env.
+An algorithm module subclasses :class:`Config`, writes three pure functions (an
+:class:`Algorithm`) and defines its public ``init``, ``step`` and ``train`` by calling
+:func:`init`, :func:`step` and :func:`train` here with them. Stored continuous actions are
+scaled to [-1, 1] and mapped to the env's bounds only when stepping the env.
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ from typing import Any, Callable, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import optax
 
+from purejaxlib import distributions, replay, training
 from purejaxlib import envs as envs_lib
-from purejaxlib import replay, training
 from purejaxlib.config import EnvConfig, static, traced
 from purejaxlib.networks import ACTIVATIONS
+from purejaxlib.optim import make_optimizer
 from purejaxlib.rollout import episode_metrics, rollout
 
 
@@ -129,9 +132,9 @@ class Config(EnvConfig):
 
 
 class Algorithm(NamedTuple):
-    """The pure functions that make a learner.
+    """The pure functions that make a learner; ``learner`` is the algorithm's own pytree.
 
-    init_learner(config, key, obs [1, obs_dim]) -> learner pytree (params, targets, opt states)
+    init_learner(config, key, obs [1, obs_dim]) -> learner (params, targets, optimizer states)
     explore(config, learner, obs [N, obs_dim], key, progress) -> stored action [N, ...]
         (int32 for discrete; in [-1, 1] for continuous). ``progress`` is the fraction of
         training done, for schedules.
@@ -147,17 +150,30 @@ class Algorithm(NamedTuple):
 
 
 class State(NamedTuple):
+    """Everything a replay-based run carries (shapes per agent; a sweep adds leading axes)."""
+
     learner: Any
+    """The algorithm's learner pytree (its ``Learner``: params, targets, optimizer states)."""
     buffer: replay.Buffer
+    """Replay buffer, leaves ``[buffer_rows, num_envs, ...]``."""
     env_state: Any
-    obs: jax.Array  # [num_envs, obs_dim]
+    """The vectorized env's state, leaves ``[num_envs, ...]``."""
+    obs: jax.Array
+    """Current observations ``[num_envs, obs_dim]`` float32."""
     key: jax.Array
-    iteration: jax.Array  # int32 scalar, iterations done so far
+    """PRNG key (scalar) for the next iteration."""
+    iteration: jax.Array
+    """int32 scalar: iterations (calls of ``step``) done so far."""
 
 
 class TrainResult(NamedTuple):
+    """What ``train`` returns."""
+
     state: State
-    metrics: dict[str, jax.Array]  # each [num_iterations]
+    """The state after the last iteration."""
+    metrics: dict[str, jax.Array]
+    """Each ``[num_iterations]``: episode statistics, learner losses (NaN during warm-up),
+    ``env_steps`` and ``iteration`` after each iteration."""
 
 
 def make_env(config: Config) -> tuple[Any, Any]:
@@ -167,13 +183,21 @@ def make_env(config: Config) -> tuple[Any, Any]:
     return envs_lib.VecEnv(env, config.num_envs), env_params
 
 
+def make_tx(config: Config) -> optax.GradientTransformation:
+    """Every network's optimizer: ``clip_by_global_norm(max_grad_norm)`` then Adam at ``lr``."""
+    return make_optimizer(config.lr, config.max_grad_norm)
+
+
+def apply_gradients(tx: optax.GradientTransformation, grads: Any, params: Any, opt_state: Any) -> tuple[Any, Any]:
+    """One optimizer step: ``(new params, new opt_state)``."""
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state
+
+
 def to_env_action(config: Config, action: jax.Array) -> jax.Array:
-    """Stored action -> env action: continuous actions go from [-1, 1] to the env's bounds."""
+    """Stored action -> env action: discrete unchanged, continuous from [-1, 1] to the env's bounds."""
     spec = config.spec
-    if spec.discrete:
-        return action
-    low, high = jnp.asarray(spec.action_low), jnp.asarray(spec.action_high)
-    return low + (action + 1.0) * 0.5 * (high - low)
+    return action if spec.discrete else distributions.to_bounds(action, spec.action_low, spec.action_high)
 
 
 def random_action(config: Config, key: jax.Array, count: int) -> jax.Array:
@@ -184,7 +208,7 @@ def random_action(config: Config, key: jax.Array, count: int) -> jax.Array:
 
 
 def init(config: Config, key: jax.Array, algo: Algorithm) -> State:
-    """Learner, empty buffer and reset envs."""
+    """``algo``'s learner, an empty replay buffer and reset envs, at iteration 0."""
     env, env_params = make_env(config)
     key, learner_key, env_key = jax.random.split(key, 3)
     obs, env_state = env.reset(env_key, env_params)
@@ -238,7 +262,7 @@ def _iteration(config: Config, algo: Algorithm, state: State, learn: bool, index
     else:
         stats = jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype), _learn_metrics_shape(config, algo, state))
     iteration = state.iteration + 1
-    metrics = {**episode_metrics(traj), **stats, "env_steps": iteration * config.steps_per_iteration}
+    metrics = {**episode_metrics(traj), **stats, "env_steps": iteration * config.steps_per_iteration, "iteration": iteration}
     return State(learner, buffer, env_state, obs, key, iteration), metrics
 
 
@@ -259,25 +283,5 @@ def step(config: Config, state: State, algo: Algorithm, index: jax.Array | None 
 
 
 def train(config: Config, key: jax.Array, algo: Algorithm) -> TrainResult:
-    """``init`` then ``num_iterations`` calls of ``step`` inside ``lax.scan``."""
+    """``init`` then ``num_iterations`` calls of ``step`` inside ``lax.scan``; jit- and vmap-able."""
     return TrainResult(*training.train(lambda c, k: init(c, k, algo), lambda c, s, i: step(c, s, algo, i), config, key))
-
-
-def bind(algo: Algorithm) -> tuple[Callable, Callable, Callable]:
-    """An algorithm's public ``init(config, key)``, ``step(config, state)`` and ``train(config, key)``."""
-
-    def bound_init(config: Config, key: jax.Array) -> State:
-        """Learner, empty replay buffer and reset envs."""
-        return init(config, key, algo)
-
-    def bound_step(config: Config, state: State, index: jax.Array | None = None) -> tuple[State, dict[str, jax.Array]]:
-        """One iteration: collect ``train_freq`` steps of ``num_envs`` envs, store, update.
-
-        ``index``: the iteration's number, unbatched under ``vmap`` (see :func:`step`)."""
-        return step(config, state, algo, index)
-
-    def bound_train(config: Config, key: jax.Array) -> TrainResult:
-        """``init`` then every iteration in one ``lax.scan``; jit- and vmap-able."""
-        return train(config, key, algo)
-
-    return bound_init, bound_step, bound_train

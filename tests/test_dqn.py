@@ -22,7 +22,7 @@ SMALL = dict(
     buffer_size=128, learning_starts=64, hidden=(16, 16), target_update_interval=4, n_step=2, lr=1e-3,
 )
 EXACT = ("episode_return", "episode_length", "episodes", "env_steps")
-LEARNER_METRICS = ("loss", "q")
+LEARNER_METRICS = ("loss", "q_mean")
 
 
 def _tree_equal(a, b) -> bool:
@@ -137,7 +137,7 @@ def test_q_loss_matches_reference(kind):
     else:
         expected = 0.5 * (errors**2).mean()
     np.testing.assert_allclose(float(loss), expected, rtol=1e-5)
-    np.testing.assert_allclose(float(aux["q"]), taken.mean(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(float(aux["q_mean"]), taken.mean(), rtol=1e-5, atol=1e-6)
 
 
 def test_explore_follows_the_epsilon_schedule():
@@ -174,7 +174,7 @@ def test_target_network_moves_every_target_update_interval_gradient_steps(tau):
             jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7), learner.target_params, expected)
             if tau == 1.0:  # a copy, up to the rounding of t + (o - t)
                 jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7), learner.target_params, learner.params)
-        assert np.isfinite(float(metrics["loss"])) and np.isfinite(float(metrics["q"]))
+        assert np.isfinite(float(metrics["loss"])) and np.isfinite(float(metrics["q_mean"]))
 
 
 def test_update_fits_a_fixed_batch():
@@ -198,7 +198,7 @@ def test_update_fits_a_fixed_batch():
 def test_train_metrics_and_warmup(config, first_run):
     _, result = first_run
     metrics = {k: np.asarray(v) for k, v in result.metrics.items()}
-    assert {"episode_return", "episode_length", "episodes", "env_steps", "loss", "q"} <= set(metrics)
+    assert {"episode_return", "episode_length", "episodes", "env_steps", "loss", "q_mean"} <= set(metrics)
     for name, values in metrics.items():
         assert values.shape == (ITERATIONS,), (name, values.shape)
     np.testing.assert_array_equal(metrics["env_steps"], 8 * np.arange(1, ITERATIONS + 1))
@@ -498,5 +498,5 @@ def test_dqn_solves_cartpole():
     assert np.isfinite(final).all()
     assert final.mean() >= 475, f"mean final return {final.mean():.1f} over seeds {final}"
     assert np.nanmean(returns[:, : config.warmup_iterations + 10]) < 100  # from a random start
-    q = np.asarray(metrics["q"])
+    q = np.asarray(metrics["q_mean"])
     assert np.nanmax(q) < 1.5 / (1 - float(config.gamma)), np.nanmax(q)  # no divergence

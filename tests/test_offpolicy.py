@@ -51,3 +51,40 @@ def test_public_step_warms_up_then_learns():
         errors.append(float(metrics["step_error"]))
     assert np.isnan(errors[:4]).all() and errors[4:] == [0.0] * 4
     assert int(state.learner) == 4
+
+
+def test_each_algorithm_writes_its_own_surface():
+    """``init``, ``step``, ``train`` and ``policy`` are functions of the algorithm's module, each with
+    its own docstring (``help(dqn.train)`` names DQN), not closures made by a binder."""
+    from purejaxlib.algos import sac, td3
+
+    for module, name in ((dqn, "DQN"), (td3, "TD3"), (sac, "SAC")):
+        for fn_name in ("init", "step", "train", "policy"):
+            fn = getattr(module, fn_name)
+            assert fn.__module__ == module.__name__ and fn.__qualname__ == fn_name, (module, fn_name)
+        for fn_name in ("init", "step", "train"):
+            assert name in getattr(module, fn_name).__doc__, (module, fn_name)
+        assert "q_mean" in module.step.__doc__ and "iteration" in module.step.__doc__
+    assert not hasattr(offpolicy, "bind")
+
+
+def test_metrics_carry_the_iteration_and_env_steps_after_each_step():
+    config = dqn.Config(total_timesteps=64, num_envs=2, learning_starts=8, batch_size=4, buffer_size=64, n_step=1)
+    algo = _counting_algorithm()
+    state = offpolicy.init(config, jax.random.key(0), algo)
+    step = jax.jit(lambda s: offpolicy.step(config, s, algo))
+    for i in range(1, 7):  # through the warm-up (4 iterations) and into learning
+        state, metrics = step(state)
+        assert int(metrics["iteration"]) == int(state.iteration) == i
+        assert int(metrics["env_steps"]) == 2 * i
+        assert metrics["iteration"].dtype == metrics["env_steps"].dtype == jnp.int32
+
+
+def test_continuous_actions_are_stored_in_unit_range_and_mapped_to_the_env_bounds():
+    from purejaxlib.algos import td3
+
+    config = td3.Config(env="Pendulum-v1")  # torque in [-2, 2]
+    action = jnp.asarray([[-1.0], [0.0], [0.5], [1.0]])
+    np.testing.assert_allclose(offpolicy.to_env_action(config, action), [[-2.0], [0.0], [1.0], [2.0]])
+    discrete = jnp.asarray([0, 1, 1], jnp.int32)
+    assert offpolicy.to_env_action(dqn.Config(), discrete) is discrete

@@ -280,8 +280,8 @@ def test_sac_picks_the_optimal_action_and_its_critic_knows_it():
 
     def run(key):
         state = sac.train(config, key).state
-        q_best = sac._critics(config, state.learner.critic, obs, best).min(axis=0)
-        q_worst = sac._critics(config, state.learner.critic, obs, -best).min(axis=0)
+        q_best = sac.critic_values(config, state.learner.critic, obs, best).min(axis=0)
+        q_worst = sac.critic_values(config, state.learner.critic, obs, -best).min(axis=0)
         return sac.policy(config, state, deterministic=True)(obs, key), q_best, q_worst
 
     actions, q_best, q_worst = jax.tree.map(np.asarray, jax.jit(jax.vmap(run))(_seeds()))

@@ -33,12 +33,12 @@ def learner_with_distinct_targets(config: td3.Config, key: jax.Array, actor_gain
     k_init, k_actor, k_critic = jax.random.split(key, 3)
     obs, action = jnp.zeros((1, 3)), jnp.zeros((1, config.action_dim))
     learner = td3.init_learner(config, k_init, obs)
-    target_actor = td3._actor(config).init(k_actor, obs)
+    target_actor = td3.make_actor(config).init(k_actor, obs)
     target_actor = jax.tree.map(lambda x: x, target_actor)
     last = target_actor["params"]["MLP_0"]
     name = f"Dense_{len(last) - 1}"
     last[name] = jax.tree.map(lambda x: x * actor_gain, last[name])
-    target_critic = ensemble_init(td3._critic(config), k_critic, config.num_critics, obs, action)
+    target_critic = ensemble_init(td3.make_critic(config), k_critic, config.num_critics, obs, action)
     return learner._replace(target_actor=target_actor, target_critic=target_critic)
 
 
@@ -180,7 +180,7 @@ def first_run(config, train_fn):
 
 def test_train_metrics(config, first_run):
     metrics = first_run.metrics
-    assert {"episode_return", "critic_loss", "actor_loss", "q", "env_steps"} <= set(metrics)
+    assert {"episode_return", "critic_loss", "actor_loss", "q_mean", "env_steps"} <= set(metrics)
     assert all(v.shape == (96,) for v in metrics.values())
     assert np.isnan(metrics["critic_loss"][:32]).all() and np.isfinite(metrics["critic_loss"][32:]).all()
     # one update per iteration and policy_delay 2: an actor step on every second one
