@@ -5,8 +5,8 @@ updates (and at the last) it sends that update's scalar metrics to the host, tag
 run's *member* index. Under ``vmap`` (a sweep) the host callback runs once per member, and under
 ``shard_map`` once per member on each device, in no fixed order. An active :class:`Monitor`
 (:func:`track`) gathers the members of one update and hands the complete update, as arrays
-``[members]``, to its sinks: a :class:`ProgressBar`, the file loggers of
-:mod:`purejaxlib.logging`, a bounded :class:`Curve`. Without one, each report prints a line.
+``[members]``, to its sinks: a :class:`ProgressBar` (drawn by tqdm), the file loggers of
+:mod:`purejaxlib.loggers`, a bounded :class:`Curve`. Without one, each report prints a line.
 
 The callbacks read values and return nothing, so they cannot change the numbers of a run.
 """
@@ -25,6 +25,10 @@ from typing import Any, Callable, Iterator, Mapping, Sequence, TextIO
 import jax
 import jax.numpy as jnp
 import numpy as np
+import tqdm.auto
+import tqdm.std
+
+from purejaxlib import distributed, stats
 
 Metrics = dict[str, np.ndarray]  # metric name -> [members] values of one update
 Sink = Callable[[int, Metrics], None]  # (update number counted from 1, metrics)
@@ -104,7 +108,13 @@ class Monitor:
             self._emit(update)
 
     def flush(self) -> None:
-        """Emits incomplete updates (in order), e.g. at the end of a chunk."""
+        """Emits incomplete updates (in order), e.g. at the end of a chunk.
+
+        Across processes each holds only its own devices' members' reports until here, where
+        they are shared (a collective: every process flushes at the same points).
+        """
+        if distributed.is_multiprocess():
+            self.pending = defaultdict(dict, distributed.share_reports(self.pending))
         for update in sorted(self.pending):
             self._emit(update)
 
@@ -147,62 +157,148 @@ def _deliver(names: Sequence[Sequence[str]], index: np.ndarray, member_index: np
 
 
 def enabled_by_default() -> bool:
-    """Progress display is on for interactive runs: stdout a terminal and not under pytest."""
-    return sys.stdout.isatty() and "PYTEST_CURRENT_TEST" not in os.environ
+    """Progress display is on for interactive runs: stderr (where the bar draws) a terminal, not under pytest."""
+    return sys.stderr.isatty() and "PYTEST_CURRENT_TEST" not in os.environ
 
 
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+MIN_BAR = 10
+"""Narrowest bar worth drawing, in columns; below it the text gives way first, then the bar."""
+
+SHRINK = ("return", "rate", "steps", "rate", "eta", "return", "bar")
+"""What gives way, in order, when a progress line is wider than the terminal: each step takes the
+next shorter variant of that part (the last variant, ``""``, leaves it out); ``"bar"`` drops the bar."""
+
+
+def _count(n: float) -> str:
+    """``640`` -> ``"640"``, ``2560`` -> ``"2.56k"``, ``1.2e6`` -> ``"1.20M"`` (tqdm's SI prefixes)."""
+    return str(int(round(n))) if n < 999.5 else tqdm.std.tqdm.format_sizeof(n)
+
+
+def status_parts(steps: int, total_steps: int, steps_per_second: float | None, eta_seconds: float | None,
+                 returns: np.ndarray | None) -> dict[str, tuple[str, ...]]:
+    """The parts of a progress line in display order, each as its variants from longest to ``""``.
+
+    ``steps``/``total_steps`` count one agent's env steps; ``steps_per_second`` counts all agents'
+    together; ``returns`` is ``[members]`` (NaN: no episode finished yet), shown as the IQM over
+    members (with the worst and best) when there are several.
+    """
+    parts = {"steps": (f"{_count(steps)}/{_count(total_steps)} env steps/agent",
+                       f"{_count(steps)}/{_count(total_steps)} steps/agent")}
+    if steps_per_second is not None and eta_seconds is not None:
+        rate = _count(steps_per_second)
+        parts["rate"] = (f"{rate} env steps/s total", f"{rate}/s total", "")
+        parts["eta"] = (f"ETA {tqdm.std.tqdm.format_interval(eta_seconds)}", "")
+    finite = np.asarray([] if returns is None else returns, np.float64)
+    finite = finite[np.isfinite(finite)]
+    if finite.size and returns is not None and len(returns) == 1:
+        parts["return"] = (f"return {finite[0]:.1f}",) * 2 + ("",)
+    elif finite.size:
+        short = f"IQM return {stats.iqm(finite):.1f}"
+        parts["return"] = (f"{short} (worst {finite.min():.1f}, best {finite.max():.1f})", short, "")
+    return parts
+
+
+def fit_status(label: str, parts: Mapping[str, Sequence[str]], ncols: int | None) -> tuple[bool, str]:
+    """``(draw the bar, text after it)`` such that ``label|bar| text`` fits ``ncols`` columns.
+
+    Parts give way in the order of :data:`SHRINK` until the line fits with a bar of at least
+    :data:`MIN_BAR` columns; ``ncols`` None (no terminal width known) keeps everything.
+    """
+    choice = {name: 0 for name in parts}
+    bar = True
+
+    def text() -> str:
+        return ", ".join(variants[choice[name]] for name, variants in parts.items() if variants[choice[name]])
+
+    for step in SHRINK:
+        if ncols is None or len(label) + len(text()) + (len("|| ") + MIN_BAR if bar else 0) <= ncols:
+            break
+        if step == "bar":
+            bar = False
+        elif step in parts:
+            choice[step] = min(choice[step] + 1, len(parts[step]) - 1)
+    return bar, text()
+
+
+def _bar_format(label: str, text: str, bar: bool) -> str:
+    """tqdm's ``bar_format`` drawing ``label|bar| text`` (or ``label text``), literal text escaped."""
+    return _escape(label) + ("|{bar}| " if bar else "") + _escape(text)
+
+
+def _escape(text: str) -> str:
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def _in_notebook() -> bool:
+    """Whether tqdm.auto draws notebook widgets (a Jupyter kernel with ipywidgets)."""
+    import tqdm.notebook  # imports IPython where it is installed, so only when a bar is made
+
+    return issubclass(tqdm.auto.tqdm, tqdm.notebook.tqdm)
 
 
 class ProgressBar:
-    """Sink that draws steps, steps/s, ETA and the latest return (mean, worst and best member).
+    """Sink showing env steps per agent, total env steps/s of all agents, the ETA and the latest
+    return (IQM over members when there are several) through tqdm.
 
-    On a terminal the bar redraws in place; otherwise each report is one line.
+    On a terminal one bar redraws in place, fitted to ``ncols`` (default: the terminal's width,
+    followed when it changes); in a Jupyter notebook it is tqdm's widget; on any other stream
+    each report is one line (``ncols`` wide if given). A terminal redraws at most every
+    ``mininterval`` seconds (and at the last update). Rates and ETA count from the first report,
+    so compile time is left out; ``clock`` (seconds) is for tests.
     """
 
     def __init__(self, total_updates: int, steps_per_update: int, members: int = 1, stream: TextIO | None = None,
-                 label: str = "", width: int = 24):
+                 label: str = "", ncols: int | None = None, mininterval: float = 0.1,
+                 clock: Callable[[], float] = time.perf_counter):
         self.total = total_updates
         self.steps_per_update = steps_per_update
         self.members = members
-        self.stream = stream or sys.stderr
+        self.stream = stream if stream is not None else sys.stderr
         self.label = f"{label} " if label else ""
-        self.width = width
-        self.live = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.ncols = ncols
+        self.clock = clock
         self.first: tuple[float, int] | None = None  # (time, update) of this session's first report
+        self.bar: tqdm.std.tqdm | None = None
+        if _in_notebook() or getattr(self.stream, "isatty", lambda: False)():
+            empty = fit_status(self.label, status_parts(0, self.total_steps, None, None, None), ncols)
+            self.bar = tqdm.auto.tqdm(total=self.total_steps, file=self.stream, ncols=ncols, dynamic_ncols=ncols is None,
+                                      bar_format=_bar_format(self.label, empty[1], empty[0]), mininterval=mininterval,
+                                      leave=True)
+
+    @property
+    def total_steps(self) -> int:
+        """Env steps of one agent over the whole run."""
+        return self.total * self.steps_per_update
 
     def __call__(self, update: int, metrics: Metrics) -> None:
-        now = time.perf_counter()
-        rate = eta = ""
+        now = self.clock()
         if self.first is None:
             self.first = (now, update)
-        elif update > self.first[1]:
-            t0, u0 = self.first
+        t0, u0 = self.first
+        rate = eta = None
+        if update > u0:
             per_update = (now - t0) / (update - u0)
-            rate = f" | {self.steps_per_update * self.members / max(per_update, 1e-9):,.0f} steps/s"
-            eta = f" | ETA {_duration(per_update * (self.total - update))}"
-        filled = int(self.width * update / max(self.total, 1))
-        bar = "#" * filled + "." * (self.width - filled)
-        line = (
-            f"{self.label}[{bar}] {update:>{len(str(self.total))}}/{self.total} "
-            f"| {update * self.steps_per_update:,} steps{rate}{eta}{_returns(metrics)}"
-        )
-        end = "\n" if not self.live or update >= self.total else ""
-        print(("\r" if self.live else "") + line, end=end, file=self.stream, flush=True)
+            rate = self.steps_per_update * self.members / max(per_update, 1e-9)
+            eta = per_update * max(self.total - update, 0)
+        steps = update * self.steps_per_update
+        parts = status_parts(steps, self.total_steps, rate, eta, metrics.get("episode_return"))
+        if self.bar is None:
+            bar, text = fit_status(self.label, parts, self.ncols)
+            line = tqdm.std.tqdm.format_meter(steps, self.total_steps, now - t0, ncols=self.ncols,
+                                              bar_format=_bar_format(self.label, text, bar), ascii=True)
+            print(line, file=self.stream, flush=True)
+            return
+        ncols = self.bar.format_dict["ncols"]  # the terminal's width now (tqdm's dynamic_ncols)
+        bar, text = fit_status(self.label, parts, ncols if isinstance(ncols, int) else None)
+        self.bar.bar_format = _bar_format(self.label, text, bar)
+        self.bar.update(steps - self.bar.n)
+        if update >= self.total:
+            self.close()
 
-
-def _returns(metrics: Metrics) -> str:
-    returns = metrics.get("episode_return")
-    if returns is None or not np.isfinite(returns).any():
-        return ""
-    finite = returns[np.isfinite(returns)]
-    text = f" | return {finite.mean():.1f}"
-    if len(returns) > 1:
-        text += f" (worst {finite.min():.1f}, best {finite.max():.1f})"
-    return text
+    def close(self) -> None:
+        """Leaves the bar's last line on the terminal (idempotent)."""
+        if self.bar is not None:
+            self.bar.close()
 
 
 class Curve:

@@ -74,7 +74,7 @@ def test_cli_runs_a_sweep_and_writes_the_record(tmp_path, capsys):
         assert (out / name).stat().st_size > 1000, name
     printed = capsys.readouterr()
     assert "seed 0:" in printed.out and "env steps/s" in printed.out and "IQM" in printed.out
-    assert " 4/4 " in printed.err and "worst" in printed.err  # the progress bar, from inside the program
+    assert "256/256 env steps/agent" in printed.err and "worst" in printed.err  # the progress bar, from inside the program
 
 
 def test_cli_env_params_and_env_param_grid_are_recorded(tmp_path):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -27,30 +28,111 @@ UPDATES = 6
 CURVE_POINTS = 3  # smaller than the run's reports, so the curve must thin out
 
 
+class FakeTerminal(io.StringIO):
+    """A stream that says it is a terminal, so the bar redraws in place ("\\r") as on a tty."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _screens(text: str) -> list[str]:
+    """Every line as drawn: split at newlines and at the carriage returns of in-place redraws."""
+    return [part for line in text.split("\n") for part in line.split("\r") if part]
+
+
 def test_monitor_gathers_members_of_an_update_into_one_progress_line():
     stream = io.StringIO()
-    bar = progress.ProgressBar(total_updates=10, steps_per_update=100, members=3, stream=stream)
+    clock = FakeClock()
+    bar = progress.ProgressBar(total_updates=10, steps_per_update=100, members=3, stream=stream, clock=clock)
     seen = []
     monitor = progress.Monitor(3, [bar, lambda u, m: seen.append((u, m))])
     for member, value in ((2, 3.0), (0, 1.0), (-1, 99.0), (1, 5.0)):  # any order; -1 is padding
         monitor.add(5, member, {"episode_return": np.float32(value), "loss": np.float32(member)})
+    clock.now = 5.0
     monitor.add(10, 0, {"episode_return": np.float32(7.0)})
     assert len(seen) == 1  # update 10 is incomplete until flushed
     monitor.flush()
     (update, metrics), (last, partial) = seen
     assert update == 5 and metrics["episode_return"].tolist() == [1.0, 5.0, 3.0] and metrics["loss"].tolist() == [0, 1, 2]
     assert last == 10 and np.isnan(partial["episode_return"][1:]).all()
-    first = stream.getvalue().splitlines()[0]
-    assert first.startswith("[############............]  5/10 | 500 steps") and "return 3.0 (worst 1.0, best 5.0)" in first
-    assert "steps/s" in stream.getvalue().splitlines()[1] and "ETA" in stream.getvalue().splitlines()[1]
+    first, second = stream.getvalue().splitlines()  # not a terminal: one line per report, no bar redraws
+    assert first.startswith("|#####     | 500/1.00k env steps/agent, IQM return 3.0 (worst 1.0, best 5.0)")
+    assert "env steps/s total" not in first  # no rate before a second report
+    assert second.startswith("|##########| 1.00k/1.00k env steps/agent, 300 env steps/s total, ETA 00:00, IQM return 7.0")
 
 
-def test_progress_is_off_by_default_under_pytest_and_when_stdout_is_not_a_terminal(monkeypatch):
+def test_progress_counts_steps_per_agent_and_steps_per_second_of_all_agents():
+    # 4 agents, 100 env steps per agent per update; 2 updates take 2 s after the first report
+    # (the compile time before it is left out): 200 steps per agent in 2 s, 800 of all agents.
+    stream, clock = io.StringIO(), FakeClock()
+    bar = progress.ProgressBar(total_updates=10, steps_per_update=100, members=4, stream=stream, clock=clock)
+    clock.now = 30.0
+    bar(2, {"episode_return": np.asarray([1.0, 2.0, 3.0, 100.0])})
+    clock.now = 32.0
+    bar(4, {"episode_return": np.asarray([1.0, 2.0, 3.0, 100.0])})
+    line = stream.getvalue().splitlines()[-1]
+    assert "| 400/1.00k env steps/agent, 400 env steps/s total, ETA 00:06, IQM return 2.5 (worst 1.0, best 100.0)" in line
+    one = io.StringIO()
+    single = progress.ProgressBar(total_updates=10, steps_per_update=100, members=1, stream=one, clock=clock)
+    single(2, {"episode_return": np.asarray([np.nan])})  # no episode finished yet: no return shown
+    clock.now = 34.0
+    single(4, {"episode_return": np.asarray([7.5])})
+    assert one.getvalue().splitlines()[0].endswith("200/1.00k env steps/agent")
+    assert one.getvalue().splitlines()[1].endswith("400/1.00k env steps/agent, 100 env steps/s total, ETA 00:06, return 7.5")
+
+
+@pytest.mark.parametrize("terminal", [True, False], ids=["terminal", "stream"])
+@pytest.mark.parametrize("members", [1, 4])
+@pytest.mark.parametrize("ncols", [80, 120])
+def test_progress_line_never_exceeds_the_width(ncols, members, terminal):
+    stream, clock = (FakeTerminal() if terminal else io.StringIO()), FakeClock()
+    # 10M env steps per agent, three-hour ETA, long negative returns, a program label: the longest parts
+    bar = progress.ProgressBar(total_updates=4883, steps_per_update=2048, members=members, stream=stream,
+                               label="[2/3]", ncols=ncols, mininterval=0.0, clock=clock)
+    for update in (1, 2, 900, 2500, 4883):
+        clock.now += 3600.0
+        bar(update, {"episode_return": np.linspace(-12345.6, 499.9, members)})
+    screens = _screens(stream.getvalue())
+    assert screens and all(len(line) <= ncols for line in screens), [len(line) for line in screens]
+    assert all(line.startswith("[2/3] ") and "steps/agent" in line for line in screens) and "return" in screens[-1]
+    # Parts give way whole (the fit), never cut mid-word by tqdm's last-resort trim.
+    whole = re.compile(r"(steps/agent|/s total|ETA [\d:]+|return -?\d+\.\d|best -?\d+\.\d\))$")
+    assert all(whole.search(line.rstrip()) for line in screens), screens
+    if ncols == 120:  # room for the rate: labelled as all agents' steps
+        assert "/s total" in screens[-1]
+    if terminal:  # one bar redrawn in place: no newline until it closes at the last update
+        assert stream.getvalue().count("\n") == 1 and stream.getvalue().endswith("\n")
+        assert len(screens) == 1 + 5 + 1  # drawn empty, at each report, and once more on closing
+    else:
+        assert "\r" not in stream.getvalue() and len(screens) == 5
+
+
+def test_fit_status_gives_way_in_order_and_keeps_everything_without_a_width():
+    parts = progress.status_parts(262_144, 300_000, 410_000.0, 3.0, np.asarray([450.0, 480.0, 500.0, 500.0]))
+    bar, text = progress.fit_status("", parts, None)
+    assert bar and text == "262k/300k env steps/agent, 410k env steps/s total, ETA 00:03, IQM return 490.0 (worst 450.0, best 500.0)"
+    widest = len("|| ") + progress.MIN_BAR + len(text)
+    assert progress.fit_status("", parts, widest) == (True, text)
+    assert progress.fit_status("", parts, widest - 1) == (True, "262k/300k env steps/agent, 410k env steps/s total, ETA 00:03, IQM return 490.0")
+    assert progress.fit_status("", parts, 80) == (True, "262k/300k steps/agent, 410k/s total, ETA 00:03, IQM return 490.0")
+    assert progress.fit_status("", parts, 60) == (True, "262k/300k steps/agent, IQM return 490.0")
+    assert progress.fit_status("", parts, 30) == (False, "262k/300k steps/agent")
+
+
+def test_progress_is_off_by_default_under_pytest_and_when_stderr_is_not_a_terminal(monkeypatch):
     assert not progress.enabled_by_default()
     monkeypatch.delenv("PYTEST_CURRENT_TEST")
-    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
     assert not progress.enabled_by_default()
-    monkeypatch.setattr(sys, "stdout", types.SimpleNamespace(isatty=lambda: True))
+    monkeypatch.setattr(sys, "stderr", types.SimpleNamespace(isatty=lambda: True))
     assert progress.enabled_by_default()
 
 
@@ -105,7 +187,8 @@ def test_logging_does_not_change_the_numbers(logged_sweep, capsys):
     config = small_config(updates=UPDATES).replace(log_interval=1)
     logged = purejaxlib.sweep(ppo.train, config, seeds=1, progress_bar=True, lr=[1e-3, 3e-3], ent_coef=[0.0, 0.01, 0.02])
     lines = capsys.readouterr().err.splitlines()
-    assert len(lines) == UPDATES and "6/6" in lines[-1]  # a report from inside the program every update
+    steps = 64 * UPDATES  # env steps per agent of the whole run
+    assert len(lines) == UPDATES and f"{steps}/{steps} env steps/agent" in lines[-1]  # a report every update
     a, b = to_host(logged.programs[0]["state"]), to_host(plain.programs[0]["state"])
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
     for name in plain.metrics:
@@ -213,7 +296,7 @@ def test_sharded_sweep_reports_every_member_once(tmp_path):
     assert out["devices"] == 2
     # 3 members padded to 4 on 2 devices: one line per reported update, the padding ignored.
     lines = out["sharded"]["lines"]
-    assert len(lines) == 2 and "2/4" in lines[0] and "4/4" in lines[1] and "worst" in lines[1]
+    assert len(lines) == 2 and "128/256 env steps/agent" in lines[0] and "256/256 env" in lines[1] and "worst" in lines[1]
     rows = [json.loads(line) for line in out["sharded"]["jsonl"].splitlines()]
     assert sorted((r["update"], r["member"], r["seed"]) for r in rows) == [(u, m, m) for u in (2, 4) for m in range(3)]
     single = [json.loads(line) for line in out["single"]["jsonl"].splitlines()]
