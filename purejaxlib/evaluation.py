@@ -8,7 +8,7 @@ looks up the algorithm's ``policy(config, state, deterministic=...)`` from the c
 from __future__ import annotations
 
 import importlib
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
@@ -24,7 +24,8 @@ class Evaluation(NamedTuple):
     finished: jax.Array  # [episodes] bool: the episode ended within max_steps
 
 
-def _algorithm(config: Any):
+def algorithm_module(config: Any) -> Any:
+    """The algorithm module a config belongs to (its ``policy``, ``init``, ``step``...)."""
     module = importlib.import_module(type(config).__module__)
     if not hasattr(module, "policy"):
         raise TypeError(f"{type(config).__qualname__} comes from {module.__name__}, which has no policy(config, state)")
@@ -47,7 +48,7 @@ def evaluate(config: Any, state: Any, key: jax.Array, episodes: int = 16, *, det
         if max_steps is None:
             raise ValueError(f"{config.env} has no max_steps_in_episode; pass max_steps")
     env = envs_lib.VecEnv(envs_lib.FlattenObservation(env), episodes)
-    act = _algorithm(config).policy(config, state, deterministic=deterministic)
+    act = algorithm_module(config).policy(config, state, deterministic=deterministic)
     reset_key, run_key = jax.random.split(key)
     obs, env_state = env.reset(reset_key, env_params)
 
@@ -74,6 +75,41 @@ def evaluate(config: Any, state: Any, key: jax.Array, episodes: int = 16, *, det
     return Evaluation(returns, lengths, done)
 
 
+# Folded into a member's seed key for its periodic evaluations, so they never draw its training keys.
+EVAL_STREAM = 0x45564C  # "EVL"
+
+
+def eval_key(key: jax.Array, iteration: jax.Array | int) -> jax.Array:
+    """The key of a periodic evaluation after ``iteration`` updates of the member seeded with ``key``."""
+    return jax.random.fold_in(jax.random.fold_in(key, EVAL_STREAM), iteration)
+
+
+def periodic(key: jax.Array, every: int, episodes: int = 16) -> Callable[[Any, Any, jax.Array], dict[str, jax.Array]]:
+    """``(config, state, index) -> {"eval_return", "eval_length"}`` for the training loop.
+
+    After update ``index`` (from 0), when ``index + 1`` is a multiple of ``every``, plays
+    ``episodes`` deterministic episodes (:func:`evaluate` with key ``eval_key(key, index + 1)``)
+    and gives their mean return and length; NaN otherwise. ``index`` must be unbatched (the scan
+    index), so under ``vmap`` the ``cond`` stays a branch and skipped updates cost nothing.
+    """
+    if every < 1:
+        raise ValueError(f"every must be >= 1 update, got {every}")
+
+    def run(config: Any, state: Any, index: jax.Array) -> dict[str, jax.Array]:
+        iteration = index + 1
+
+        def play() -> dict[str, jax.Array]:
+            out = evaluate(config, state, eval_key(key, iteration), episodes, deterministic=True)
+            return {"eval_return": out.returns.mean(), "eval_length": out.lengths.mean(dtype=jnp.float32)}
+
+        def skip() -> dict[str, jax.Array]:
+            return {"eval_return": jnp.float32(jnp.nan), "eval_length": jnp.float32(jnp.nan)}
+
+        return jax.lax.cond(iteration % every == 0, play, skip)
+
+    return run
+
+
 def evaluate_sweep(result: Any, key: jax.Array, episodes: int = 16, *, deterministic: bool = True,
                    max_steps: int | None = None) -> Evaluation:
     """Evaluates every member of a :class:`purejaxlib.SweepResult` (one program per static point).
@@ -81,20 +117,26 @@ def evaluate_sweep(result: Any, key: jax.Array, episodes: int = 16, *, determini
     Returns numpy arrays with the result's axes ``(grid..., seed)`` then ``[episodes]``. Member
     ``m`` of program ``p`` uses ``fold_in(fold_in(key, p), m)``, so members never share a key.
     """
-    from purejaxlib.sweep import _assemble
+    from purejaxlib.sweep import Job, assemble, execute, select_devices
 
     grid = {a: result.grid[a] for a in result.axes if a != "seed"}
     static_names = list(result.programs[0].get("static", {}))
     traced_names = [a for a in grid if a not in static_names]
     shape = tuple(len(grid[a]) for a in traced_names) + (len(result.grid["seed"]),)
+    members = int(np.prod(shape))
+
+    def begin(config_state: tuple[Any, Any], member_key: jax.Array) -> tuple[Evaluation, None]:
+        config, state = config_state
+        return evaluate(config, state, member_key, episodes, deterministic=deterministic, max_steps=max_steps), None
+
+    job = Job(("evaluate", episodes, deterministic, max_steps), begin)
     outputs = []
     for p, program in enumerate(result.programs):
         if "config" not in program:
             raise ValueError("this SweepResult holds no configs; make it with purejaxlib.sweep or run_experiment")
         flat = lambda tree: jax.tree.map(lambda x: x.reshape((-1,) + x.shape[len(shape):]), tree)
-        keys = jax.vmap(lambda m: jax.random.fold_in(jax.random.fold_in(key, p), m))(np.arange(int(np.prod(shape))))
-        run = jax.jit(jax.vmap(lambda c, s, k: evaluate(c, s, k, episodes, deterministic=deterministic, max_steps=max_steps)))
-        out = run(flat(program["config"]), flat(program["state"]), keys)
+        keys = jax.vmap(lambda m: jax.random.fold_in(jax.random.fold_in(key, p), m))(np.arange(members))
+        out = execute(job, (flat(program["config"]), flat(program["state"])), keys, devices=select_devices()).state
         outputs.append({"metrics": {n: np.asarray(v).reshape(shape + (episodes,)) for n, v in out._asdict().items()}})
-    placed = _assemble(outputs, grid, static_names, traced_names, len(result.grid["seed"]))
+    placed = assemble(outputs, grid, static_names, traced_names, len(result.grid["seed"]))
     return Evaluation(**placed)

@@ -142,9 +142,9 @@ def save_policy(
     ``platforms`` defaults to CPU plus the current backend (e.g. ``("cpu", "cuda")``).
     """
     from purejaxlib import envs as envs_lib
-    from purejaxlib.evaluation import _algorithm
+    from purejaxlib.evaluation import algorithm_module
 
-    module = _algorithm(config)
+    module = algorithm_module(config)
     _check_unbatched_config(config)
     _check_single_state(module, config, state)
     spec = config.spec

@@ -34,15 +34,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from purejaxlib import loggers, progress, training
+from purejaxlib import evaluation, loggers, progress, training
 from purejaxlib.checkpoint import Checkpoints, IncompatibleCheckpoint
 from purejaxlib.config import ConfigError
-from purejaxlib.sweep import SweepResult, make_plan, member_ids, padded_size, vmapped, with_member, _pad_batch
+from purejaxlib.sweep import Job, SweepResult, Timing, execute, make_plan, select_devices
 
 RECORD = "record.json"
 METRICS = "metrics.jsonl"
 # Fields that change what is logged, not what is computed: a resumed run may change them.
 NON_NUMERIC_FIELDS = ("log_interval",)
+DEFAULT_EVAL_EPISODES = 16
 
 
 def package_versions() -> dict[str, str]:
@@ -126,12 +127,10 @@ def _check_identity(directory: Path, expected: dict[str, Any]):
 
 
 @dataclasses.dataclass
-class _Session:
+class _Session(Timing):
     """Timing of this invocation, for the record."""
 
     started: float = dataclasses.field(default_factory=time.time)
-    compile_seconds: float = 0.0
-    run_seconds: float = 0.0
     checkpoint_seconds: float = 0.0
     resumed_from: dict[str, int] = dataclasses.field(default_factory=dict)
 
@@ -148,6 +147,19 @@ def _replay_curve(curve: progress.Curve, records: list[dict[str, Any]], members:
             continue
         names = [k for k in rows[0] if k not in labels and isinstance(rows[0][k], (int, float, type(None)))]
         curve(update, {n: np.asarray([np.nan if r.get(n) is None else r[n] for r in rows], np.float64) for n in names})
+
+
+def _check_eval(eval_every: int, eval_episodes: int, log_interval: int) -> None:
+    """Refuses periodic-evaluation settings that cannot work, naming the field."""
+    if eval_every < 0:
+        raise ConfigError(f"eval_every must be >= 0 updates (0: no periodic evaluation), got {eval_every}")
+    if eval_episodes < 1:
+        raise ConfigError(f"eval_episodes must be >= 1, got {eval_episodes}")
+    if eval_every and eval_every % log_interval:
+        raise ConfigError(
+            f"eval_every ({eval_every}) must be a multiple of log_interval ({log_interval}) so every evaluation "
+            f"is reported; e.g. eval_every={max(1, round(eval_every / log_interval)) * log_interval}"
+        )
 
 
 def run_experiment(
@@ -168,6 +180,8 @@ def run_experiment(
     devices: Sequence[Any] | None = None,
     curve_points: int = 256,
     command: Sequence[str] | None = None,
+    eval_every: int = 0,
+    eval_episodes: int = DEFAULT_EVAL_EPISODES,
 ) -> SweepResult:
     """Trains ``algo`` (a module of purejaxlib.algos) over seeds x grid, with files under ``out``.
 
@@ -185,11 +199,17 @@ def run_experiment(
       tensorboard: write TensorBoard event files under ``out/tensorboard``.
       wandb_project: log to this Weights & Biases project (needs wandb; never contacted otherwise).
       curve_points: the most points per member the in-memory learning curve keeps.
+      eval_every: every this many updates (0: never), play ``eval_episodes`` deterministic
+        episodes of each member inside the compiled chunk and report their mean return and
+        length as ``eval_return`` / ``eval_length`` (NaN at the other reports); a multiple of
+        ``log_interval``, so every evaluation is reported.
+      eval_episodes: episodes per periodic evaluation, vmapped side by side.
 
     Returns:
       a :class:`SweepResult` whose ``metrics`` are the learning curves (``[grid..., seed, points]``,
-      one point per kept report, ``metrics["update"]`` their update numbers) and whose
-      ``record`` is the run record.
+      one point per kept report, ``metrics["iteration"]`` their update numbers and
+      ``metrics["env_steps"]`` their env steps per agent, so ``[..., -1]`` is the last update
+      as in :func:`purejaxlib.sweep`) and whose ``record`` is the run record.
     """
     name = name or algo.__name__.rsplit(".", 1)[-1].upper()
     grid = dict(grid or {})
@@ -203,8 +223,9 @@ def run_experiment(
         config = config.replace(log_interval=log_interval)
     elif config.log_interval == 0:
         config = config.replace(log_interval=max(1, config.num_updates // 100))
+    _check_eval(eval_every, eval_episodes, config.log_interval)
     plan = make_plan(config, seeds, grid)
-    devices = list(devices) if devices is not None else jax.devices()
+    devices = select_devices(devices)
     run_dir = Path(out) if out is not None else None
     show = progress.enabled_by_default() if progress_bar is None else progress_bar
     session = _Session()
@@ -233,6 +254,8 @@ def run_experiment(
         "steps_per_update": [p.base.steps_per_update for p in plan.points],
         "log_interval": config.log_interval,
         "checkpoint_every": checkpoint_every,
+        "eval_every": eval_every,
+        "eval_episodes": eval_episodes if eval_every else 0,
     })
     record.setdefault("sessions", [])
     this_session = {"command": list(command if command is not None else sys.argv), "cwd": os.getcwd(),
@@ -254,10 +277,9 @@ def run_experiment(
     # Resume points of every program first: the metrics file is cut back to them in one pass.
     restored: list[tuple[int, Any] | None] = []
     for p, program in enumerate(plan.points):
-        members = program.num_points * len(plan.seeds)
-        like = jax.eval_shape(jax.vmap(algo.init), program.config_batch, jnp.tile(plan.keys, program.num_points))
         found = None
         if resume:
+            like = jax.eval_shape(jax.vmap(algo.init), program.config_batch, plan.program_keys(program))
             ckpt = Checkpoints(run_dir / "checkpoints" / f"program-{p}", keep)
             directory = ckpt.directory
             found = ckpt.restore_latest(like, _check_identity(directory, _identity(name, program.base, plan, program, p)))
@@ -279,7 +301,7 @@ def run_experiment(
             programs.append(_run_program(
                 algo, plan, program, p, restored[p], run_dir, name, config, checkpoint_every, keep, show,
                 tensorboard, wandb_project, devices, curve_points, session, record,
-                [r for r in kept if r.get("program") == p],
+                [r for r in kept if r.get("program") == p], eval_every, eval_episodes,
             ))
     except BaseException:
         write_record("interrupted")
@@ -289,17 +311,15 @@ def run_experiment(
 
 
 def _run_program(algo, plan, program, p, restored, run_dir, name, config, checkpoint_every, keep, show,
-                 tensorboard, wandb_project, devices, curve_points, session, record, kept_records) -> dict[str, Any]:
+                 tensorboard, wandb_project, devices, curve_points, session, record, kept_records,
+                 eval_every, eval_episodes) -> dict[str, Any]:
     """Trains one static grid point's members to the end; returns its ``programs`` entry."""
     base = program.base
     members = program.num_points * len(plan.seeds)
     labels = plan.members(program)
     total = base.num_updates
-    padded = padded_size(members, devices)
-    ids = member_ids(members, padded)
-    config_batch, keys = _pad_batch((program.config_batch, jnp.tile(plan.keys, program.num_points)), padded)
 
-    curve = progress.Curve(curve_points)
+    curve = progress.Curve(curve_points, names=None)
     _replay_curve(curve, kept_records, members, list(labels[0]))
     sinks: list[Any] = [curve]
     if show:
@@ -321,67 +341,53 @@ def _run_program(algo, plan, program, p, restored, run_dir, name, config, checkp
     ckpt = Checkpoints(run_dir / "checkpoints" / f"program-{p}", keep, background=True) if checkpoint_every and run_dir else None
     identity = _identity(name, base, plan, program, p)
 
-    try:
-        if restored:
-            state = _pad_batch(restored[1], padded)
-        else:
-            init = vmapped(with_member(algo.init), devices)
+    def after_chunk(done: int, state: Any) -> None:
+        loggers.flush_all(sinks)
+        if ckpt is not None:
             t0 = time.perf_counter()
-            compiled = init.lower(ids, config_batch, keys).compile()
-            session.compile_seconds += time.perf_counter() - t0
-            state = compiled(ids, config_batch, keys)
-        chunk = checkpoint_every if checkpoint_every else total
-        compiled_chunks: dict[int, Any] = {}
-        with progress.track(members, sinks) as monitor:
-            while done < total:
-                length = min(chunk, total - done)
-                if length not in compiled_chunks:
-                    t0 = time.perf_counter()
-                    compiled_chunks[length] = _chunk_fn(algo, length, devices).lower(ids, config_batch, state, jnp.int32(done)).compile()
-                    session.compile_seconds += time.perf_counter() - t0
-                t0 = time.perf_counter()
-                state = jax.block_until_ready(compiled_chunks[length](ids, config_batch, state, jnp.int32(done)))
-                jax.effects_barrier()
-                session.run_seconds += time.perf_counter() - t0
-                done += length
-                monitor.flush()
-                loggers.flush_all(sinks)
-                if ckpt is not None:
-                    t0 = time.perf_counter()
-                    unpadded = jax.tree.map(lambda x: x[:members], state)
-                    ckpt.save(done, unpadded, {"identity": identity, "update": done, "num_updates": total})
-                    session.checkpoint_seconds += time.perf_counter() - t0
+            ckpt.save(done, state(), {"identity": identity, "update": done, "num_updates": total})
+            session.checkpoint_seconds += time.perf_counter() - t0
+
+    try:
+        run = execute(
+            experiment_job(algo, eval_every, eval_episodes), program.config_batch, plan.program_keys(program),
+            devices=devices, total=total, chunk=checkpoint_every, state=restored[1] if restored else None, done=done,
+            sinks=sinks, after_chunk=after_chunk, timing=session,
+        )
     finally:
         loggers.close_all(sinks)
         if ckpt is not None:
             ckpt.close()
-    updates, curves = curve.arrays()
-    metrics = {k: plan.unflatten(v) for k, v in curves.items()}
-    metrics["update"] = plan.unflatten(np.broadcast_to(updates, (members, len(updates))).astype(np.float64))
-    return {
-        "static": program.static,
-        "config": plan.unflatten(program.config_batch),
-        "state": plan.unflatten(jax.tree.map(lambda x: x[:members], state)),
-        "metrics": metrics,
-        "members": labels,
-        "compile_seconds": session.compile_seconds - compile_before,
-        "run_seconds": session.run_seconds - run_before,
-        "env_steps_run": (total - start_update) * base.steps_per_update * members,
-    }
+    iterations, curves = curve.arrays()
+    curves["iteration"] = np.broadcast_to(iterations, (members, len(iterations)))  # the report's update number
+    timing = Timing(session.compile_seconds - compile_before, session.run_seconds - run_before)
+    return plan.entry(program, run.state, curves, timing, members=labels,
+                      env_steps_run=(total - start_update) * base.steps_per_update * members)
 
 
-def _chunk_fn(algo: Any, length: int, devices: Sequence[Any]):
-    """``(member, config, state, start) -> state`` after ``length`` updates, vmapped and sharded.
+def experiment_job(algo: Any, eval_every: int = 0, eval_episodes: int = DEFAULT_EVAL_EPISODES) -> Job:
+    """The job of an experiment: ``algo.init`` from each member's key, then chunks of ``algo.step``.
 
-    The per-update metrics are not returned (XLA drops them): they reach the host through the
-    progress reports, so device memory does not grow with the run.
+    A chunk's per-update metrics are not returned (XLA drops them): they reach the host through
+    the progress reports, so device memory does not grow with the run. With ``eval_every``, every
+    ``eval_every``-th update also plays ``eval_episodes`` deterministic episodes inside the chunk
+    (:func:`purejaxlib.evaluation.periodic`) and reports ``eval_return`` / ``eval_length``.
     """
 
-    def one(config: Any, state: Any, start: jax.Array) -> Any:
-        state, _ = training.scan_updates(algo.step, config, state, start, length)
-        return state
+    def begin(config: Any, key: jax.Array) -> tuple[Any, None]:
+        return algo.init(config, key), None
 
-    return vmapped(with_member(one), devices, in_axes=(0, 0, 0, None), donate_argnums=(2,))
+    def chunk(length: int):
+        def run(config: Any, key: jax.Array, state: Any, start: jax.Array) -> tuple[Any, None]:
+            extra = evaluation.periodic(key, eval_every, eval_episodes) if eval_every else None
+            state, _ = training.scan_updates(algo.step, config, state, start, length, extra)
+            return state, None
+
+        run.__name__ = run.__qualname__ = "chunk"  # compile logs and profiles say "chunk"
+        return run
+
+    begin.__name__ = begin.__qualname__ = "init"
+    return Job(("experiment", algo.init, algo.step, eval_every, eval_episodes if eval_every else 0), begin, chunk)
 
 
 def load_state(run_dir: str | Path, like: Any, program: int = 0) -> tuple[int, Any, dict[str, Any]]:

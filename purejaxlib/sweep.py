@@ -9,17 +9,20 @@ program, run one after another. The flat batch of agents (traced grid x seeds) i
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import functools
 import itertools
 import time
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, Hashable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.api_util import shaped_abstractify
 from jax.sharding import Mesh, PartitionSpec
 
-from purejaxlib import progress
+from purejaxlib import distributed, progress
 from purejaxlib.config import ConfigError, close_matches, is_static_field
 
 
@@ -129,8 +132,26 @@ def _batched_config(config: Any, traced_grid: dict[str, Sequence[Any]], num_seed
     return config.replace(**columns), len(points)
 
 
-def _pad_batch(tree: Any, size: int) -> Any:
-    """Pads the leading axis to ``size`` by repeating the last member (dropped after the run)."""
+def select_devices(devices: Sequence[Any] | None = None) -> list[Any]:
+    """The devices a run splits its agents over: ``devices``, or all of ``jax.devices()``.
+
+    The one place the engine picks devices (a multi-process run swaps in the global ones here).
+    """
+    if devices is None:
+        return list(jax.devices())
+    devices = list(devices)
+    if not devices:
+        raise ConfigError("devices is an empty list; pass None for all of jax.devices()")
+    return devices
+
+
+def padded_size(batch: int, devices: Sequence[Any]) -> int:
+    """The batch rounded up to a multiple of the device count."""
+    return -(-batch // len(devices)) * len(devices)
+
+
+def pad_batch(tree: Any, size: int) -> Any:
+    """Pads every leaf's leading axis to ``size`` by repeating the last member (dropped after the run)."""
 
     def pad(x):
         extra = size - x.shape[0]
@@ -142,6 +163,14 @@ def _pad_batch(tree: Any, size: int) -> Any:
 def member_ids(batch: int, padded: int) -> np.ndarray:
     """``[padded]`` int32 member indices, -1 for padding (its reports are ignored)."""
     return np.where(np.arange(padded) < batch, np.arange(padded), -1).astype(np.int32)
+
+
+def gather(tree: Any, members: int) -> Any:
+    """The first ``members`` rows of a program's outputs ``[padded, ...]``, readable on this host.
+
+    The one place the engine reads results back (a multi-process run gathers across processes here).
+    """
+    return jax.tree.map(lambda x: x[:members], distributed.fetch(tree))
 
 
 def with_member(fn: Callable) -> Callable:
@@ -173,32 +202,46 @@ def vmapped(fn: Callable, devices: Sequence[Any], in_axes: Sequence[int | None] 
     return jax.jit(fn, donate_argnums=donate_argnums)
 
 
-def padded_size(batch: int, devices: Sequence[Any]) -> int:
-    """The batch rounded up to a multiple of the device count."""
-    return -(-batch // len(devices)) * len(devices)
+# ---------------------------------------------------------------------------------------------
+# compile cache: one executable per (function, static config, shapes and dtypes, devices)
+
+# Executables kept, least recently used dropped first (a program holds its code, not its buffers).
+COMPILE_CACHE_SIZE = 64
+_EXECUTABLES: collections.OrderedDict[Hashable, Any] = collections.OrderedDict()
 
 
-def run_batch(
-    train: Callable, config_batch: Any, keys: jax.Array, devices: Sequence[Any] | None = None
-) -> tuple[Any, float, float]:
-    """Runs ``vmap(train)`` over a leading batch axis, sharded over ``devices``.
+def signature(args: Any) -> tuple[Any, tuple[Any, ...]]:
+    """``(treedef, avals)`` of ``args``: the treedef holds static config fields, the avals each
+    leaf's shape, dtype and weak type; equal signatures compile to the same program."""
+    leaves, treedef = jax.tree.flatten(args)
+    return treedef, tuple(shaped_abstractify(x) for x in leaves)
 
-    Returns ``(outputs with the original batch size, compile seconds, run seconds)``.
+
+def compiled(identity: Hashable, fn: Callable, args: tuple[Any, ...], devices: Sequence[Any],
+             in_axes: Sequence[int | None] | None = None, donate_argnums: tuple[int, ...] = ()) -> tuple[Any, float]:
+    """The executable of ``vmapped(with_member(fn), devices, in_axes, donate_argnums)`` for ``args``
+    (``(member ids, *fn's arguments)``), compiled once per ``identity`` x :func:`signature` x
+    devices; returns ``(executable, compile seconds)``.
+
+    ``identity`` names ``fn`` and everything it closes over (e.g. ``("train", ppo.train)``): a
+    later call with an equal identity, static config, shapes and devices reuses the executable
+    (0 seconds) whatever its traced values, and ``fn`` is only wrapped and traced on a miss.
     """
-    devices = list(devices) if devices is not None else jax.devices()
-    batch = keys.shape[0]
-    padded = padded_size(batch, devices)
-    args = (member_ids(batch, padded), *_pad_batch((config_batch, keys), padded))
-    fn = vmapped(with_member(train), devices)
+    key = (identity, tuple(in_axes) if in_axes is not None else None, donate_argnums, tuple(devices), signature(args))
+    if key in _EXECUTABLES:
+        _EXECUTABLES.move_to_end(key)
+        return _EXECUTABLES[key], 0.0
     t0 = time.perf_counter()
-    compiled = fn.lower(*args).compile()
-    compile_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    out = jax.block_until_ready(compiled(*args))
-    run_s = time.perf_counter() - t0
-    if padded != batch:
-        out = jax.tree.map(lambda x: x[:batch], out)
-    return out, compile_s, run_s
+    executable = vmapped(with_member(fn), devices, in_axes, donate_argnums).lower(*args).compile()
+    _EXECUTABLES[key] = executable
+    while len(_EXECUTABLES) > COMPILE_CACHE_SIZE:
+        _EXECUTABLES.popitem(last=False)
+    return executable, time.perf_counter() - t0
+
+
+def clear_compile_cache() -> None:
+    """Forgets every cached executable (the next run of each program compiles again)."""
+    _EXECUTABLES.clear()
 
 
 class Program(NamedTuple):
@@ -226,9 +269,26 @@ class Plan(NamedTuple):
         shape = tuple(len(v) for v in self.traced_grid.values()) + (len(self.seeds),)
         return jax.tree.map(lambda x: x.reshape(shape + x.shape[1:]), tree)
 
+    def program_keys(self, program: Program) -> jax.Array:
+        """``[G * S]`` PRNG keys of a program's members, in batch order (member ``g * S + s`` has seed ``s``'s)."""
+        return jnp.tile(self.keys, program.num_points)
+
+    def entry(self, program: Program, state: Any, metrics: dict[str, Any], timing: Timing, **extra: Any) -> dict[str, Any]:
+        """A program's entry of :attr:`SweepResult.programs`: ``state`` and ``metrics`` (leading
+        member axis ``[G * S]``) on grid axes ``[traced grid..., S]``."""
+        return {
+            "static": program.static,
+            "config": self.unflatten(program.config_batch),
+            "state": self.unflatten(state),
+            "metrics": {k: self.unflatten(np.asarray(v)) for k, v in metrics.items()},
+            "compile_seconds": timing.compile_seconds,
+            "run_seconds": timing.run_seconds,
+            **extra,
+        }
+
     def result(self, programs: list[dict[str, Any]], record: dict[str, Any] | None = None) -> SweepResult:
         """Each program's ``metrics`` (``[traced grid..., S, ...]``) placed on the whole grid."""
-        metrics = _assemble(programs, self.grid, self.static_names, self.traced_names, len(self.seeds))
+        metrics = assemble(programs, self.grid, self.static_names, self.traced_names, len(self.seeds))
         values = {**{n: list(v) for n, v in self.grid.items()}, "seed": list(self.seeds)}
         return SweepResult(metrics, tuple(self.grid) + ("seed",), values, programs, record)
 
@@ -266,6 +326,147 @@ def make_plan(config: Any, seeds: int | Sequence[int], grid: dict[str, Sequence[
     return Plan(grid, seed_list, keys, static_names, traced_names, traced_grid, points)
 
 
+# ---------------------------------------------------------------------------------------------
+# the executor: sweeps and experiments
+
+
+@dataclasses.dataclass
+class Timing:
+    """Seconds spent compiling and running (programs add to it as they go, so an interrupted run
+    still accounts for what it did)."""
+
+    compile_seconds: float = 0.0
+    run_seconds: float = 0.0
+
+
+class Job(NamedTuple):
+    """What the executor runs for every member of a program.
+
+    ``begin(config, key) -> (state, metrics or None)`` starts each member (``train`` runs the
+    whole training there; an experiment's ``init`` only builds the state); then, when ``chunk`` is
+    given, ``chunk(length)`` is ``(config, key, state, start) -> (state, metrics or None)`` for
+    updates ``start .. start + length - 1``. ``name`` identifies both functions in the compile
+    cache, so it names everything they close over.
+    """
+
+    name: Hashable
+    begin: Callable[[Any, jax.Array], tuple[Any, Any]]
+    chunk: Callable[[int], Callable[[Any, jax.Array, Any, jax.Array], tuple[Any, Any]]] | None = None
+
+
+class Run(NamedTuple):
+    """What :func:`execute` returns: members' final ``state`` and the ``metrics`` the program
+    returned (each ``[members, ...]``, metrics concatenated over chunks along axis 1), and the
+    seconds it took."""
+
+    state: Any
+    metrics: dict[str, Any] | None
+    timing: Timing
+
+
+def execute(
+    job: Job,
+    config_batch: Any,
+    keys: jax.Array,
+    *,
+    devices: Sequence[Any],
+    total: int = 0,
+    chunk: int = 0,
+    state: Any = None,
+    done: int = 0,
+    sinks: Sequence[Any] = (),
+    after_chunk: Callable[[int, Callable[[], Any]], None] | None = None,
+    timing: Timing | None = None,
+) -> Run:
+    """Runs ``job`` for every member of ``config_batch`` (leading axis ``[members]``) and ``keys``.
+
+    ``state`` (``[members, ...]``, e.g. restored from a checkpoint at update ``done``) replaces
+    ``begin``. With ``job.chunk``, updates ``done .. total - 1`` run in chunks of ``chunk``
+    updates (0: one chunk); after each, reports so far reach ``sinks`` and ``after_chunk(done,
+    state)`` is called with a function returning the members' state. Members are padded to a
+    multiple of the device count and split over ``devices``; every program comes from the
+    compile cache (:func:`compiled`).
+    """
+    timing = timing if timing is not None else Timing()
+    members = keys.shape[0]
+    padded = padded_size(members, devices)
+    # across processes: global arrays, each process placing its own devices' rows
+    padded_args = (member_ids(members, padded), *pad_batch((config_batch, keys), padded))
+    ids, config_batch, keys = distributed.place(padded_args, devices)
+    collected: list[dict[str, Any]] = []
+
+    def call(identity: Hashable, fn: Callable, args: tuple, in_axes=None, donate=()) -> Any:
+        executable, seconds = compiled(identity, fn, args, devices, in_axes, donate)
+        timing.compile_seconds += seconds
+        t0 = time.perf_counter()
+        out = jax.block_until_ready(executable(*args))
+        jax.effects_barrier()  # every report of the program has reached the host
+        timing.run_seconds += time.perf_counter() - t0
+        return out
+
+    with progress.track(members, sinks) as monitor:
+        if state is None:
+            state, metrics = call((job.name, "begin"), job.begin, (ids, config_batch, keys))
+            if metrics is not None:
+                collected.append(metrics)
+        else:
+            state = distributed.place(pad_batch(state, padded), devices)
+        while job.chunk is not None and done < total:
+            length = min(chunk or total, total - done)
+            args = (ids, config_batch, keys, state, jnp.int32(done))
+            state, metrics = call((job.name, "chunk", length), job.chunk(length), args, (0, 0, 0, 0, None), (3,))
+            if metrics is not None:
+                collected.append(metrics)
+            done += length
+            monitor.flush()
+            if after_chunk is not None:
+                after_chunk(done, functools.partial(gather, state, members))
+    metrics = None
+    if collected:
+        metrics = gather(jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=1), *collected), members)
+    return Run(gather(state, members), metrics, timing)
+
+
+def train_job(train: Callable) -> Job:
+    """The job of a sweep: ``train(config, key)`` runs each member's whole training in ``begin``."""
+
+    def begin(config: Any, key: jax.Array) -> tuple[Any, Any]:
+        result = train(config, key)
+        return result[0], result[1]  # (state, metrics) of a TrainResult
+
+    # jit names the program after the function: compile logs and profiles say "train"
+    begin.__name__ = getattr(train, "__name__", "train")
+    begin.__qualname__ = getattr(train, "__qualname__", begin.__name__)
+    return Job(("train", train), begin)
+
+
+class Output(NamedTuple):
+    """``train``'s outputs for a batch of members: ``state`` and ``metrics``, each ``[members, ...]``."""
+
+    state: Any
+    metrics: dict[str, Any]
+
+
+def run_batch(
+    train: Callable, config_batch: Any, keys: jax.Array, devices: Sequence[Any] | None = None
+) -> tuple[Output, float, float]:
+    """``train`` for every member of ``config_batch`` and ``keys`` (leading axis ``[members]``),
+    through :func:`execute`: ``(outputs, compile seconds, run seconds)``; compile seconds are 0
+    when the compile cache already holds the program."""
+    run = execute(train_job(train), config_batch, keys,
+                  devices=select_devices(devices))
+    return Output(run.state, run.metrics), run.timing.compile_seconds, run.timing.run_seconds
+
+
+def with_x_axis(metrics: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per-update metrics ``[members, updates]`` with their x axis explicit: ``iteration`` (the
+    updates done after each entry, 1..n) is added where the algorithm does not report it."""
+    if "iteration" in metrics or not metrics:
+        return metrics
+    shape = next(iter(metrics.values())).shape[:2]
+    return {**metrics, "iteration": np.broadcast_to(np.arange(1, shape[1] + 1, dtype=np.int32), shape)}
+
+
 def sweep(
     train: Callable,
     config: Any,
@@ -289,31 +490,24 @@ def sweep(
         ``"env_params.gravity"``) sweeps an env param.
     """
     plan = make_plan(config, seeds, grid)
-    num_seeds = len(plan.seeds)
+    devices = select_devices(devices)
+    show = (progress.enabled_by_default() if progress_bar is None else progress_bar) and distributed.is_main()
+    job = train_job(train)
     programs = []
     for program in plan.points:
-        batch_keys = jnp.tile(plan.keys, program.num_points)
-        members = program.num_points * num_seeds
+        members = program.num_points * len(plan.seeds)
         base = program.base
-        show = progress.enabled_by_default() if progress_bar is None else progress_bar
         sinks = [progress.ProgressBar(base.num_updates, base.steps_per_update, members)] if show else []
-        with progress.track(members, sinks):
-            out, compile_s, run_s = run_batch(train, program.config_batch, batch_keys, devices)
-        programs.append(
-            {
-                "static": program.static,
-                "config": plan.unflatten(program.config_batch),
-                "state": plan.unflatten(out.state),
-                "metrics": {k: plan.unflatten(np.asarray(v)) for k, v in out.metrics.items()},
-                "compile_seconds": compile_s,
-                "run_seconds": run_s,
-            }
-        )
+        run = execute(job, program.config_batch, plan.program_keys(program), devices=devices, sinks=sinks)
+        metrics = with_x_axis({k: np.asarray(v) for k, v in run.metrics.items()})
+        programs.append(plan.entry(program, run.state, metrics, run.timing))
     return plan.result(programs)
 
 
-def _assemble(programs, grid, static_names, traced_names, num_seeds) -> dict[str, np.ndarray]:
-    """Places each program's metrics at its grid points, axes in the user's grid order."""
+def assemble(programs: list[dict[str, Any]], grid: dict[str, list[Any]], static_names: Sequence[str],
+             traced_names: Sequence[str], num_seeds: int) -> dict[str, np.ndarray]:
+    """Places each program's ``metrics`` (``[traced grid..., S, ...]``) at its grid points:
+    ``[grid..., S, ...]`` in the user's grid order, shorter runs NaN-padded at the end."""
     names = list(grid)
     sizes = tuple(len(grid[n]) for n in names)
     out = {}

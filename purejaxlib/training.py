@@ -17,16 +17,22 @@ import jax.numpy as jnp
 from purejaxlib import progress
 
 Step = Callable[[Any, Any, jax.Array], tuple[Any, dict[str, jax.Array]]]
+Extra = Callable[[Any, Any, jax.Array], dict[str, jax.Array]]  # (config, state, index) -> scalar metrics
 
 
-def scan_updates(step: Step, config: Any, state: Any, start: jax.Array | int, length: int) -> tuple[Any, dict[str, jax.Array]]:
+def scan_updates(step: Step, config: Any, state: Any, start: jax.Array | int, length: int,
+                 extra: Extra | None = None) -> tuple[Any, dict[str, jax.Array]]:
     """Updates ``start .. start + length - 1``; returns the state and metrics ``[length]``.
 
-    Reports to the host every ``config.log_interval`` updates (see :mod:`purejaxlib.progress`).
+    ``extra(config, state, index)`` (e.g. a periodic evaluation) adds metrics after each update
+    from its new state. Reports to the host every ``config.log_interval`` updates (see
+    :mod:`purejaxlib.progress`).
     """
 
     def body(state, index):
         state, metrics = step(config, state, index)
+        if extra is not None:
+            metrics = {**metrics, **extra(config, state, index)}
         progress.report(index, config, metrics)
         return state, metrics
 
