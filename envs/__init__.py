@@ -19,7 +19,6 @@ import jax
 import numpy as np
 from gymnax.environments import spaces
 
-from purejaxlib.config import close_matches
 from purejaxlib.envs.wrappers import (
     ClipAction,
     EpisodeStatistics,
@@ -30,6 +29,8 @@ from purejaxlib.envs.wrappers import (
     VecEnv,
     Wrapper,
 )
+from purejaxlib.names import close_matches
+from purejaxlib.parsing import parse_value
 
 __all__ = [
     "make",
@@ -152,19 +153,7 @@ def list(spaces: bool = False) -> builtins.list[str] | dict[str, EnvSpec]:
 
 def _convert(value: str, default: Any, what: str) -> Any:
     """An option value from a name string, as the type of the option's default."""
-    try:
-        if isinstance(default, bool):
-            lowered = value.strip().lower()
-            if lowered not in ("true", "false", "1", "0"):
-                raise ValueError
-            return lowered in ("true", "1")
-        if isinstance(default, int):
-            return int(value)
-        if isinstance(default, float):
-            return float(value)
-    except ValueError:
-        raise ValueError(f"{what}: cannot read {value!r} as {type(default).__name__}") from None
-    return value.strip()
+    return parse_value(value, type(default), what)
 
 
 def _option_value(value: Any, default: Any, what: str) -> Any:

@@ -12,12 +12,16 @@ tracers), so validation here only looks at static fields and at concrete traced 
 from __future__ import annotations
 
 import dataclasses
-import difflib
-from typing import Any, Iterable
+from typing import Any, ClassVar, Iterable
 
 import jax
 import numpy as np
 from flax import struct
+
+from purejaxlib import envs
+from purejaxlib.names import close_matches, register_features
+
+__all__ = ["ConfigBase", "ConfigError", "EnvConfig", "UnknownFieldError", "close_matches", "is_static_field", "static", "traced"]
 
 
 class ConfigError(ValueError):
@@ -40,67 +44,31 @@ def is_static_field(field: dataclasses.Field) -> bool:
 
 
 def _is_concrete_number(value: Any) -> bool:
-    """Python/numpy numbers and concrete jax arrays; not tracers or pytree placeholders."""
-    if isinstance(value, jax.core.Tracer):
+    """Python/numpy numbers and concrete jax arrays; not tracers, pytree placeholders or arrays
+    spread over several processes (checked on the host before they were placed)."""
+    if isinstance(value, jax.core.Tracer) or (isinstance(value, jax.Array) and not value.is_fully_addressable):
         return False
     return isinstance(value, (bool, int, float, np.number, np.ndarray, jax.Array))
-
-
-# Names other libraries use for our fields, so a grid or flag written their way gets a pointer.
-ALIASES = {
-    "learning_rate": "lr",
-    "entropy_coef": "ent_coef",
-    "ent_coeff": "ent_coef",
-    "value_coef": "vf_coef",
-    "n_envs": "num_envs",
-    "n_steps": "num_steps",
-    "n_epochs": "update_epochs",
-    "num_epochs": "update_epochs",
-    "batch_size": "num_minibatches",
-    "clip_range": "clip_eps",
-    "lambda": "gae_lambda",
-    "seed": "seeds",
-}
-
-
-# Fields only some algorithms have: asking another algorithm for them says where they live.
-FEATURES = {
-    "recurrent": "recurrent (GRU/LSTM) policies",
-    "cell_size": "recurrent (GRU/LSTM) policies",
-    "advantage": "critic-free advantages (REINFORCE, RLOO, group-relative)",
-    "group_size": "critic-free advantages (REINFORCE, RLOO, group-relative)",
-    "objective": "pluggable policy objectives (PPO, A2C, MDPO, DPO, drift)",
-}
-FEATURE_HOME = "purejaxlib.algos.ppo (with any of its objectives: ppo, a2c, mdpo, dpo, drift)"
 
 
 class UnknownFieldError(ConfigError, TypeError):
     """A config was given a field it does not have."""
 
 
-def close_matches(name: str, options: Iterable[str]) -> str:
-    """A short 'did you mean' phrase for error messages."""
-    options = list(options)
-    if name in FEATURES and name not in options:
-        return f"{FEATURES[name]} are implemented by {FEATURE_HOME} only"
-    alias = ALIASES.get(name)
-    if alias is not None and (alias in options or alias == "seeds"):
-        return f"did you mean {alias!r}?"
-    near = difflib.get_close_matches(name, options, n=3, cutoff=0.5)
-    if near:
-        return f"did you mean {', '.join(repr(n) for n in near)}?"
-    return f"valid names are: {', '.join(options)}"
-
-
 class ConfigBase(struct.PyTreeNode):
     """Base class: canonicalizes traced fields and runs ``validate`` on concrete values.
 
     Subclasses declare fields with :func:`static` and :func:`traced` and override
-    :meth:`validate`, raising :class:`ConfigError` through :meth:`fail`.
+    :meth:`validate`, raising :class:`ConfigError` through :meth:`fail`. A class that adds fields
+    other algorithms lack declares them in ``features = {field: description}``, so asking another
+    algorithm's Config for one of them names this class's module (:mod:`purejaxlib.names`).
     """
+
+    features: ClassVar[dict[str, str]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)  # flax makes cls a dataclass here
+        register_features(cls.__dict__.get("features", {}), cls.__module__)
         init = cls.__init__
 
         def __init__(self, *args: Any, **fields: Any) -> None:
@@ -194,14 +162,10 @@ class EnvConfig(ConfigBase):
     @property
     def spec(self) -> Any:
         """Static facts about the env (:class:`purejaxlib.envs.EnvSpec`)."""
-        from purejaxlib import envs
-
         return envs.spec(self.env)
 
     def check_env(self) -> None:
         """Validates ``env`` (name and options) and the names, dtypes and shapes of ``env_params``."""
-        from purejaxlib import envs
-
         try:
             envs.check_name(self.env)
         except (envs.UnknownEnvError, TypeError, ValueError) as err:

@@ -10,7 +10,7 @@ objective is ``r A - drift(r, A)`` with a drift that is >= 0 and zero, with zero
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -63,3 +63,45 @@ def mdpo_kl_coef(update: jax.Array, num_updates: int, step_size: jax.Array | flo
     """
     remaining = 1.0 - jnp.asarray(update, jnp.float32) / num_updates
     return 1.0 / (step_size * remaining)
+
+
+def surrogate(config: Any, log_prob: jax.Array, ratio: jax.Array, advantages: jax.Array) -> jax.Array:
+    """``config.objective``'s per-sample surrogate to maximize (MDPO's KL term apart, which the
+    learner adds): ``[B] -> [B]``; ``config`` carries the objective's coefficients."""
+    objective = config.objective
+    if objective == "drift":
+        return mirror(ratio, advantages, config.drift)
+    if objective == "ppo":
+        return ppo_clip(ratio, advantages, config.clip_eps)
+    if objective == "a2c":
+        return policy_gradient(log_prob, advantages)
+    if objective == "dpo":
+        return mirror(ratio, advantages, lambda r, a: dpo_drift(r, a, config.dpo_alpha, config.dpo_beta))
+    return ratio * advantages  # mdpo
+
+
+def check_config(config: Any) -> None:
+    """Validates ``objective`` and ``drift`` (a drift is probed on ``[3]`` inputs) and A2C's one
+    gradient step per rollout, raising through ``config.fail``."""
+    objective, drift = config.objective, config.drift
+    if objective not in OBJECTIVES:
+        config.fail("objective", f"must be one of {OBJECTIVES}, got {objective!r}")
+    if (objective == "drift") != (drift is not None):
+        config.fail("drift", "objective='drift' takes its function from drift=..., and drift is used only then; got "
+                    f"objective={objective!r} with drift={'a function' if drift is not None else None}")
+    if drift is not None:
+        if not callable(drift):
+            config.fail("drift", f"must be a function (ratio [B], advantages [B]) -> [B], got {drift!r}")
+        probe = jax.ShapeDtypeStruct((3,), jnp.float32)
+        try:
+            out = jax.eval_shape(drift, probe, probe)
+        except Exception as err:  # the user's function, any failure: say which call failed
+            config.fail("drift", f"a drift function is called as drift(ratio [B], advantages [B]); "
+                        f"calling {getattr(drift, '__name__', drift)!r} that way failed: {err}")
+        if getattr(out, "shape", None) != (3,):
+            config.fail("drift", f"a drift function must return one value per sample ([B]); for B=3 it returned "
+                        f"{getattr(out, 'shape', out)}")
+    if objective == "a2c" and (config.update_epochs != 1 or config.num_minibatches != 1):
+        config.fail("objective", "'a2c' takes one gradient step per rollout (its gradient is only the policy gradient "
+                    f"at the policy that collected the data), so it needs update_epochs=1 and num_minibatches=1, got "
+                    f"{config.update_epochs} and {config.num_minibatches}; use a2c_config() or objective='ppo'")

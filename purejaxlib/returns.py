@@ -2,8 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import chex
 import jax
 import jax.numpy as jnp
+
+
+def _check_rollout(fn: str, gamma: Any, lam: Any, **arrays: jax.Array) -> None:
+    """``arrays`` are time-major ``[T, ...]`` (rank >= 1), all of one shape; ``gamma`` and ``lam``
+    are scalars. Raises a ValueError naming the inputs and their shapes."""
+    try:
+        chex.assert_rank(list(arrays.values()), set(range(1, 9)))
+        chex.assert_equal_shape(list(arrays.values()))
+        chex.assert_rank([gamma, lam], 0)
+    except AssertionError as err:
+        shapes = ", ".join(f"{name} {tuple(jnp.shape(x))}" for name, x in {**arrays, "gamma": gamma, "lam": lam}.items())
+        raise ValueError(f"returns.{fn} takes time-major rollout arrays [T, ...] of one shape and scalar gamma and "
+                         f"lam; got {shapes}") from err
 
 
 def gae(
@@ -29,6 +45,8 @@ def gae(
     Returns:
       ``(advantages, value_targets)``, both ``[T, ...]``; targets are ``advantages + values``.
     """
+    _check_rollout("gae", gamma, lam, rewards=rewards, values=values, next_values=next_values,
+                   terminated=terminated, truncated=truncated)
     terminated = terminated.astype(values.dtype)
     episode_end = jnp.logical_or(terminated > 0, truncated).astype(values.dtype)
     deltas = rewards + gamma * (1.0 - terminated) * next_values - values
@@ -73,6 +91,8 @@ def q_lambda(
     Returns:
       ``[T, ...]`` lambda-returns ``G_t``.
     """
+    _check_rollout("q_lambda", gamma, lam, rewards=rewards, next_q_max=next_q_max, terminated=terminated,
+                   truncated=truncated)
     dtype = next_q_max.dtype
     continues = 1.0 - terminated.astype(dtype)
     episode_end = jnp.logical_or(terminated, truncated)

@@ -23,9 +23,16 @@ class Transition(NamedTuple):
     episode_length: jax.Array  # [N]
 
 
+class Memory(NamedTuple):
+    """What a policy with memory carries between env steps."""
+
+    carry: Any  # the policy's state before ``obs`` (e.g. a cell state [N, size])
+    first: jax.Array  # [N] bool: ``obs`` opens an episode (the policy resets its state there)
+
+
 PolicyFn = Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array, Any]]
-# (obs [N, obs_dim], first [N] bool, policy_state, key) -> (raw_action, env_action, extras, policy_state)
-RecurrentPolicyFn = Callable[[jax.Array, jax.Array, Any, jax.Array], tuple[jax.Array, jax.Array, Any, Any]]
+# (obs [N, obs_dim], first [N] bool or None, carry or None, key) -> (raw_action, env_action, extras, carry)
+RecurrentPolicyFn = Callable[[jax.Array, Any, Any, jax.Array], tuple[jax.Array, jax.Array, Any, Any]]
 
 
 def rollout(
@@ -42,11 +49,8 @@ def rollout(
     ``policy_fn(obs [N, obs_dim], key) -> (raw_action, env_action, extras)``.
     Returns the final env state, the final observation and a time-major trajectory ``[T, N, ...]``.
     """
-    first = jnp.zeros(obs.shape[:1], bool)
-    stateless = lambda obs, first, policy_state, key: policy_fn(obs, key) + (policy_state,)
-    env_state, obs, _, trajectory = recurrent_rollout(
-        env, env_params, stateless, env_state, obs, (None, first), key, num_steps
-    )
+    stateless = lambda obs, first, carry, key: policy_fn(obs, key) + (None,)
+    env_state, obs, _, trajectory = recurrent_rollout(env, env_params, stateless, env_state, obs, None, key, num_steps)
     return env_state, obs, trajectory
 
 
@@ -56,24 +60,25 @@ def recurrent_rollout(
     policy_fn: RecurrentPolicyFn,
     env_state: Any,
     obs: jax.Array,
-    memory: tuple[Any, jax.Array],
+    memory: Memory | None,
     key: jax.Array,
     num_steps: int,
-) -> tuple[Any, jax.Array, tuple[Any, jax.Array], Transition]:
-    """:func:`rollout` for a policy with memory.
+) -> tuple[Any, jax.Array, Memory | None, Transition]:
+    """:func:`rollout` for a policy that may have memory.
 
-    ``memory = (policy_state, first)``: the policy's state before ``obs`` and ``first [N]`` (``obs``
-    opens an episode). Each step calls ``policy_fn(obs, first, policy_state, key) -> (raw_action,
-    env_action, extras, policy_state)``; ``first`` of the next step is where this one ended an
-    episode, so the policy can reset its state there. Returns the final env state, observation and
-    memory, and the trajectory ``[T, N, ...]``; step ``t``'s ``first`` is
+    Each step calls ``policy_fn(obs, first, carry, key) -> (raw_action, env_action, extras, carry)``
+    with ``memory``'s fields; ``first`` of the next step is where this one ended an episode, so the
+    policy can reset its state there. With ``memory=None`` (a policy without state) ``first`` and
+    ``carry`` are None and the returned carry is ignored. Returns the final env state, observation
+    and memory, and the trajectory ``[T, N, ...]``; step ``t``'s ``first`` is
     ``concat([first_0], episode_done[:-1])``.
     """
 
-    def one_step(carry, _):
-        env_state, obs, policy_state, first, key = carry
+    def one_step(scan_carry, _):
+        env_state, obs, memory, key = scan_carry
         key, act_key, env_key = jax.random.split(key, 3)
-        raw_action, env_action, extras, policy_state = policy_fn(obs, first, policy_state, act_key)
+        carry, first = (None, None) if memory is None else memory
+        raw_action, env_action, extras, carry = policy_fn(obs, first, carry, act_key)
         next_obs, env_state, reward, terminated, truncated, info = env.step(
             env_key, env_state, env_action, env_params
         )
@@ -89,19 +94,21 @@ def recurrent_rollout(
             episode_return=info["episode_return"],
             episode_length=info["episode_length"],
         )
-        return (env_state, next_obs, policy_state, info["episode_done"], key), transition
+        memory = None if memory is None else Memory(carry, info["episode_done"])
+        return (env_state, next_obs, memory, key), transition
 
-    policy_state, first = memory
-    (env_state, obs, policy_state, first, _), trajectory = jax.lax.scan(
-        one_step, (env_state, obs, policy_state, first, key), None, num_steps
+    (env_state, obs, memory, _), trajectory = jax.lax.scan(
+        one_step, (env_state, obs, memory, key), None, num_steps
     )
-    return env_state, obs, (policy_state, first), trajectory
+    return env_state, obs, memory, trajectory
 
 
-def _masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
-    """Mean of ``values`` where ``mask`` is 1 (same shapes); NaN when the mask is empty."""
-    count = mask.sum()
-    return jnp.where(count > 0, (values * mask).sum() / jnp.maximum(count, 1.0), jnp.nan)
+def masked_mean(values: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+    """Mean of ``values`` where ``mask`` is 1 (same shapes; None: everywhere); 0 when the mask is
+    empty (never NaN, so it is safe inside a loss and its gradient)."""
+    if mask is None:
+        return values.mean()
+    return (values * mask).sum() / jnp.maximum(mask.sum(), 1.0)
 
 
 def episode_metrics(trajectory: Transition) -> dict[str, jax.Array]:
@@ -113,12 +120,13 @@ def episode_metrics(trajectory: Transition) -> dict[str, jax.Array]:
     done = trajectory.episode_done.astype(jnp.float32)
     count = done.sum()
     finished = (trajectory.episode_length[-1] > 0).astype(jnp.float32)  # any episode so far
-    ended_return = _masked_mean(trajectory.episode_return, done)
-    ended_length = _masked_mean(trajectory.episode_length, done)
-    last_return = _masked_mean(trajectory.episode_return[-1], finished)
-    last_length = _masked_mean(trajectory.episode_length[-1], finished)
+    ended_return = masked_mean(trajectory.episode_return, done)
+    ended_length = masked_mean(trajectory.episode_length, done)
+    last_return = masked_mean(trajectory.episode_return[-1], finished)
+    last_length = masked_mean(trajectory.episode_length[-1], finished)
+    any_finished = finished.sum() > 0
     return {
-        "episode_return": jnp.where(count > 0, ended_return, last_return),
-        "episode_length": jnp.where(count > 0, ended_length, last_length),
+        "episode_return": jnp.where(count > 0, ended_return, jnp.where(any_finished, last_return, jnp.nan)),
+        "episode_length": jnp.where(count > 0, ended_length, jnp.where(any_finished, last_length, jnp.nan)),
         "episodes": count,
     }

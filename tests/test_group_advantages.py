@@ -142,7 +142,7 @@ def test_critic_free_updates_learn_from_the_first_episode_only(critic_free_runs)
         assert np.all(np.asarray(metrics["value_loss"]) == 0.0)
         for name in ("loss", "pg_loss", "entropy", "ref_kl"):
             assert np.all(np.isfinite(np.asarray(metrics[name]))), (advantage, name)
-    baseline = np.asarray(critic_free_runs["reinforce"].state.baseline)
+    baseline = np.asarray(critic_free_runs["reinforce"].state.critic_free.baseline)
     assert baseline.shape == (64,) and baseline[0] > 5.0  # the running mean of returns from the reset
 
 
@@ -156,16 +156,16 @@ def test_ref_kl_penalty_adds_coef_times_the_kl_to_the_reference():
     obs = jax.random.normal(jax.random.PRNGKey(2), (16, 4))
     batch = ppo.Batch(obs, jnp.zeros(16, jnp.int32), jnp.full(16, -0.7), jnp.zeros(16), jnp.linspace(-1, 1, 16),
                       jnp.zeros(16), None, jnp.ones(16))
-    loss = lambda c: ppo.ppo_loss(c, new_state.params, batch, None, state.ref_params)
+    loss = lambda c: ppo.ppo_loss(c, new_state.params, batch, None, state.critic_free.ref_params)
     base, aux0 = loss(config.replace(ref_kl_coef=0.0))
     with_kl, aux = loss(config.replace(ref_kl_coef=3.0))
-    p = jax.nn.softmax(ppo._dist(config, new_state.params, obs)[0].logits)
-    q = jax.nn.softmax(ppo._dist(config, state.ref_params, obs)[0].logits)
+    p = jax.nn.softmax(ppo.apply(config, new_state.params, None, obs, None)[1].logits)
+    q = jax.nn.softmax(ppo.apply(config, state.critic_free.ref_params, None, obs, None)[1].logits)
     ref_kl = float(np.mean(np.sum(p * (np.log(p) - np.log(q)), axis=-1)))
     assert ref_kl > 0
     assert float(aux["ref_kl"]) == pytest.approx(ref_kl, rel=1e-4)
     assert float(with_kl - base) == pytest.approx(3.0 * ref_kl, rel=1e-4)
-    _, at_ref = ppo.ppo_loss(config, state.ref_params, batch, None, state.ref_params)
+    _, at_ref = ppo.ppo_loss(config, state.critic_free.ref_params, batch, None, state.critic_free.ref_params)
     assert float(at_ref["ref_kl"]) == pytest.approx(0.0, abs=1e-7)
 
 
@@ -176,7 +176,7 @@ def test_masked_steps_do_not_reach_the_gradient():
     mask = (jnp.arange(16) < 8).astype(jnp.float32)
     batch = ppo.Batch(obs, jnp.zeros(16, jnp.int32), jnp.full(16, -0.7), jnp.zeros(16), jnp.linspace(-1, 1, 16),
                       jnp.zeros(16), None, mask)
-    grad = lambda b: jax.grad(lambda p: ppo.ppo_loss(config, p, b, None, state.ref_params)[0])(state.params)
+    grad = lambda b: jax.grad(lambda p: ppo.ppo_loss(config, p, b, None, state.critic_free.ref_params)[0])(state.params)
     changed = batch._replace(obs=batch.obs.at[8:].set(99.0), advantage=batch.advantage.at[8:].set(-50.0))
     for a, b in zip(jax.tree.leaves(grad(batch)), jax.tree.leaves(grad(changed))):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
@@ -194,7 +194,7 @@ def test_sweep_over_the_kl_penalty_and_baseline_decay_is_one_program():
     assert np.all(np.isfinite(loss)) and not np.allclose(loss[0, 1:], loss[1, 1:])
     result = purejaxlib.sweep(ppo.train, _critic_free("reinforce", num_steps=32, total_timesteps=3 * 8 * 32), seeds=1,
                               baseline_decay=[0.5, 0.99])
-    baselines = np.asarray(result.programs[0]["state"].baseline)[:, 0]  # [2, num_steps]
+    baselines = np.asarray(result.programs[0]["state"].critic_free.baseline)[:, 0]  # [2, num_steps]
     assert len(result.programs) == 1 and not np.allclose(baselines[0], baselines[1])
 
 

@@ -59,3 +59,24 @@ def test_normalize_uses_mean_and_variance():
     normalized = normalize(update_stats(init_stats((3,)), _batches(3, sizes=(4000,))[0]), _batches(3, sizes=(4000,))[0])
     np.testing.assert_allclose(np.asarray(normalized).mean(0), 0.0, atol=1e-3)
     np.testing.assert_allclose(np.asarray(normalized).std(0), 1.0, rtol=1e-3)
+
+
+def test_policy_finds_the_observation_statistics_whatever_the_wrapper_order():
+    """onpolicy.obs_stats looks the statistics up by the wrapper's state type, not its position."""
+    from purejaxlib import envs as envs_lib
+    from purejaxlib.onpolicy import obs_stats
+
+    env, params = envs_lib.make("CartPole-v1")
+    vec = envs_lib.VecEnv(envs_lib.FlattenObservation(env), 4)
+    orders = {
+        "obs inside reward": envs_lib.NormalizeReward(envs_lib.NormalizeObservation(vec), 0.99),
+        "reward inside obs": envs_lib.NormalizeObservation(envs_lib.NormalizeReward(vec, 0.99)),
+        "obs only": envs_lib.NormalizeObservation(vec),
+    }
+    for name, wrapped in orders.items():
+        _, state = wrapped.reset(jax.random.PRNGKey(0), params)
+        stats = obs_stats(state)
+        assert isinstance(stats, RunningStats) and stats.mean.shape == (4,), name
+        assert float(stats.count) > 4.0, name  # the reset's observations are in it
+    _, plain = vec.reset(jax.random.PRNGKey(0), params)
+    assert obs_stats(plain) is None

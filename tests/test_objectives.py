@@ -201,3 +201,15 @@ def test_a2c_solves_cartpole():
     final = plotting.final_scores(returns)
     assert stats.iqm(final) >= 475, f"a2c: final-10% returns per seed {final}, IQM {stats.iqm(final):.1f}"
     assert np.nanmean(returns[:, :50]) < 100
+
+
+def test_masked_mean_of_an_empty_mask_is_zero_with_a_finite_gradient():
+    from purejaxlib.rollout import masked_mean
+
+    values = jnp.array([1.0, 2.0, 6.0])
+    assert float(masked_mean(values, jnp.array([1.0, 0.0, 1.0]))) == pytest.approx(3.5)
+    assert float(masked_mean(values)) == pytest.approx(3.0)
+    empty = jnp.zeros(3)
+    assert float(masked_mean(values, empty)) == 0.0
+    grad = jax.grad(lambda v: masked_mean(v, empty))(values)
+    np.testing.assert_array_equal(grad, 0.0)

@@ -113,7 +113,7 @@ def test_config_is_frozen_and_replace_validates(config):
 def test_init_shapes(config):
     state = ppo.init(config, jax.random.key(0))
     assert state.obs.shape == (config.num_envs, 4)
-    assert int(state.update_step) == 0
+    assert int(state.iteration) == 0
     assert all(leaf.shape[0] == config.num_envs for leaf in jax.tree.leaves(state.env_state))
     # params are a network whose actor maps obs to 2 logits
     network = ppo.make_network(config)
@@ -129,7 +129,7 @@ def test_step_then_step_matches_train(config, first_run):
     history = []
     for i in range(UPDATES):
         state, metrics = step(config, state)
-        assert int(state.update_step) == i + 1
+        assert int(state.iteration) == i + 1
         assert state.obs.shape == (config.num_envs, 4)
         assert all(np.shape(v) == () for v in metrics.values()), {k: np.shape(v) for k, v in metrics.items()}
         history.append(metrics)
@@ -149,7 +149,8 @@ def test_train_metrics_have_one_value_per_update(config, first_run):
     for name, values in result.metrics.items():
         assert values.shape == (UPDATES,), (name, values.shape)
     np.testing.assert_array_equal(result.metrics["env_steps"], [64, 128, 192])
-    assert int(result.state.update_step) == UPDATES
+    np.testing.assert_array_equal(result.metrics["iteration"], [1, 2, 3])  # the x axes, explicit
+    assert int(result.state.iteration) == UPDATES
     # Episodes of a near-random CartPole policy last ~20 steps: over 3 x 64 steps some end, and
     # where some ended the reported return is theirs (CartPole pays 1 per step, at most 500).
     episodes = result.metrics["episodes"]

@@ -21,7 +21,7 @@ from purejaxlib.returns import q_lambda
 from conftest import SMALL
 
 UPDATES = 4
-EXACT = ("episode_return", "episode_length", "episodes", "env_steps", "epsilon")
+EXACT = ("episode_return", "episode_length", "episodes", "env_steps", "iteration", "epsilon")
 
 
 def small_config(updates: int = UPDATES, **overrides) -> pqn.Config:
@@ -32,7 +32,7 @@ def small_config(updates: int = UPDATES, **overrides) -> pqn.Config:
     step, so 256-wide ReLU nets differ by ~5e-4 after one update where tanh nets differ by ~1e-7.
     """
     fields = {**SMALL, "hidden": (64, 64), "activation": "tanh", "eps_start": 1.0, "eps_end": 0.1,
-              "eps_decay": 0.5, **overrides}
+              "eps_fraction": 0.5, **overrides}
     total = updates * fields["num_envs"] * fields["num_steps"]
     return pqn.Config(env="CartPole-v1", total_timesteps=total, **fields)
 
@@ -157,7 +157,7 @@ def test_q_lambda_takes_traced_discounts_and_extra_batch_axes():
 
 def test_traced_and_static_fields():
     traced = {f.name for f in dataclasses.fields(pqn.Config) if not is_static_field(f)}
-    assert {"lr", "gamma", "q_lambda", "eps_start", "eps_end", "eps_decay", "max_grad_norm"} <= traced
+    assert {"lr", "gamma", "q_lambda", "eps_start", "eps_end", "eps_fraction", "max_grad_norm"} <= traced
     static = {f.name for f in dataclasses.fields(pqn.Config) if is_static_field(f)}
     assert {"env", "total_timesteps", "num_envs", "num_steps", "update_epochs", "num_minibatches",
             "hidden", "activation", "layer_norm", "anneal_lr", "log_interval"} <= static
@@ -166,7 +166,7 @@ def test_traced_and_static_fields():
 
 def test_init_builds_a_layer_norm_q_network(config):
     state = pqn.init(config, jax.random.key(0))
-    assert state.obs.shape == (config.num_envs, 4) and int(state.update_step) == 0
+    assert state.obs.shape == (config.num_envs, 4) and int(state.iteration) == 0
     assert "LayerNorm_0" in state.params["params"]["MLP_0"]
     q = pqn.make_network(config).apply(state.params, state.obs)
     assert q.shape == (config.num_envs, 2)
@@ -178,10 +178,11 @@ def test_train_metrics(config, first_run):
     for name, values in metrics.items():
         assert values.shape == (UPDATES,), (name, values.shape)
     np.testing.assert_array_equal(metrics["env_steps"], 64 * np.arange(1, UPDATES + 1))
-    # eps_decay=0.5 of 4 updates: 1.0 at progress 0, halfway (0.55) at 0.25, then flat at 0.1
+    np.testing.assert_array_equal(metrics["iteration"], np.arange(1, UPDATES + 1))
+    # eps_fraction=0.5 of 4 updates: 1.0 at progress 0, halfway (0.55) at 0.25, then flat at 0.1
     np.testing.assert_allclose(metrics["epsilon"], [1.0, 0.55, 0.1, 0.1], rtol=1e-6)
     assert np.all(np.isfinite(metrics["loss"])) and np.all(metrics["loss"] > 0)
-    assert int(first_run.state.update_step) == UPDATES
+    assert int(first_run.state.iteration) == UPDATES
 
 
 def test_step_then_step_matches_train(config, first_run):
@@ -282,7 +283,7 @@ def test_continuous_env_is_rejected():
         (dict(q_lambda=1.2), "q_lambda", "[0.0, 1.0]"),
         (dict(eps_start=1.5), "eps_start", "[0.0, 1.0]"),
         (dict(eps_end=-0.05), "eps_end", "[0.0, 1.0]"),
-        (dict(eps_decay=2.0), "eps_decay", "[0.0, 1.0]"),
+        (dict(eps_fraction=2.0), "eps_fraction", "[0.0, 1.0]"),
         (dict(lr=0.0), "lr", "> 0"),
         (dict(env="CartPol-v1"), "env", "CartPole-v1"),
     ],

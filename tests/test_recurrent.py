@@ -44,17 +44,26 @@ def test_learner_replays_the_rollout_across_episode_boundaries(cell):
     state = ppo.init(config, jax.random.PRNGKey(0))
     state, _ = jax.jit(lambda s: ppo.step(config, s))(state)  # start mid-episode, with a non-zero state
     env, env_params = ppo.make_env(config)
-    _, _, _, traj = jax.jit(lambda s: recurrent_rollout(env, env_params, ppo._policy_fn(config, s.params), s.env_state,
-                                                          s.obs, s.memory, jax.random.PRNGKey(1), 64))(state)
+    rollout = lambda s: recurrent_rollout(env, env_params, ppo.collect_fn(config, s.params), s.env_state, s.obs, s.memory,
+                                          jax.random.PRNGKey(1), 64)
+    _, _, _, traj = jax.jit(rollout)(state)
     assert traj.episode_done.sum() >= 4  # a random CartPole policy ends several episodes in 64 steps
-    firsts = jnp.concatenate([state.memory[1][None], traj.episode_done[:-1]])
-    env_major = lambda x: jnp.swapaxes(x, 0, 1)
-    batch = ppo.Batch(env_major(traj.obs), env_major(traj.action), env_major(traj.extras["log_prob"]),
-                      env_major(traj.extras["value"]), jnp.zeros((4, 64)), jnp.zeros((4, 64)), None, None,
-                      env_major(firsts), state.memory[0])
-    dist, value, flat = jax.jit(lambda b: ppo._evaluate(config, state.params, b))(batch)
-    np.testing.assert_allclose(dist.log_prob(flat.action), flat.log_prob, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(value, flat.value, rtol=1e-4, atol=1e-5)
+    batch = ppo.make_batch(config, traj, jnp.zeros((64, 4)), jnp.zeros((64, 4)), None, state.memory)
+    assert batch.obs.shape == (4, 64, 4) and batch.first.shape == (4, 64)  # whole env sequences
+    _, dist, value = jax.jit(lambda b: ppo.apply(config, state.params, b.carry, b.obs, b.first))(batch)
+    np.testing.assert_allclose(dist.log_prob(batch.action), batch.log_prob, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(value, batch.value, rtol=1e-4, atol=1e-5)
+    # Without the resets at the stored episode starts the learner would not see what the rollout saw.
+    _, _, leaked = ppo.apply(config, state.params, batch.carry, batch.obs, jnp.zeros_like(batch.first))
+    assert not np.allclose(leaked, batch.value, atol=1e-3)
+
+
+def test_feed_forward_policy_carries_no_memory():
+    config = ppo.Config(num_envs=2, num_steps=8, num_minibatches=2, total_timesteps=2 * 2 * 8)
+    state = ppo.init(config, jax.random.PRNGKey(0))
+    assert state.memory is None and state.critic_free is None
+    state, _ = jax.jit(lambda s: ppo.step(config, s))(state)
+    assert state.memory is None
 
 
 def test_recurrent_policy_evaluates_and_refuses_export(tmp_path):

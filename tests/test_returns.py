@@ -129,3 +129,17 @@ def test_gae_lambda_zero_is_one_step_td_error():
     adv, _ = gae(rewards, values, next_values, terminated, truncated, 0.9, 0.0)
     td = rewards + 0.9 * (1.0 - terminated) * next_values - values
     np.testing.assert_allclose(np.asarray(adv), td, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("fn", ["gae", "q_lambda"])
+def test_rollout_arrays_of_mismatched_shapes_are_refused_with_their_names(fn):
+    import purejaxlib.returns as returns
+
+    t, n = 5, 3
+    ok, short = jnp.zeros((t, n)), jnp.zeros((t - 1, n))
+    flags = jnp.zeros((t, n), bool)
+    args = (ok, ok, short, flags, flags) if fn == "gae" else (ok, short, flags, flags)
+    with pytest.raises(ValueError, match=rf"returns\.{fn} .*\[T, \.\.\.\].*\(4, 3\)"):
+        getattr(returns, fn)(*args, 0.99, 0.95)
+    with pytest.raises(ValueError, match="scalar gamma"):  # a per-env gamma is not a discount
+        getattr(returns, fn)(*((ok,) * (len(args) - 2)), flags, flags, jnp.full((n,), 0.99), 0.95)
