@@ -9,7 +9,7 @@ TEST_WORKERS ?= 2
 SUITE ?= quick
 BENCH_ARGS ?=
 
-.PHONY: demo test test-fast lint bench install clean
+.PHONY: demo test test-all test-fast lint bench install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,11 +22,17 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python experiments/ppo.py --env CartPole-v1 --seeds 8 --out runs/demo
 
+# make test (CI): everything but the tests marked slow; it keeps one learning test per family.
+# make test-all: every test, every learning variant and every brax env.
+# make test-fast: no learning tests at all (seconds to a few minutes).
 test: $(STAMP)
-	$(BIN)/python -m pytest tests -n $(TEST_WORKERS) --dist loadscope --durations=15
+	$(BIN)/python -m pytest tests -n $(TEST_WORKERS) --dist loadscope -m "not slow" --durations=20
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest tests -n $(TEST_WORKERS) --dist loadscope --durations=30
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest tests -n $(TEST_WORKERS) --dist loadscope -m "not slow"
+	$(BIN)/python -m pytest tests -n $(TEST_WORKERS) --dist loadscope -m "not slow and not learning"
 
 # mypy checks the package as installed, where envs/ and algos/ are purejaxlib.envs and purejaxlib.algos
 # (package-dir). It can't see through the editable install's import hook, so it reads TYPECHECK, a tree

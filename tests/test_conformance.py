@@ -28,7 +28,19 @@ UNBATCHED_COMPARED = (
 )
 
 
-@pytest.mark.parametrize("name", envs.list())
+# The brax envs checked by `make test`; every other brax env is checked by `make test-all` (slow):
+# they share one adapter, so two of them cover its code paths (tests/test_brax.py tests it).
+BRAX_FAST = ("brax/inverted_pendulum", "brax/hopper")
+
+
+def _env_params(names: list[str]) -> list:
+    return [
+        pytest.param(n, marks=pytest.mark.slow) if n.startswith("brax/") and n not in BRAX_FAST else n
+        for n in names
+    ]
+
+
+@pytest.mark.parametrize("name", _env_params(envs.list()))
 def test_every_registered_env_passes_the_conformance_check(name):
     options = dict(BRAX_CHECK) if name.startswith("brax/") else {}
     # check raises ConformanceError naming every rule the env breaks.
@@ -38,3 +50,4 @@ def test_every_registered_env_passes_the_conformance_check(name):
 
 def test_the_compared_envs_are_registered():
     assert set(UNBATCHED_COMPARED) <= set(envs.list())
+    assert set(BRAX_FAST) <= set(envs.list())

@@ -1,6 +1,15 @@
-"""Learning tests: PPO really learns (4 seeds each, one vmapped program per env, ~25 s each on CPU)."""
+"""Learning tests: PPO really learns (4 seeds each, one vmapped program per env).
+
+One trained CartPole PPO sweep (the default Config at 500k steps) is shared by the learning test and
+the export test, which plays seed 0's exported policy in a fresh process.
+"""
 
 from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
 
 import jax
 import jax.numpy as jnp
@@ -10,14 +19,24 @@ import pytest
 import purejaxlib
 from purejaxlib import envs
 from purejaxlib.algos import ppo
+from purejaxlib.export import save_policy
+from test_export import PLAY
 
 
-@pytest.mark.slow
-def test_ppo_solves_cartpole():
+CARTPOLE = ppo.Config(env="CartPole-v1", total_timesteps=500_000)
+
+
+@pytest.fixture(scope="module")
+def trained_cartpole() -> purejaxlib.SweepResult:
+    """The default CartPole-v1 config at 500k steps, 4 seeds in one program."""
+    return purejaxlib.sweep(ppo.train, CARTPOLE, seeds=4)
+
+
+@pytest.mark.learning
+def test_ppo_solves_cartpole(trained_cartpole):
     """Default Config, 500k steps: CartPole-v1's maximum return is 500 (episodes truncate at 500
-    steps); 475 is the usual "solved" bar. All four seeds reach 500 when measured."""
-    config = ppo.Config(env="CartPole-v1", total_timesteps=500_000)
-    result = purejaxlib.sweep(ppo.train, config, seeds=4)
+    steps); 475 is the usual "solved" bar."""
+    config, result = CARTPOLE, trained_cartpole
     returns = result.metrics["episode_return"]  # [seed, update]
     assert returns.shape == (4, config.num_updates)
     final = returns[:, -1]
@@ -51,8 +70,8 @@ def random_policy_return(num_episodes: int = 64) -> float:
     return float(np.mean(totals))
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("objective", ["ppo", "mdpo", "dpo"])
+@pytest.mark.learning
+@pytest.mark.parametrize("objective", ["ppo", pytest.param("mdpo", marks=pytest.mark.slow), pytest.param("dpo", marks=pytest.mark.slow)])
 def test_continuous_ppo_improves_on_pendulum(objective):
     """Pendulum-v1 returns lie in about [-1600, 0] per 200-step episode. Uniformly random torques
     score about -1200 (measured below), and so does the initial policy (the first update with a
@@ -88,3 +107,19 @@ def test_continuous_ppo_improves_on_pendulum(objective):
     # learned: swings up and balances in most episodes, on average over seeds
     assert final > -400, f"final return {final:.0f} (per seed {final_per_seed})"
     assert final - initial >= 600, f"improved by only {final - initial:.0f} from {initial:.0f}"
+
+
+@pytest.mark.learning
+def test_trained_cartpole_policy_solves_cartpole_in_a_fresh_process(trained_cartpole, tmp_path):
+    """Seed 0 of the shared sweep, exported, played by a process that imports only the exported
+    policy (not the training code) on gymnax's and gymnasium's CartPole."""
+    state = jax.tree.map(lambda x: x[0], trained_cartpole.programs[0]["state"])
+    path = save_policy(tmp_path / "cartpole", CARTPOLE, state)
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(PLAY), str(path)], capture_output=True, text=True,
+                          timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    returns = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"exported CartPole policy: gymnax returns {returns['gymnax']}, gymnasium {returns['gymnasium']}")
+    assert np.mean(returns["gymnax"]) >= 475, returns
+    # gymnasium's CartPole has gymnax's dynamics (gymnax ports it), so the policy solves it too
+    assert np.mean(returns["gymnasium"]) >= 475, returns

@@ -309,7 +309,7 @@ def test_bad_sweep_values_fail_before_tracing(config):
 # learning
 
 
-@pytest.mark.slow
+@pytest.mark.learning
 def test_pqn_solves_cartpole():
     """250k steps (122 updates of 32 envs x 64 steps), otherwise the default Config; CartPole-v1
     pays 1 per step up to 500. Measured over 36 seeds: 35 finish at 500 (one at 474) in training,

@@ -442,7 +442,7 @@ def _check_pendulum(metrics, label):
     assert final.mean() >= -250, f"mean {final.mean():.1f}, per seed {final}"
 
 
-@pytest.mark.slow
+@pytest.mark.learning
 def test_sac_learns_pendulum():
     _check_pendulum(train_seeds(sac, sac.Config(**PENDULUM)), "SAC")
 
