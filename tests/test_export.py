@@ -8,9 +8,6 @@ exported policy of a really trained CartPole PPO is played in a fresh process by
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import textwrap
 from typing import Any
 
 import jax
