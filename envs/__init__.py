@@ -153,7 +153,8 @@ def list(spaces: bool = False) -> builtins.list[str] | dict[str, EnvSpec]:
 
 def _convert(value: str, default: Any, what: str) -> Any:
     """An option value from a name string, as the type of the option's default."""
-    return parse_value(value, type(default), what)
+    kind = next((t for t in (bool, int, float) if isinstance(default, t)), str)
+    return parse_value(value, kind, what)
 
 
 def _option_value(value: Any, default: Any, what: str) -> Any:

@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> dict:
     for objective in args.objectives:
         result = purejaxlib.sweep(ppo.train, config_for(objective, args.env, args.total_timesteps), seeds=args.seeds)
         results[objective] = result
-        finals = plotting.final_scores(np.asarray(result.metrics["episode_return"], np.float64))
+        finals = stats.final_return(result.metrics["episode_return"])
         summary[objective] = {"final_return_iqm": stats.iqm(finals), "final_returns": finals.tolist(),
                               "compile_s": round(result.compile_seconds, 2), "run_s": round(result.run_seconds, 2)}
         print(f"{objective}: final-10% return IQM {summary[objective]['final_return_iqm']:.1f} over {args.seeds} seeds "

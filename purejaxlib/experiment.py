@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-import typing
 from pathlib import Path
 from typing import Annotated, Any, Callable, Generic, Sequence, TypeVar
 
@@ -18,35 +17,15 @@ import jax
 import numpy as np
 import tyro
 
+from purejaxlib import distributed, stats
 from purejaxlib import progress as progress_lib
-from purejaxlib import stats
 from purejaxlib.checkpoint import CheckpointError
 from purejaxlib.config import ConfigError, close_matches
 from purejaxlib.loggers import json_value
+from purejaxlib.parsing import parse_field, parse_value
 from purejaxlib.plotting import learning_curves, sweep_heatmap
 from purejaxlib.runner import run_experiment
 from purejaxlib.sweep import ENV_PARAM_PREFIX, SweepResult
-
-
-def _convert(config_cls: type, name: str, text: str) -> Any:
-    """Converts one grid value by the field's annotation (float, int, bool, str, tuple of ints)."""
-    hint = typing.get_type_hints(config_cls)[name]
-    origin = typing.get_origin(hint)
-    try:
-        if hint is bool:
-            lowered = text.strip().lower()
-            if lowered not in ("true", "false", "1", "0"):
-                raise ValueError(text)
-            return lowered in ("true", "1")
-        if hint is int:
-            return int(text)
-        if hint is float:
-            return float(text)
-        if origin is tuple:  # e.g. hidden=64x64
-            return tuple(int(part) for part in text.split("x"))
-        return text.strip()
-    except ValueError:
-        raise ConfigError(f"--grid {name}: cannot read {text!r} as {hint}") from None
 
 
 def parse_grid(config_cls: type, specs: Sequence[str]) -> dict[str, list[Any]]:
@@ -64,45 +43,44 @@ def parse_grid(config_cls: type, specs: Sequence[str]) -> dict[str, list[Any]]:
         if name.startswith(ENV_PARAM_PREFIX) and "env_params" in names:
             if name in grid:
                 raise ConfigError(f"--grid: {name} given twice")
-            try:
-                grid[name] = [float(v) for v in values.split(",")]
-            except ValueError:
-                raise ConfigError(f"--grid {name}: env param values must be numbers, got {values!r}") from None
+            grid[name] = _read(values, lambda text: parse_value(text, float, f"--grid {name} (an env param)"))
             continue
         if name not in names:
             raise ConfigError(f"--grid: {config_cls.__qualname__} has no field {name!r}; {close_matches(name, names)}")
         if name in grid:
             raise ConfigError(f"--grid: {name} given twice")
-        grid[name] = [_convert(config_cls, name, v) for v in values.split(",")]
+        grid[name] = _read(values, lambda text: parse_field(config_cls, name, text, f"--grid {name}"))
     return grid
 
 
-def _last_finite(values: np.ndarray) -> np.ndarray:
-    """The last finite entry along the last axis (NaN where none): a run's final report, also
-    for runs shorter than the longest (padded with NaN)."""
-    finite = np.isfinite(values)
-    last = np.where(finite.any(-1), values.shape[-1] - 1 - np.argmax(finite[..., ::-1], axis=-1), 0)
-    picked = np.take_along_axis(values, last[..., None], axis=-1)[..., 0]
-    return np.where(finite.any(-1), picked, np.nan)
+def _read(values: str, parse: Callable[[str], Any]) -> list[Any]:
+    """``"v1,v2"`` -> ``[parse("v1"), parse("v2")]``; a value that does not read is a ConfigError."""
+    try:
+        return [parse(v) for v in values.split(",")]
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 def summarize(result: SweepResult) -> dict[str, Any]:
-    """Final return per member (its last report), their mean and IQM, compile time and env steps/s."""
-    final = _last_finite(np.asarray(result.metrics["episode_return"], np.float64))
-    steps = _last_finite(np.asarray(result.metrics["env_steps"], np.float64))
-    agents = int(np.prod(final.shape))
-    finite = final[np.isfinite(final)]
-    return {
-        "axes": list(result.axes),
-        "grid": json_value(result.grid),
-        "final_return": json_value(final),
-        "final_return_mean": float(finite.mean()) if finite.size else None,
-        "final_return_iqm": stats.iqm(finite) if finite.size else None,
-        "agents": agents,
+    """Final return per member (:func:`purejaxlib.stats.final_return` of its curve), their mean and
+    IQM, the same of the periodic evaluations when there were any, compile time and env steps/s."""
+    summary: dict[str, Any] = {"axes": list(result.axes), "grid": json_value(result.grid)}
+    for metric, prefix in (("episode_return", "final_return"), ("eval_return", "final_eval_return")):
+        if metric not in result.metrics:
+            continue
+        final = stats.final_return(result.metrics[metric])
+        finite = final[np.isfinite(final)]
+        summary[prefix] = json_value(final)
+        summary[prefix + "_mean"] = float(finite.mean()) if finite.size else None
+        summary[prefix + "_iqm"] = stats.iqm(finite) if finite.size else None
+    steps = np.nanmax(np.asarray(result.metrics["env_steps"], np.float64), axis=-1)
+    summary.update({
+        "agents": int(np.prod(np.shape(steps))),
         "compile_seconds": result.compile_seconds,
         "run_seconds": result.run_seconds,
         "env_steps_per_second": _steps_run(result, steps) / max(result.run_seconds, 1e-9),
-    }
+    })
+    return summary
 
 
 def _steps_run(result: SweepResult, final_steps: np.ndarray) -> float:
@@ -114,20 +92,23 @@ def _steps_run(result: SweepResult, final_steps: np.ndarray) -> float:
 
 def print_summary(summary: dict[str, Any], stream=None) -> None:
     stream = stream or sys.stdout  # looked up per call, so redirection of stdout is honoured
-    final = np.asarray([np.nan if v is None else v for v in np.ravel(np.asarray(summary["final_return"], dtype=object))],
-                       np.float64).reshape(np.shape(summary["final_return"]))
     grid_names = [a for a in summary["axes"] if a != "seed"]
     seeds = summary["grid"]["seed"]
-    print("\nfinal episode return (last report):", file=stream)
-    for index in np.ndindex(*final.shape[:-1]):
-        label = ", ".join(f"{n}={summary['grid'][n][i]}" for n, i in zip(grid_names, index))
-        per_seed = "  ".join(f"seed {s}: {r:.1f}" for s, r in zip(seeds, final[index]))
-        prefix = f"  [{label}] " if label else "  "
-        print(f"{prefix}{per_seed}  | mean {np.nanmean(final[index]):.1f}", file=stream)
-    mean, iqm = summary["final_return_mean"], summary["final_return_iqm"]
+    for prefix, what in (("final_return", "final episode return"), ("final_eval_return", "final evaluation return")):
+        if prefix not in summary:
+            continue
+        final = np.asarray([np.nan if v is None else v for v in np.ravel(np.asarray(summary[prefix], dtype=object))],
+                           np.float64).reshape(np.shape(summary[prefix]))
+        print(f"\n{what} (mean of each run's last {stats.FINAL_FRACTION:.0%} of reports):", file=stream)
+        for index in np.ndindex(*final.shape[:-1]):
+            label = ", ".join(f"{n}={summary['grid'][n][i]}" for n, i in zip(grid_names, index))
+            per_seed = "  ".join(f"seed {s}: {r:.1f}" for s, r in zip(seeds, final[index]))
+            prefix_text = f"  [{label}] " if label else "  "
+            print(f"{prefix_text}{per_seed}  | mean {np.nanmean(final[index]):.1f}", file=stream)
+        mean, iqm = summary[prefix + "_mean"], summary[prefix + "_iqm"]
+        print(f"over all {summary['agents']} agents: mean {mean if mean is None else round(mean, 1)}, "
+              f"IQM {iqm if iqm is None else round(iqm, 1)}", file=stream)
     print(
-        f"over all {summary['agents']} agents: mean {mean if mean is None else round(mean, 1)}, "
-        f"IQM {iqm if iqm is None else round(iqm, 1)}\n"
         f"compile: {summary['compile_seconds']:.1f} s   run: {summary['run_seconds']:.1f} s   "
         f"env steps/s (all agents, excluding compile): {summary['env_steps_per_second']:,.0f}",
         file=stream,
@@ -168,19 +149,23 @@ def run(
     summary; writes the run directory ``out`` (if given) with summary.json, curves.npz and plots."""
     grid = parse_grid(type(config), grid_specs)
     members = seeds * int(np.prod([len(v) for v in grid.values()] or [1]))
-    print(
-        f"{name}: {config.env}, {members} agents x {config.num_updates * config.steps_per_update:,} env steps "
-        f"on {jax.device_count()} {jax.default_backend()} device(s); compiling...",
-        file=sys.stderr,
-        flush=True,
-    )
+    main = distributed.is_main()  # across processes, process 0 alone prints and writes
+    processes = f" of {jax.process_count()} processes" if distributed.is_multiprocess() else ""
+    if main:
+        print(
+            f"{name}: {config.env}, {members} agents x {config.num_updates * config.steps_per_update:,} env steps "
+            f"on {jax.device_count()} {jax.default_backend()} device(s){processes}; compiling...",
+            file=sys.stderr,
+            flush=True,
+        )
     result = run_experiment(
         algo, config, seeds=seeds, grid=grid, out=out, name=name, checkpoint_every=checkpoint_every, keep=keep,
         resume=resume, progress_bar=progress, tensorboard=tensorboard, wandb_project=wandb_project,
     )
     summary = summarize(result)
-    print_summary(summary)
-    if out:
+    if main:
+        print_summary(summary)
+    if out and main:
         written = write_outputs(result, Path(out), f"{name} on {config.env}", plot)
         print("wrote " + ", ".join(str(p) for p in [Path(out) / "record.json", Path(out) / "metrics.jsonl", *written]))
     return summary
@@ -216,6 +201,14 @@ class Args(Generic[ConfigT]):
     """Write TensorBoard event files to <out>/tensorboard."""
     wandb: str = ""
     """Log to this Weights & Biases project (needs wandb installed; off when empty)."""
+    coordinator: str = ""
+    """Run over several processes/hosts (jax.distributed): HOST:PORT of process 0, reachable by all."""
+    num_processes: int | None = None
+    """How many processes take part (with --coordinator and --process-id)."""
+    process_id: int | None = None
+    """This process's index, 0 .. num-processes - 1; process 0 alone writes --out."""
+    distributed: bool = False
+    """Join a multi-process run described by the cluster's environment (SLURM, Open MPI, Kubernetes)."""
 
 
 def cli(
@@ -234,6 +227,8 @@ def cli(
     """
     try:
         args = tyro.cli(args_type or Args[algo.Config], args=argv, description=description)
+        if args.distributed or args.coordinator or args.num_processes is not None or args.process_id is not None:
+            distributed.initialize(args.coordinator or None, args.num_processes, args.process_id)
         config, label = prepare(args) if prepare else (args.config, name)
         out = None if args.out == "none" else (args.out or f"runs/{label.lower()}")
         return run(

@@ -18,7 +18,7 @@ import numpy as np
 
 from purejaxlib import stats
 
-__all__ = ["learning_curves", "compare_learning_curves", "sweep_heatmap", "curve_band", "final_scores", "heatmap_values", "format_value"]
+__all__ = ["learning_curves", "compare_learning_curves", "sweep_heatmap", "curve_band", "heatmap_values", "format_value"]
 
 CONFIDENCE = 0.95
 _IMAGE_SUFFIXES = {".png", ".svg", ".pdf", ".jpg", ".jpeg"}
@@ -94,24 +94,6 @@ def curve_steps(steps: np.ndarray) -> np.ndarray:
     return np.where(finite.any(axis=0), x, np.nan)
 
 
-def final_scores(values: np.ndarray, final_fraction: float = 0.1) -> np.ndarray:
-    """``[..., points] -> [...]``: each run's mean over the last ``final_fraction`` of its finite points.
-
-    At least one point counts; NaN for a run with no finite point.
-    """
-    if not 0.0 < final_fraction <= 1.0:
-        raise ValueError(f"final_fraction must lie in (0, 1], got {final_fraction}")
-    x = np.asarray(values, np.float64)
-    finite = np.isfinite(x)
-    n = finite.sum(axis=-1, keepdims=True)
-    k = np.maximum(1, np.ceil(final_fraction * n))
-    from_end = np.cumsum(finite[..., ::-1], axis=-1)[..., ::-1]  # finite points at or after each one
-    keep = finite & (from_end <= k)
-    total = np.where(keep, x, 0.0).sum(axis=-1)
-    count = keep.sum(axis=-1)
-    return np.divide(total, count, out=np.full(total.shape, np.nan), where=count > 0)
-
-
 def _check_heatmap_axes(result: Any, x: str, y: str) -> None:
     names = grid_axes(result)
     available = ", ".join(names) if names else "none (only seeds)"
@@ -123,12 +105,12 @@ def _check_heatmap_axes(result: Any, x: str, y: str) -> None:
 
 
 def heatmap_values(
-    result: Any, x: str, y: str, metric: str = "episode_return", final_fraction: float = 0.1
+    result: Any, x: str, y: str, metric: str = "episode_return", final_fraction: float = stats.FINAL_FRACTION
 ) -> np.ndarray:
     """``[len(grid[x]), len(grid[y])]`` final IQMs: per cell, the IQM of the final scores of its
     runs, which are all seeds and all values of the remaining grid axes, pooled."""
     _check_heatmap_axes(result, x, y)
-    scores = final_scores(_metric(result, metric), final_fraction)  # [grid..., seeds]
+    scores = stats.final_return(_metric(result, metric), final_fraction)  # [grid..., seeds]
     axes = list(result.axes)
     cells = np.moveaxis(scores, [axes.index(x), axes.index(y)], [0, 1])
     cells = cells.reshape(cells.shape[0], cells.shape[1], -1)
@@ -242,7 +224,7 @@ def sweep_heatmap(
     x: str,
     y: str,
     metric: str = "episode_return",
-    final_fraction: float = 0.1,
+    final_fraction: float = stats.FINAL_FRACTION,
     title: str = "",
 ) -> list[Path]:
     """Grid axis ``x`` against grid axis ``y``, each cell the final IQM of ``metric`` (see

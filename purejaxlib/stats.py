@@ -5,6 +5,7 @@ task. Aggregates pool all tasks; bootstrap confidence intervals are *stratified*
 draws runs with replacement within every task independently, so tasks keep their weight.
 
 >>> from purejaxlib import stats
+>>> stats.final_return(curves)                          # [..., points] -> each run's final score
 >>> stats.iqm(returns)                                   # interquartile mean
 >>> stats.interval_estimates(returns, reps=2000, seed=0)  # {"iqm": (point, low, high), ...}
 >>> stats.probability_of_improvement(ours, theirs)       # P(ours > theirs), with a CI
@@ -18,6 +19,7 @@ from typing import Callable
 import numpy as np
 
 __all__ = [
+    "final_return",
     "iqm",
     "aggregates",
     "stratified_bootstrap_ci",
@@ -40,6 +42,35 @@ def _as_runs_by_tasks(scores: np.ndarray, name: str = "scores") -> np.ndarray:
     if not np.all(np.isfinite(x)):
         raise ValueError(f"{name} contains NaN or inf (a run that did not finish?); drop or fill it first")
     return x
+
+
+FINAL_FRACTION = 0.1
+
+
+def final_return(values: np.ndarray, final_fraction: float = FINAL_FRACTION) -> np.ndarray:
+    """A run's final score: ``[..., points] -> [...]``, the mean of its last ``final_fraction`` of
+    finite points (at least one point; NaN for a run with none).
+
+    The one meaning of "final return" in purejaxlib (CLI summary, plots, benchmarks, tests): a
+    curve's points are its updates (:func:`purejaxlib.sweep`) or reports
+    (:func:`purejaxlib.run_experiment`), in order along the last axis; NaN entries (padding of
+    shorter runs, updates where no episode ended) are skipped, so a shorter run's score is taken
+    from its own end. Averaging the last 10% rather than taking the last point steadies the score
+    of a noisy curve.
+    """
+    if not 0.0 < final_fraction <= 1.0:
+        raise ValueError(f"final_fraction must lie in (0, 1], got {final_fraction}")
+    x = np.asarray(values, np.float64)
+    if x.ndim == 0:
+        raise ValueError("values must have an axis of points (the last axis), got a scalar")
+    finite = np.isfinite(x)
+    n = finite.sum(axis=-1, keepdims=True)
+    k = np.maximum(1, np.ceil(final_fraction * n))
+    from_end = np.cumsum(finite[..., ::-1], axis=-1)[..., ::-1]  # finite points at or after each one
+    keep = finite & (from_end <= k)
+    total = np.where(keep, x, 0.0).sum(axis=-1)
+    count = keep.sum(axis=-1)
+    return np.divide(total, count, out=np.full(total.shape, np.nan), where=count > 0)
 
 
 def iqm(scores: np.ndarray) -> float:

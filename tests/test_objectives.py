@@ -180,11 +180,11 @@ def test_mdpo_and_dpo_solve_cartpole(objective):
     """PPO's default config with the objective swapped, 500k steps, 4 seeds in one program. Measured
     (2026-12-01): every seed's mean return over the last 10% of updates was 500 for both, on seeds
     0-3 and on seeds 4-7; 475 is CartPole-v1's usual "solved" bar."""
-    from purejaxlib import plotting
+    from purejaxlib import stats
 
     result = purejaxlib.sweep(ppo.train, ppo.Config(env="CartPole-v1", total_timesteps=500_000, objective=objective), seeds=4)
     returns = np.asarray(result.metrics["episode_return"], np.float64)
-    final = plotting.final_scores(returns)
+    final = stats.final_return(returns)
     assert np.all(final >= 475), f"{objective}: final-10% returns per seed {final}"
     assert np.nanmean(returns[:, :5]) < 100  # it started far from there
 
@@ -194,11 +194,11 @@ def test_a2c_solves_cartpole():
     """``ppo.a2c_config()`` (16 envs x 5 steps, one step per rollout), 500k steps, 4 seeds. A2C is
     noisier than PPO here: measured (2026-12-01) final-10% returns per seed 470.6-493.4 on seeds
     4-7 (IQM 485.9) and IQM 484.5 on seeds 0-3; so the bar is the 4 seeds' IQM at 475, not every seed."""
-    from purejaxlib import plotting, stats
+    from purejaxlib import stats
 
     result = purejaxlib.sweep(ppo.train, ppo.a2c_config(env="CartPole-v1", total_timesteps=500_000), seeds=4)
     returns = np.asarray(result.metrics["episode_return"], np.float64)
-    final = plotting.final_scores(returns)
+    final = stats.final_return(returns)
     assert stats.iqm(final) >= 475, f"a2c: final-10% returns per seed {final}, IQM {stats.iqm(final):.1f}"
     assert np.nanmean(returns[:, :50]) < 100
 

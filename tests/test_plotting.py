@@ -105,7 +105,7 @@ def test_curve_steps_skip_padded_seeds():
 # ----------------------------------------------------------------------------- final scores, heatmap values
 
 
-def test_final_scores_use_the_last_fraction_of_finite_points():
+def test_final_return_is_the_mean_of_the_last_fraction_of_finite_points():
     x = np.array(
         [
             [np.nan, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0],  # 10 finite: last 2 at 0.2
@@ -113,12 +113,13 @@ def test_final_scores_use_the_last_fraction_of_finite_points():
             [np.nan] * 11,
         ]
     )
-    scores = plotting.final_scores(x, final_fraction=0.2)
+    scores = stats.final_return(x, final_fraction=0.2)
     assert scores[0] == pytest.approx(9.5) and scores[1] == pytest.approx(100.0 / 2 + 4.0 / 2)
     assert np.isnan(scores[2])
-    assert plotting.final_scores(x[:1], final_fraction=1.0)[0] == pytest.approx(5.5)
+    assert stats.final_return(x[:1], final_fraction=1.0)[0] == pytest.approx(5.5)
+    assert stats.final_return(x[:2])[1] == 100.0  # 10% of 6 points rounds up to the last one
     with pytest.raises(ValueError, match="final_fraction"):
-        plotting.final_scores(x, final_fraction=0.0)
+        stats.final_return(x, final_fraction=0.0)
 
 
 def test_heatmap_values_are_final_iqms_pooled_over_other_axes():
