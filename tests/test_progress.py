@@ -22,6 +22,7 @@ import purejaxlib
 from purejaxlib import loggers, progress, runner
 from purejaxlib.algos import ppo
 from purejaxlib.checkpoint import to_host
+from purejaxlib.sweep import compiled
 from conftest import small_config
 
 UPDATES = 6
@@ -244,10 +245,15 @@ def test_run_metrics_memory_does_not_grow_with_the_run(logged_sweep):
     config = small_config(updates=UPDATES)
     ids = np.arange(2, dtype=np.int32)
     batch = jax.tree.map(lambda x: np.broadcast_to(x, (2,) + np.shape(x)), config)
-    state = jax.eval_shape(jax.vmap(ppo.init), batch, jax.random.split(jax.random.key(0), 2))
+    keys = jax.random.split(jax.random.key(0), 2)
+    state = jax.eval_shape(jax.vmap(ppo.init), batch, keys)
+    job = runner.experiment_job(ppo)
 
-    def device_bytes(length: int) -> int:
-        stats = runner._chunk_fn(ppo, length, jax.devices()).lower(ids, batch, state, jnp.int32(0)).compile().memory_analysis()
+    def device_bytes(length: int) -> int:  # the executor's chunk program, as run_experiment compiles it
+        args = (ids, batch, keys, state, jnp.int32(0))
+        executable, _ = compiled((job.name, "chunk", length), job.chunk(length), args, jax.devices()[:1],
+                                 (0, 0, 0, 0, None), (3,))
+        stats = executable.memory_analysis()
         return stats.temp_size_in_bytes + stats.output_size_in_bytes
 
     # A chunk of 10x more updates needs no more device memory: its metrics are not kept
