@@ -24,7 +24,7 @@ from purejaxlib.config import ConfigError, close_matches
 from purejaxlib.loggers import json_value
 from purejaxlib.parsing import parse_field, parse_value
 from purejaxlib.plotting import learning_curves, sweep_heatmap
-from purejaxlib.runner import run_experiment
+from purejaxlib.runner import DEFAULT_EVAL_EPISODES, run_experiment
 from purejaxlib.sweep import ENV_PARAM_PREFIX, SweepResult
 
 
@@ -144,6 +144,8 @@ def run(
     resume: bool = False,
     tensorboard: bool = False,
     wandb_project: str | None = None,
+    eval_every: int = 0,
+    eval_episodes: int = DEFAULT_EVAL_EPISODES,
 ) -> dict[str, Any]:
     """Trains ``algo`` over seeds and grid with :func:`purejaxlib.runner.run_experiment`; prints a
     summary; writes the run directory ``out`` (if given) with summary.json, curves.npz and plots."""
@@ -161,6 +163,7 @@ def run(
     result = run_experiment(
         algo, config, seeds=seeds, grid=grid, out=out, name=name, checkpoint_every=checkpoint_every, keep=keep,
         resume=resume, progress_bar=progress, tensorboard=tensorboard, wandb_project=wandb_project,
+        eval_every=eval_every, eval_episodes=eval_episodes,
     )
     summary = summarize(result)
     if main:
@@ -201,6 +204,11 @@ class Args(Generic[ConfigT]):
     """Write TensorBoard event files to <out>/tensorboard."""
     wandb: str = ""
     """Log to this Weights & Biases project (needs wandb installed; off when empty)."""
+    eval_every: int = 0
+    """Every this many updates, play --eval-episodes deterministic episodes of every agent inside
+    the compiled program and report their mean return (0: never; a multiple of --log-interval)."""
+    eval_episodes: int = DEFAULT_EVAL_EPISODES
+    """Episodes per periodic evaluation, played side by side."""
     coordinator: str = ""
     """Run over several processes/hosts (jax.distributed): HOST:PORT of process 0, reachable by all."""
     num_processes: int | None = None
@@ -234,7 +242,8 @@ def cli(
         return run(
             algo, config, seeds=args.seeds, grid_specs=args.grid, out=out, progress=args.progress, plot=args.plot,
             name=label, checkpoint_every=args.checkpoint_every, keep=args.keep, resume=args.resume,
-            tensorboard=args.tensorboard, wandb_project=args.wandb or None,
+            tensorboard=args.tensorboard, wandb_project=args.wandb or None, eval_every=args.eval_every,
+            eval_episodes=args.eval_episodes,
         )
     except (ConfigError, CheckpointError, ImportError) as err:
         sys.exit(f"error: {err}")

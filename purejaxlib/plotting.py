@@ -156,19 +156,23 @@ def learning_curves(
     title: str = "",
     reps: int = 1000,
     seed: int = 0,
+    evaluation: str | None = "eval_return",
 ) -> list[Path]:
     """One line per grid point: IQM over seeds against env steps, with a 95% stratified bootstrap
     band of that IQM per point (no band with one seed, or where fewer than two seeds have a value).
 
-    Writes ``<path stem>.png`` and ``.svg`` and returns both paths.
+    When the result has the metric ``evaluation`` (periodic evaluation, NaN between evaluations),
+    each grid point also gets a dashed line with markers of it, in the same colour, drawn beside
+    the training ``metric``. Writes ``<path stem>.png`` and ``.svg`` and returns both paths.
     """
     values = _metric(result, metric)
     steps = _metric(result, "env_steps")
+    evals = _metric(result, evaluation) if evaluation and evaluation in result.metrics else None
     names = grid_axes(result)
     lines = []
     for index in np.ndindex(*values.shape[: len(names)]):
         label = ", ".join(f"{n}={format_value(result.grid[n][i])}" for n, i in zip(names, index)) or "IQM"
-        lines.append((label, values[index], steps[index]))
+        lines.append((label, values[index], steps[index]) + ((evals[index],) if evals is not None else ()))
     return _draw_curves(lines, path, metric, title, values.shape[len(names)], reps, seed)
 
 
@@ -194,18 +198,26 @@ def compare_learning_curves(
     return _draw_curves(lines, path, metric, title, min(seeds), reps, seed)
 
 
-def _draw_curves(lines: list[tuple[str, np.ndarray, np.ndarray]], path: str | Path, metric: str, title: str,
+def _draw_curves(lines: list[tuple[np.ndarray, ...]], path: str | Path, metric: str, title: str,
                  num_seeds: int, reps: int, seed: int) -> list[Path]:
-    """Draws ``(label, values [seeds, points], env_steps [seeds, points])`` lines with IQM bands."""
+    """Draws ``(label, values [seeds, points], env_steps [seeds, points][, evaluations [seeds,
+    points]])`` lines with IQM bands; evaluations dashed with markers at their finite points."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    for (label, values, steps), color in zip(lines, _colors(plt, len(lines))):
+    for (label, values, steps, *evals), color in zip(lines, _colors(plt, len(lines))):
         iqm, low, high = curve_band(values, reps=reps, seed=seed)
         x = curve_steps(steps)
         ax.plot(x, iqm, label=label, lw=1.6, color=color)
         band = np.isfinite(x) & np.isfinite(low) & np.isfinite(high)
         if band.any():
             ax.fill_between(x, low, high, where=band, color=color, alpha=0.2, lw=0)
+        if evals:
+            e_iqm, e_low, e_high = curve_band(evals[0], reps=reps, seed=seed)
+            at = np.isfinite(x) & np.isfinite(e_iqm)
+            ax.plot(x[at], e_iqm[at], ls="--", marker="o", ms=3, lw=1.2, color=color, label=f"{label} (evaluation)")
+            band = at & np.isfinite(e_low) & np.isfinite(e_high)
+            if band.any():
+                ax.fill_between(x[band], e_low[band], e_high[band], color=color, alpha=0.1, lw=0)
     ax.set_xlabel("env steps per agent")
     ax.set_ylabel(metric.replace("_", " "))
     subtitle = (

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import platform
 import socket
@@ -191,7 +192,7 @@ def run_experiment(
       seeds: number of seeds or a list of them.
       out: run directory (None: nothing written, no checkpoints).
       log_interval: report every this many updates (default: the config's, or about 100 reports
-        per run when it is 0).
+        per run, on every periodic evaluation, when it is 0).
       checkpoint_every: save every this many updates (0: never); needs ``out``.
       keep: checkpoints kept per program.
       resume: continue from the newest complete checkpoint under ``out``.
@@ -221,8 +222,9 @@ def run_experiment(
         raise ConfigError(f"log_interval must be >= 1 update, got {log_interval}")
     if log_interval is not None:
         config = config.replace(log_interval=log_interval)
-    elif config.log_interval == 0:
-        config = config.replace(log_interval=max(1, config.num_updates // 100))
+    elif config.log_interval == 0:  # about 100 reports, falling on every periodic evaluation
+        interval = max(1, config.num_updates // 100)
+        config = config.replace(log_interval=math.gcd(interval, eval_every) if eval_every > 0 else interval)
     _check_eval(eval_every, eval_episodes, config.log_interval)
     plan = make_plan(config, seeds, grid)
     devices = select_devices(devices)
