@@ -136,7 +136,14 @@ class Checkpoints:
 
     def _open(self) -> None:
         ocp = self.ocp
-        options = ocp.CheckpointManagerOptions(max_to_keep=self.keep, create=True, enable_async_checkpointing=False)
+        # Across processes one process writes (purejaxlib.distributed: process 0): orbax must not
+        # wait for the others at its barriers.
+        me = jax.process_index()
+        alone = ocp.options.MultiprocessingOptions(primary_host=me, active_processes={me})
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=self.keep, create=True, enable_async_checkpointing=False,
+            **({"multiprocessing_options": alone} if jax.process_count() > 1 else {}),
+        )
         self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "meta"))
 
     def wait(self) -> None:
