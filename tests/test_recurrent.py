@@ -133,3 +133,16 @@ def test_memory_task_is_solved_by_the_recurrent_policy_and_not_the_feed_forward_
     assert np.all(scores["gru"] >= 0.9), scores
     # 64 episodes of a memoryless policy: mean 0, std 1/8 per seed
     assert np.all(scores["none"] <= 0.5), scores
+
+
+def test_the_hint_finds_the_algorithm_with_the_field_even_before_it_is_imported():
+    """purejaxlib.config names no algorithm: the hint comes from the Config that declares the field
+    (ppo.Config.features), imported on demand when the error is raised."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from purejaxlib.algos import dqn\nassert 'purejaxlib.algos.ppo' not in sys.modules\n"
+            "try:\n    dqn.Config(cell_size=8)\nexcept Exception as err:\n    print(err)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "no field 'cell_size'; recurrent (GRU/LSTM) policies are implemented by purejaxlib.algos.ppo" in out.stdout
