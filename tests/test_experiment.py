@@ -97,3 +97,23 @@ def test_cli_bad_config_exits_with_the_field_named(tmp_path):
     with pytest.raises(SystemExit) as exc:
         script.main(["--num-envs", "4", "--num-steps", "10", "--num-minibatches", "3", "--out", ""])
     assert "num_minibatches" in str(exc.value.code)
+
+
+def test_sweep_and_run_experiment_agree_at_the_last_update():
+    """Both engines give every metric with its x axis (``iteration``, ``env_steps``): a sweep one
+    entry per update, an experiment one per report; ``[..., -1]`` is the last update in both."""
+    import purejaxlib
+    from conftest import small_config
+
+    config = small_config(updates=4).replace(log_interval=3)  # reports after updates 3 and 4
+    swept = purejaxlib.sweep(ppo.train, config, seeds=2, lr=[1e-3, 3e-3])
+    run = purejaxlib.run_experiment(ppo, config, seeds=2, grid={"lr": [1e-3, 3e-3]}, progress_bar=False)
+    np.testing.assert_array_equal(swept.metrics["iteration"][0, 0], [1, 2, 3, 4])
+    np.testing.assert_array_equal(run.metrics["iteration"][0, 0], [3, 4])
+    assert run.axes == swept.axes and set(run.metrics) == set(swept.metrics)
+    for name, values in run.metrics.items():
+        if name in ("iteration", "env_steps", "episodes", "episode_return", "episode_length"):
+            np.testing.assert_array_equal(values[..., -1], swept.metrics[name][..., -1], err_msg=name)
+        else:  # two programs (init, then a chunk of updates) against one: float rounding apart
+            np.testing.assert_allclose(values[..., -1], swept.metrics[name][..., -1], rtol=1e-5, atol=1e-6, err_msg=name)
+        np.testing.assert_allclose(values[..., 0], swept.metrics[name][..., 2], rtol=1e-5, atol=1e-6, err_msg=name)
