@@ -1,11 +1,16 @@
-"""One-call sweeps over seeds and hyperparameters, sharded across devices.
+"""One-call sweeps over seeds and hyperparameters, and the run engine every run goes through.
 
 ``sweep(train, config, seeds=8, lr=[1e-4, 3e-4], ent_coef=[0.0, 0.01])`` trains every combination
 of grid values for every seed. Traced fields are stacked and vmapped, so their whole grid is one
 XLA program; each distinct combination of static grid values (e.g. ``num_envs``) is its own
 program, run one after another. The flat batch of agents (traced grid x seeds) is split across
-``jax.devices()`` with ``shard_map`` over a one-axis ``Mesh``.
-"""
+the devices of :func:`select_devices` with ``shard_map`` over a one-axis ``Mesh``.
+
+:func:`execute` is the one executor: a sweep runs ``train`` as one chunk; an experiment
+(:func:`purejaxlib.runner.run_experiment`) runs ``init`` and then chunks of updates with reports
+and checkpoints between them. Every program comes from a compile cache (:func:`compiled`): a
+later call with the same function, static fields, shapes and devices reuses the executable,
+whatever its traced values."""
 
 from __future__ import annotations
 
@@ -488,6 +493,10 @@ def sweep(
         stdout is a terminal and not under pytest).
       **grid: field name -> list of values; ``env_params={"gravity": [5.0, 9.8]}`` (or the key
         ``"env_params.gravity"``) sweeps an env param.
+
+    Returns metrics ``[grid..., seed, updates]`` with their x axis ``iteration`` (1..n) and
+    ``env_steps`` (per agent). A later call with the same ``train``, static fields, grid sizes,
+    seed count and devices runs the cached executable: no compile, whatever the traced values.
     """
     plan = make_plan(config, seeds, grid)
     devices = select_devices(devices)
