@@ -20,7 +20,8 @@ import os
 import sys
 import time
 from collections import defaultdict
-from typing import Any, Callable, Iterator, Mapping, Sequence, TextIO
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, TextIO
 
 import jax
 import jax.numpy as jnp
@@ -76,7 +77,8 @@ def pack_scalars(scalars: Mapping[str, jax.Array]) -> tuple[tuple[tuple[str, ...
     """Scalars grouped by dtype, each group stacked into one ``[n]`` array: ``(names, arrays)``.
 
     A host callback pays about 60 us per argument on CPU, so 15 scalars cost 1.1 ms a report
-    and packed into one array 0.4 ms (a 244-step scan of a 64x64 matmul, 2-core CPU). Grouping by dtype keeps integer counters exact.
+    and packed into one array 0.4 ms (a 244-step scan of a 64x64 matmul, 2-core CPU). Grouping by
+    dtype keeps integer counters exact.
     """
     groups: dict[Any, list[str]] = {}
     for name in sorted(scalars):
@@ -97,7 +99,7 @@ class Monitor:
     def __init__(self, members: int, sinks: Sequence[Sink] = ()):
         self.members = members
         self.sinks = list(sinks)
-        self.pending: dict[int, dict[int, dict[str, float]]] = defaultdict(dict)
+        self.pending: dict[int, dict[int, Mapping[str, float]]] = defaultdict(dict)
 
     def add(self, update: int, member: int, metrics: Mapping[str, Any]) -> None:
         if not 0 <= member < self.members:  # padding (batch rounded up to the device count) is -1
@@ -122,8 +124,7 @@ class Monitor:
         reports = self.pending.pop(update)
         names = sorted({k for r in reports.values() for k in r})
         values = {
-            n: np.asarray([reports.get(m, {}).get(n, math.nan) for m in range(self.members)], np.float64)
-            for n in names
+            n: np.asarray([reports.get(m, {}).get(n, math.nan) for m in range(self.members)], np.float64) for n in names
         }
         for sink in self.sinks:
             sink(update, values)
@@ -145,8 +146,9 @@ def track(members: int = 1, sinks: Sequence[Sink] = ()) -> Iterator[Monitor]:
         _ACTIVE.remove(monitor)
 
 
-def _deliver(names: Sequence[Sequence[str]], index: np.ndarray, member_index: np.ndarray,
-             arrays: Sequence[np.ndarray]) -> None:
+def _deliver(
+    names: Sequence[Sequence[str]], index: np.ndarray, member_index: np.ndarray, arrays: Sequence[np.ndarray]
+) -> None:
     metrics = unpack_scalars(names, arrays)
     update = int(index) + 1
     if _ACTIVE:
@@ -171,19 +173,24 @@ next shorter variant of that part (the last variant, ``""``, leaves it out); ``"
 
 def _count(n: float) -> str:
     """``640`` -> ``"640"``, ``2560`` -> ``"2.56k"``, ``1.2e6`` -> ``"1.20M"`` (tqdm's SI prefixes)."""
-    return str(int(round(n))) if n < 999.5 else tqdm.std.tqdm.format_sizeof(n)
+    return str(round(n)) if n < 999.5 else tqdm.std.tqdm.format_sizeof(n)
 
 
-def status_parts(steps: int, total_steps: int, steps_per_second: float | None, eta_seconds: float | None,
-                 returns: np.ndarray | None) -> dict[str, tuple[str, ...]]:
+def status_parts(
+    steps: int, total_steps: int, steps_per_second: float | None, eta_seconds: float | None, returns: np.ndarray | None
+) -> dict[str, tuple[str, ...]]:
     """The parts of a progress line in display order, each as its variants from longest to ``""``.
 
     ``steps``/``total_steps`` count one agent's env steps; ``steps_per_second`` counts all agents'
     together; ``returns`` is ``[members]`` (NaN: no episode finished yet), shown as the IQM over
     members (with the worst and best) when there are several.
     """
-    parts = {"steps": (f"{_count(steps)}/{_count(total_steps)} env steps/agent",
-                       f"{_count(steps)}/{_count(total_steps)} steps/agent")}
+    parts: dict[str, tuple[str, ...]] = {
+        "steps": (
+            f"{_count(steps)}/{_count(total_steps)} env steps/agent",
+            f"{_count(steps)}/{_count(total_steps)} steps/agent",
+        )
+    }
     if steps_per_second is not None and eta_seconds is not None:
         rate = _count(steps_per_second)
         parts["rate"] = (f"{rate} env steps/s total", f"{rate}/s total", "")
@@ -204,7 +211,7 @@ def fit_status(label: str, parts: Mapping[str, Sequence[str]], ncols: int | None
     Parts give way in the order of :data:`SHRINK` until the line fits with a bar of at least
     :data:`MIN_BAR` columns; ``ncols`` None (no terminal width known) keeps everything.
     """
-    choice = {name: 0 for name in parts}
+    choice = dict.fromkeys(parts, 0)
     bar = True
 
     def text() -> str:
@@ -247,9 +254,17 @@ class ProgressBar:
     so compile time is left out; ``clock`` (seconds) is for tests.
     """
 
-    def __init__(self, total_updates: int, steps_per_update: int, members: int = 1, stream: TextIO | None = None,
-                 label: str = "", ncols: int | None = None, mininterval: float = 0.1,
-                 clock: Callable[[], float] = time.perf_counter):
+    def __init__(
+        self,
+        total_updates: int,
+        steps_per_update: int,
+        members: int = 1,
+        stream: TextIO | None = None,
+        label: str = "",
+        ncols: int | None = None,
+        mininterval: float = 0.1,
+        clock: Callable[[], float] = time.perf_counter,
+    ):
         self.total = total_updates
         self.steps_per_update = steps_per_update
         self.members = members
@@ -261,9 +276,15 @@ class ProgressBar:
         self.bar: tqdm.std.tqdm | None = None
         if _in_notebook() or getattr(self.stream, "isatty", lambda: False)():
             empty = fit_status(self.label, status_parts(0, self.total_steps, None, None, None), ncols)
-            self.bar = tqdm.auto.tqdm(total=self.total_steps, file=self.stream, ncols=ncols, dynamic_ncols=ncols is None,
-                                      bar_format=_bar_format(self.label, empty[1], empty[0]), mininterval=mininterval,
-                                      leave=True)
+            self.bar = tqdm.auto.tqdm(
+                total=self.total_steps,
+                file=self.stream,
+                ncols=ncols,
+                dynamic_ncols=ncols is None,
+                bar_format=_bar_format(self.label, empty[1], empty[0]),
+                mininterval=mininterval,
+                leave=True,
+            )
 
     @property
     def total_steps(self) -> int:
@@ -284,8 +305,14 @@ class ProgressBar:
         parts = status_parts(steps, self.total_steps, rate, eta, metrics.get("episode_return"))
         if self.bar is None:
             bar, text = fit_status(self.label, parts, self.ncols)
-            line = tqdm.std.tqdm.format_meter(steps, self.total_steps, now - t0, ncols=self.ncols,
-                                              bar_format=_bar_format(self.label, text, bar), ascii=True)
+            line = tqdm.std.tqdm.format_meter(
+                steps,
+                self.total_steps,
+                now - t0,
+                ncols=self.ncols,
+                bar_format=_bar_format(self.label, text, bar),
+                ascii=True,
+            )
             print(line, file=self.stream, flush=True)
             return
         ncols = self.bar.format_dict["ncols"]  # the terminal's width now (tqdm's dynamic_ncols)
@@ -308,7 +335,9 @@ class Curve:
     so a run 10x longer holds the same memory at half the resolution.
     """
 
-    def __init__(self, capacity: int = 256, names: Sequence[str] | None = ("episode_return", "episode_length", "env_steps")):
+    def __init__(
+        self, capacity: int = 256, names: Sequence[str] | None = ("episode_return", "episode_length", "env_steps")
+    ):
         if capacity < 2:
             raise ValueError(f"Curve capacity must be >= 2, got {capacity}")
         self.capacity = capacity

@@ -17,13 +17,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import small_config
 
 import purejaxlib
 from purejaxlib import loggers, progress, runner
 from purejaxlib.algos import ppo
 from purejaxlib.checkpoint import to_host
 from purejaxlib.sweep import compiled
-from conftest import small_config
 
 UPDATES = 6
 CURVE_POINTS = 3  # smaller than the run's reports, so the curve must thin out
@@ -62,12 +62,16 @@ def test_monitor_gathers_members_of_an_update_into_one_progress_line():
     assert len(seen) == 1  # update 10 is incomplete until flushed
     monitor.flush()
     (update, metrics), (last, partial) = seen
-    assert update == 5 and metrics["episode_return"].tolist() == [1.0, 5.0, 3.0] and metrics["loss"].tolist() == [0, 1, 2]
+    assert (
+        update == 5 and metrics["episode_return"].tolist() == [1.0, 5.0, 3.0] and metrics["loss"].tolist() == [0, 1, 2]
+    )
     assert last == 10 and np.isnan(partial["episode_return"][1:]).all()
     first, second = stream.getvalue().splitlines()  # not a terminal: one line per report, no bar redraws
     assert first.startswith("|#####     | 500/1.00k env steps/agent, IQM return 3.0 (worst 1.0, best 5.0)")
     assert "env steps/s total" not in first  # no rate before a second report
-    assert second.startswith("|##########| 1.00k/1.00k env steps/agent, 300 env steps/s total, ETA 00:00, IQM return 7.0")
+    assert second.startswith(
+        "|##########| 1.00k/1.00k env steps/agent, 300 env steps/s total, ETA 00:00, IQM return 7.0"
+    )
 
 
 def test_progress_counts_steps_per_agent_and_steps_per_second_of_all_agents():
@@ -80,14 +84,20 @@ def test_progress_counts_steps_per_agent_and_steps_per_second_of_all_agents():
     clock.now = 32.0
     bar(4, {"episode_return": np.asarray([1.0, 2.0, 3.0, 100.0])})
     line = stream.getvalue().splitlines()[-1]
-    assert "| 400/1.00k env steps/agent, 400 env steps/s total, ETA 00:06, IQM return 2.5 (worst 1.0, best 100.0)" in line
+    assert (
+        "| 400/1.00k env steps/agent, 400 env steps/s total, ETA 00:06, IQM return 2.5 (worst 1.0, best 100.0)" in line
+    )
     one = io.StringIO()
     single = progress.ProgressBar(total_updates=10, steps_per_update=100, members=1, stream=one, clock=clock)
     single(2, {"episode_return": np.asarray([np.nan])})  # no episode finished yet: no return shown
     clock.now = 34.0
     single(4, {"episode_return": np.asarray([7.5])})
     assert one.getvalue().splitlines()[0].endswith("200/1.00k env steps/agent")
-    assert one.getvalue().splitlines()[1].endswith("400/1.00k env steps/agent, 100 env steps/s total, ETA 00:06, return 7.5")
+    assert (
+        one.getvalue()
+        .splitlines()[1]
+        .endswith("400/1.00k env steps/agent, 100 env steps/s total, ETA 00:06, return 7.5")
+    )
 
 
 @pytest.mark.parametrize("terminal", [True, False], ids=["terminal", "stream"])
@@ -96,8 +106,16 @@ def test_progress_counts_steps_per_agent_and_steps_per_second_of_all_agents():
 def test_progress_line_never_exceeds_the_width(ncols, members, terminal):
     stream, clock = (FakeTerminal() if terminal else io.StringIO()), FakeClock()
     # 10M env steps per agent, three-hour ETA, long negative returns, a program label: the longest parts
-    bar = progress.ProgressBar(total_updates=4883, steps_per_update=2048, members=members, stream=stream,
-                               label="[2/3]", ncols=ncols, mininterval=0.0, clock=clock)
+    bar = progress.ProgressBar(
+        total_updates=4883,
+        steps_per_update=2048,
+        members=members,
+        stream=stream,
+        label="[2/3]",
+        ncols=ncols,
+        mininterval=0.0,
+        clock=clock,
+    )
     for update in (1, 2, 900, 2500, 4883):
         clock.now += 3600.0
         bar(update, {"episode_return": np.linspace(-12345.6, 499.9, members)})
@@ -119,11 +137,21 @@ def test_progress_line_never_exceeds_the_width(ncols, members, terminal):
 def test_fit_status_gives_way_in_order_and_keeps_everything_without_a_width():
     parts = progress.status_parts(262_144, 300_000, 410_000.0, 3.0, np.asarray([450.0, 480.0, 500.0, 500.0]))
     bar, text = progress.fit_status("", parts, None)
-    assert bar and text == "262k/300k env steps/agent, 410k env steps/s total, ETA 00:03, IQM return 490.0 (worst 450.0, best 500.0)"
+    assert (
+        bar
+        and text
+        == "262k/300k env steps/agent, 410k env steps/s total, ETA 00:03, IQM return 490.0 (worst 450.0, best 500.0)"
+    )
     widest = len("|| ") + progress.MIN_BAR + len(text)
     assert progress.fit_status("", parts, widest) == (True, text)
-    assert progress.fit_status("", parts, widest - 1) == (True, "262k/300k env steps/agent, 410k env steps/s total, ETA 00:03, IQM return 490.0")
-    assert progress.fit_status("", parts, 80) == (True, "262k/300k steps/agent, 410k/s total, ETA 00:03, IQM return 490.0")
+    assert progress.fit_status("", parts, widest - 1) == (
+        True,
+        "262k/300k env steps/agent, 410k env steps/s total, ETA 00:03, IQM return 490.0",
+    )
+    assert progress.fit_status("", parts, 80) == (
+        True,
+        "262k/300k steps/agent, 410k/s total, ETA 00:03, IQM return 490.0",
+    )
     assert progress.fit_status("", parts, 60) == (True, "262k/300k steps/agent, IQM return 490.0")
     assert progress.fit_status("", parts, 30) == (False, "262k/300k steps/agent")
 
@@ -157,8 +185,17 @@ def logged_sweep(tmp_path_factory):
     out = tmp_path_factory.mktemp("logged") / "run"
     config = small_config(updates=UPDATES)
     grid = {"lr": [1e-3, 3e-3], "ent_coef": [0.0, 0.01, 0.02]}
-    logged = runner.run_experiment(ppo, config, seeds=1, grid=grid, out=out, log_interval=1, progress_bar=False,
-                                   tensorboard=True, curve_points=CURVE_POINTS)
+    logged = runner.run_experiment(
+        ppo,
+        config,
+        seeds=1,
+        grid=grid,
+        out=out,
+        log_interval=1,
+        progress_bar=False,
+        tensorboard=True,
+        curve_points=CURVE_POINTS,
+    )
     plain = purejaxlib.sweep(ppo.train, config.replace(log_interval=0), seeds=1, **grid)
     return out, logged, plain
 
@@ -186,7 +223,9 @@ def test_jsonl_has_one_stream_per_member_with_its_grid_values(logged_sweep):
 def test_logging_does_not_change_the_numbers(logged_sweep, capsys):
     _, _, plain = logged_sweep
     config = small_config(updates=UPDATES).replace(log_interval=1)
-    logged = purejaxlib.sweep(ppo.train, config, seeds=1, progress_bar=True, lr=[1e-3, 3e-3], ent_coef=[0.0, 0.01, 0.02])
+    logged = purejaxlib.sweep(
+        ppo.train, config, seeds=1, progress_bar=True, lr=[1e-3, 3e-3], ent_coef=[0.0, 0.01, 0.02]
+    )
     lines = capsys.readouterr().err.splitlines()
     steps = 64 * UPDATES  # env steps per agent of the whole run
     assert len(lines) == UPDATES and f"{steps}/{steps} env steps/agent" in lines[-1]  # a report every update
@@ -229,8 +268,16 @@ def test_wandb_logs_only_when_asked_and_says_how_to_install_it(monkeypatch, tmp_
     with pytest.raises(ImportError, match="pip install wandb"):
         loggers.WandbLogger("proj", "run", {}, [{"seed": 0}])
     calls = []
-    fake = types.SimpleNamespace(init=lambda **kw: calls.append(("init", kw)) or types.SimpleNamespace(
-        id="abc", log=lambda row, step: calls.append(("log", row, step)), finish=lambda: calls.append(("finish",))))
+    fake = types.SimpleNamespace(
+        init=lambda **kw: (
+            calls.append(("init", kw))
+            or types.SimpleNamespace(
+                id="abc",
+                log=lambda row, step: calls.append(("log", row, step)),
+                finish=lambda: calls.append(("finish",)),
+            )
+        )
+    )
     monkeypatch.setitem(sys.modules, "wandb", fake)
     logger = loggers.WandbLogger("proj", "run", {"lr": 1e-3}, [{"seed": 0}, {"seed": 1}])
     logger(4, {"episode_return": np.asarray([10.0, 20.0])})
@@ -251,8 +298,9 @@ def test_run_metrics_memory_does_not_grow_with_the_run(logged_sweep):
 
     def device_bytes(length: int) -> int:  # the executor's chunk program, as run_experiment compiles it
         args = (ids, batch, keys, state, jnp.int32(0))
-        executable, _ = compiled((job.name, "chunk", length), job.chunk(length), args, jax.devices()[:1],
-                                 (0, 0, 0, 0, None), (3,))
+        executable, _ = compiled(
+            (job.name, "chunk", length), job.chunk(length), args, jax.devices()[:1], (0, 0, 0, 0, None), (3,)
+        )
         stats = executable.memory_analysis()
         return stats.temp_size_in_bytes + stats.output_size_in_bytes
 
@@ -295,14 +343,22 @@ SHARDED_CHILD = textwrap.dedent(
 def test_sharded_sweep_reports_every_member_once(tmp_path):
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    proc = subprocess.run([sys.executable, "-c", SHARDED_CHILD, str(tmp_path)], env=env,
-                          capture_output=True, text=True, timeout=240, cwd=root)
+    proc = subprocess.run(
+        [sys.executable, "-c", SHARDED_CHILD, str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=root,
+    )
     assert proc.returncode == 0, proc.stderr[-5000:]
-    out = json.loads(next(l for l in proc.stdout.splitlines() if l.startswith("RESULT "))[len("RESULT "):])
+    out = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))[len("RESULT ") :])
     assert out["devices"] == 2
     # 3 members padded to 4 on 2 devices: one line per reported update, the padding ignored.
     lines = out["sharded"]["lines"]
-    assert len(lines) == 2 and "128/256 env steps/agent" in lines[0] and "256/256 env" in lines[1] and "worst" in lines[1]
+    assert (
+        len(lines) == 2 and "128/256 env steps/agent" in lines[0] and "256/256 env" in lines[1] and "worst" in lines[1]
+    )
     rows = [json.loads(line) for line in out["sharded"]["jsonl"].splitlines()]
     assert sorted((r["update"], r["member"], r["seed"]) for r in rows) == [(u, m, m) for u in (2, 4) for m in range(3)]
     single = [json.loads(line) for line in out["single"]["jsonl"].splitlines()]
