@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import sys
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
@@ -104,6 +106,7 @@ def test_sweep_and_run_experiment_agree_at_the_last_update():
     entry per update, an experiment one per report; ``[..., -1]`` is the last update in both."""
     import purejaxlib
     from conftest import small_config
+    from test_sweep import AnyCompile
 
     config = small_config(updates=4).replace(log_interval=3)  # reports after updates 3 and 4
     swept = purejaxlib.sweep(ppo.train, config, seeds=2, lr=[1e-3, 3e-3])
@@ -117,3 +120,14 @@ def test_sweep_and_run_experiment_agree_at_the_last_update():
         else:  # two programs (init, then a chunk of updates) against one: float rounding apart
             np.testing.assert_allclose(values[..., -1], swept.metrics[name][..., -1], rtol=1e-5, atol=1e-6, err_msg=name)
         np.testing.assert_allclose(values[..., 0], swept.metrics[name][..., 2], rtol=1e-5, atol=1e-6, err_msg=name)
+    # A second experiment with new traced values reuses the cached init and chunk programs.
+    counter = AnyCompile()
+    logger = logging.getLogger("jax._src.interpreters.pxla")
+    logger.addHandler(counter)
+    try:
+        with jax.log_compiles(True):
+            again = purejaxlib.run_experiment(ppo, config, seeds=2, grid={"lr": [2e-3, 5e-3]}, progress_bar=False)
+    finally:
+        logger.removeHandler(counter)
+    assert counter.names == [] and again.compile_seconds == 0.0, counter.names
+    assert not np.allclose(again.metrics["loss"], run.metrics["loss"])
