@@ -14,7 +14,8 @@ Q-learning loss and the epsilon-greedy explorer.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Literal, NamedTuple
+from collections.abc import Callable
+from typing import Any, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -132,7 +133,9 @@ def q_loss(config: Config, params: Any, target: jax.Array, batch: replay.Batch) 
     return losses.td_loss(q_taken - target, config.loss), {"q_mean": q_taken.mean()}
 
 
-def update(config: Config, learner: Learner, batch: replay.Batch, key: jax.Array, step: jax.Array) -> tuple[Learner, dict]:
+def update(
+    config: Config, learner: Learner, batch: replay.Batch, key: jax.Array, step: jax.Array
+) -> tuple[Learner, dict]:
     """One gradient step on ``batch``; every ``target_update_interval``-th also moves the target by ``tau``."""
     del key, step  # deterministic given the batch; the target schedule uses the learner's own count
     target = jax.lax.stop_gradient(td_target(config, learner.params, learner.target_params, batch))

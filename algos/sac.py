@@ -16,7 +16,8 @@ in [-1, 1] inside the learner and the buffer and are rescaled to the env's bound
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -60,9 +61,16 @@ class Config(offpolicy.Config):
         self.check_positive("num_quantiles", "drop_quantiles", allow_zero=True)
         if self.num_quantiles:
             if self.spec.discrete:
-                self.fail("num_quantiles", f"quantile critics (TQC) need continuous actions, but {self.env} is discrete; use num_quantiles=0")
+                self.fail(
+                    "num_quantiles",
+                    f"quantile critics (TQC) need continuous actions, but {self.env} is discrete; use num_quantiles=0",
+                )
             if self.drop_quantiles >= self.num_quantiles:
-                self.fail("drop_quantiles", f"dropping {self.drop_quantiles} of {self.num_quantiles} quantiles per critic leaves no target; make it smaller")
+                self.fail(
+                    "drop_quantiles",
+                    f"dropping {self.drop_quantiles} of {self.num_quantiles} quantiles per critic leaves no target; "
+                    "make it smaller",
+                )
 
 
 class Learner(NamedTuple):
@@ -109,7 +117,8 @@ def target_entropy(config: Config) -> jax.Array:
 
 
 def init_learner(config: Config, key: jax.Array, obs: jax.Array) -> Learner:
-    """Fresh actor, critics with a target copy, temperature and optimizer states; ``obs [1, obs_dim]`` sets the shapes."""
+    """Fresh actor, critics with a target copy, temperature and optimizer states; ``obs [1, obs_dim]``
+    sets the shapes."""
     actor_key, critic_key = jax.random.split(key)
     actor = make_actor(config).init(actor_key, obs)
     critic_inputs = (obs,) if config.spec.discrete else (obs, jnp.zeros((1, config.action_dim)))
@@ -162,14 +171,18 @@ def critic_loss(config: Config, critic: Any, target: jax.Array, batch: replay.Ba
     else:
         q = critic_values(config, critic, batch.obs, batch.action)
     if config.num_quantiles:
-        loss = config.num_critics * losses.quantile_huber_loss(q, jnp.broadcast_to(target, (config.num_critics,) + target.shape))
+        loss = config.num_critics * losses.quantile_huber_loss(
+            q, jnp.broadcast_to(target, (config.num_critics,) + target.shape)
+        )
         q = q.mean(axis=-1)
     else:
         loss = losses.ensemble_mse(q, target)
     return loss, {"q_mean": q.mean()}
 
 
-def actor_loss(config: Config, actor: Any, learner: Learner, obs: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+def actor_loss(
+    config: Config, actor: Any, learner: Learner, obs: jax.Array, key: jax.Array
+) -> tuple[jax.Array, jax.Array]:
     """Returns the loss and the policy's entropy (estimate) per state ``[B]``."""
     alpha = jnp.exp(learner.log_alpha)
     if config.spec.discrete:
@@ -188,18 +201,24 @@ def alpha_loss(config: Config, log_alpha: jax.Array, entropy: jax.Array) -> jax.
     return log_alpha * jax.lax.stop_gradient(entropy - target_entropy(config)).mean()
 
 
-def update(config: Config, learner: Learner, batch: replay.Batch, key: jax.Array, step: jax.Array) -> tuple[Learner, dict]:
+def update(
+    config: Config, learner: Learner, batch: replay.Batch, key: jax.Array, step: jax.Array
+) -> tuple[Learner, dict]:
     """Critic step, then actor step against the updated critics, then temperature, then targets."""
     del step
     target_key, actor_key = jax.random.split(key)
     tx = offpolicy.make_tx(config)
 
     target = jax.lax.stop_gradient(critic_target(config, learner, batch, target_key))
-    (c_loss, aux), grads = jax.value_and_grad(critic_loss, argnums=1, has_aux=True)(config, learner.critic, target, batch)
+    (c_loss, aux), grads = jax.value_and_grad(critic_loss, argnums=1, has_aux=True)(
+        config, learner.critic, target, batch
+    )
     critic, critic_opt = offpolicy.apply_gradients(tx, grads, learner.critic, learner.critic_opt)
     learner = learner._replace(critic=critic, critic_opt=critic_opt)
 
-    (a_loss, entropy), grads = jax.value_and_grad(actor_loss, argnums=1, has_aux=True)(config, learner.actor, learner, batch.obs, actor_key)
+    (a_loss, entropy), grads = jax.value_and_grad(actor_loss, argnums=1, has_aux=True)(
+        config, learner.actor, learner, batch.obs, actor_key
+    )
     actor, actor_opt = offpolicy.apply_gradients(tx, grads, learner.actor, learner.actor_opt)
     learner = learner._replace(actor=actor, actor_opt=actor_opt)
 
@@ -209,7 +228,13 @@ def update(config: Config, learner: Learner, batch: replay.Batch, key: jax.Array
         learner = learner._replace(log_alpha=log_alpha, alpha_opt=alpha_opt)
 
     learner = learner._replace(target_critic=replay.polyak(learner.target_critic, learner.critic, config.tau))
-    metrics = {"critic_loss": c_loss, "actor_loss": a_loss, "alpha": jnp.exp(learner.log_alpha), "entropy": entropy.mean(), **aux}
+    metrics = {
+        "critic_loss": c_loss,
+        "actor_loss": a_loss,
+        "alpha": jnp.exp(learner.log_alpha),
+        "entropy": entropy.mean(),
+        **aux,
+    }
     return learner, metrics
 
 

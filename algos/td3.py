@@ -14,7 +14,8 @@ inside the learner, so the noise scales are fractions of the action range's half
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -103,7 +104,9 @@ def init_learner(config: Config, key: jax.Array, obs: jax.Array) -> Learner:
 def critic_target(config: Config, learner: Learner, batch: replay.Batch, key: jax.Array) -> jax.Array:
     """``reward + discount * min_i Q'_i(next_obs, smoothed target action)``: ``[B]``."""
     action = make_actor(config).apply(learner.target_actor, batch.next_obs)
-    noise = jnp.clip(config.target_policy_noise * jax.random.normal(key, action.shape), -config.noise_clip, config.noise_clip)
+    noise = jnp.clip(
+        config.target_policy_noise * jax.random.normal(key, action.shape), -config.noise_clip, config.noise_clip
+    )
     action = jnp.clip(action + noise, -1.0, 1.0)
     q = ensemble_apply(make_critic(config), learner.target_critic, batch.next_obs, action)
     return batch.reward + batch.discount * q.min(axis=0)
@@ -122,11 +125,15 @@ def actor_loss(config: Config, actor: Any, critic: Any, obs: jax.Array) -> jax.A
     return -make_critic(config).apply(first, obs, action).mean()
 
 
-def update(config: Config, learner: Learner, batch: replay.Batch, key: jax.Array, step: jax.Array) -> tuple[Learner, dict]:
+def update(
+    config: Config, learner: Learner, batch: replay.Batch, key: jax.Array, step: jax.Array
+) -> tuple[Learner, dict]:
     """A critic step; every ``policy_delay``-th gradient step also an actor step and the target updates."""
     tx = offpolicy.make_tx(config)
     target = jax.lax.stop_gradient(critic_target(config, learner, batch, key))
-    (c_loss, aux), grads = jax.value_and_grad(critic_loss, argnums=1, has_aux=True)(config, learner.critic, target, batch)
+    (c_loss, aux), grads = jax.value_and_grad(critic_loss, argnums=1, has_aux=True)(
+        config, learner.critic, target, batch
+    )
     critic, critic_opt = offpolicy.apply_gradients(tx, grads, learner.critic, learner.critic_opt)
     count = learner.updates + 1
 
@@ -144,7 +151,9 @@ def update(config: Config, learner: Learner, batch: replay.Batch, key: jax.Array
     def skip(_):
         return learner.actor, learner.actor_opt, learner.target_actor, learner.target_critic, jnp.float32(jnp.nan)
 
-    actor, actor_opt, target_actor, target_critic, a_loss = jax.lax.cond(step % config.policy_delay == 0, actor_step, skip, None)
+    actor, actor_opt, target_actor, target_critic, a_loss = jax.lax.cond(
+        step % config.policy_delay == 0, actor_step, skip, None
+    )
     learner = Learner(actor, critic, target_actor, target_critic, actor_opt, critic_opt, count)
     return learner, {"critic_loss": c_loss, "actor_loss": a_loss, **aux}
 

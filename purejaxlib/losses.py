@@ -40,8 +40,14 @@ def quantile_huber_loss(pred: jax.Array, target: jax.Array, kappa: float = 1.0) 
     are samples of the target distribution (no gradient taken through them). Averages over
     everything: ``mean_{..., i, j} |tau_i - 1{target_j < pred_i}| * huber_kappa(target_j - pred_i) / kappa``.
     """
-    chex.assert_equal_rank([pred, target], custom_message="quantile_huber_loss: pred [..., M] and target [..., K] need the same rank")
-    chex.assert_equal_shape_prefix([pred, target], pred.ndim - 1, custom_message="quantile_huber_loss: pred and target must share their leading axes")
+    chex.assert_equal_rank(
+        [pred, target], custom_message="quantile_huber_loss: pred [..., M] and target [..., K] need the same rank"
+    )
+    chex.assert_equal_shape_prefix(
+        [pred, target],
+        pred.ndim - 1,
+        custom_message="quantile_huber_loss: pred and target must share their leading axes",
+    )
     num = pred.shape[-1]
     taus = (jnp.arange(num, dtype=jnp.float32) + 0.5) / num
     diff = target[..., None, :] - pred[..., :, None]  # [..., M, K]
@@ -53,7 +59,9 @@ def quantile_huber_loss(pred: jax.Array, target: jax.Array, kappa: float = 1.0) 
 def truncated_quantiles(quantiles: jax.Array, drop: int) -> jax.Array:
     """TQC's target atoms: pool ``quantiles [N, B, M]`` of N critics, sort, drop the ``drop``
     largest: ``-> [B, N*M - drop]``."""
-    chex.assert_rank(quantiles, 3, custom_message="truncated_quantiles: quantiles must be [num_critics, batch, num_quantiles]")
+    chex.assert_rank(
+        quantiles, 3, custom_message="truncated_quantiles: quantiles must be [num_critics, batch, num_quantiles]"
+    )
     num_critics, batch, num = quantiles.shape
     pooled = jnp.sort(jnp.moveaxis(quantiles, 0, 1).reshape(batch, num_critics * num), axis=-1)
     return pooled[:, : num_critics * num - drop]

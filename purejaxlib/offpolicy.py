@@ -15,7 +15,8 @@ scaled to [-1, 1] and mapped to the env's bounds only when stepping the env.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Literal, NamedTuple
+from collections.abc import Callable
+from typing import Any, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -103,13 +104,27 @@ class Config(EnvConfig):
         self.check_env()
         name = type(self).__module__.rsplit(".", 1)[-1].upper()
         if self.spec.discrete and not self.supports_discrete:
-            self.fail("env", f"{name} needs continuous actions, but {self.env} has discrete actions; use a continuous env such as Pendulum-v1")
+            self.fail(
+                "env",
+                f"{name} needs continuous actions, but {self.env} has discrete actions; "
+                "use a continuous env such as Pendulum-v1",
+            )
         if not self.spec.discrete and not self.supports_continuous:
-            self.fail("env", f"{name} needs discrete actions, but {self.env} has continuous actions; use a discrete env such as CartPole-v1")
-        self.check_positive("total_timesteps", "num_envs", "train_freq", "gradient_steps", "batch_size", "buffer_size", "n_step")
+            self.fail(
+                "env",
+                f"{name} needs discrete actions, but {self.env} has continuous actions; "
+                "use a discrete env such as CartPole-v1",
+            )
+        self.check_positive(
+            "total_timesteps", "num_envs", "train_freq", "gradient_steps", "batch_size", "buffer_size", "n_step"
+        )
         self.check_positive("learning_starts", "log_interval", allow_zero=True)
         if self.num_iterations < 1:
-            self.fail("total_timesteps", f"{self.total_timesteps} is less than one iteration (num_envs * train_freq = {self.steps_per_iteration})")
+            self.fail(
+                "total_timesteps",
+                f"{self.total_timesteps} is less than one iteration "
+                f"(num_envs * train_freq = {self.steps_per_iteration})",
+            )
         if self.learning_starts >= self.total_timesteps or self.warmup_iterations >= self.num_iterations:
             self.fail(
                 "learning_starts",
@@ -120,9 +135,17 @@ class Config(EnvConfig):
         if self.buffer_size < self.batch_size:
             self.fail("buffer_size", f"{self.buffer_size} is smaller than one batch (batch_size={self.batch_size})")
         if self.buffer_rows < max(self.train_freq, self.n_step):
-            self.fail("buffer_size", f"{self.buffer_size} holds {self.buffer_rows} steps per env, fewer than train_freq={self.train_freq} or n_step={self.n_step}")
+            self.fail(
+                "buffer_size",
+                f"{self.buffer_size} holds {self.buffer_rows} steps per env, "
+                f"fewer than train_freq={self.train_freq} or n_step={self.n_step}",
+            )
         if max(self.warmup_iterations, 1) * self.train_freq < self.n_step:
-            self.fail("learning_starts", f"the buffer must hold n_step={self.n_step} steps per env before learning; raise learning_starts to at least {self.n_step * self.num_envs}")
+            self.fail(
+                "learning_starts",
+                f"the buffer must hold n_step={self.n_step} steps per env before learning; "
+                f"raise learning_starts to at least {self.n_step * self.num_envs}",
+            )
         if not self.hidden or any(int(w) <= 0 for w in self.hidden):
             self.fail("hidden", f"needs one or more positive widths, got {self.hidden!r}")
         self.check_choice("activation", ACTIVATIONS)
@@ -220,12 +243,18 @@ def init(config: Config, key: jax.Array, algo: Algorithm) -> State:
 
 
 def _learn_metrics_shape(config: Config, algo: Algorithm, state: State) -> dict[str, Any]:
-    batch = jax.eval_shape(lambda b, k: replay.sample(b, k, config.batch_size, config.gamma, config.n_step), state.buffer, state.key)
-    _, metrics = jax.eval_shape(lambda l, b, k: algo.update(config, l, b, k, state.iteration), state.learner, batch, state.key)
+    batch = jax.eval_shape(
+        lambda b, k: replay.sample(b, k, config.batch_size, config.gamma, config.n_step), state.buffer, state.key
+    )
+    _, metrics = jax.eval_shape(
+        lambda learner, b, k: algo.update(config, learner, b, k, state.iteration), state.learner, batch, state.key
+    )
     return metrics
 
 
-def _iteration(config: Config, algo: Algorithm, state: State, learn: bool, index: jax.Array) -> tuple[State, dict[str, jax.Array]]:
+def _iteration(
+    config: Config, algo: Algorithm, state: State, learn: bool, index: jax.Array
+) -> tuple[State, dict[str, jax.Array]]:
     """Collect ``train_freq`` steps, store them, and (when ``learn``) run ``gradient_steps`` updates.
 
     ``index`` is the iteration's number (unbatched under vmap when it comes from a scan index).
@@ -241,7 +270,9 @@ def _iteration(config: Config, algo: Algorithm, state: State, learn: bool, index
             action = random_action(config, act_key, config.num_envs)
         return action, to_env_action(config, action), ()
 
-    env_state, obs, traj = rollout(env, env_params, policy_fn, state.env_state, state.obs, collect_key, config.train_freq)
+    env_state, obs, traj = rollout(
+        env, env_params, policy_fn, state.env_state, state.obs, collect_key, config.train_freq
+    )
     rows = replay.Stored(traj.obs, traj.action, traj.reward, traj.terminated, traj.truncated, traj.final_obs)
     buffer = replay.add(state.buffer, rows)
 
@@ -262,11 +293,18 @@ def _iteration(config: Config, algo: Algorithm, state: State, learn: bool, index
     else:
         stats = jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype), _learn_metrics_shape(config, algo, state))
     iteration = state.iteration + 1
-    metrics = {**episode_metrics(traj), **stats, "env_steps": iteration * config.steps_per_iteration, "iteration": iteration}
+    metrics = {
+        **episode_metrics(traj),
+        **stats,
+        "env_steps": iteration * config.steps_per_iteration,
+        "iteration": iteration,
+    }
     return State(learner, buffer, env_state, obs, key, iteration), metrics
 
 
-def step(config: Config, state: State, algo: Algorithm, index: jax.Array | None = None) -> tuple[State, dict[str, jax.Array]]:
+def step(
+    config: Config, state: State, algo: Algorithm, index: jax.Array | None = None
+) -> tuple[State, dict[str, jax.Array]]:
     """One iteration: random actions and no updates during warm-up, learning afterwards.
 
     Pass ``index`` (the iteration's number, unbatched under ``vmap``, as ``train`` does) so the

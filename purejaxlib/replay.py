@@ -65,14 +65,21 @@ def add(buffer: Buffer, rows: Stored) -> Buffer:
     cap = capacity(buffer)
     count = jax.tree.leaves(rows)[0].shape[0]
     for name, stored, new in zip(Stored._fields, buffer.data, rows):
-        chex.assert_shape(new, (count,) + stored.shape[1:], custom_message=f"replay.add: rows.{name} must be [T, *{stored.shape[1:]}] like the buffer's")
+        chex.assert_shape(
+            new,
+            (count,) + stored.shape[1:],
+            custom_message=f"replay.add: rows.{name} must be [T, *{stored.shape[1:]}] like the buffer's",
+        )
     if count > cap:
         raise ValueError(f"cannot add {count} rows to a buffer of {cap} rows")
     if cap % count == 0:
         # Writes never straddle the end, so a contiguous in-place update suffices.
         data = jax.tree.map(
-            lambda d, r: jax.lax.dynamic_update_index_in_dim(d, r, buffer.pos, 0) if count == 1
-            else jax.lax.dynamic_update_slice_in_dim(d, r, buffer.pos, 0),
+            lambda d, r: (
+                jax.lax.dynamic_update_index_in_dim(d, r, buffer.pos, 0)
+                if count == 1
+                else jax.lax.dynamic_update_slice_in_dim(d, r, buffer.pos, 0)
+            ),
             buffer.data,
             jax.tree.map(lambda r: r[0] if count == 1 else r, rows),
         )
@@ -91,7 +98,11 @@ def sample(buffer: Buffer, key: jax.Array, batch_size: int, gamma: jax.Array, n_
     drawn so that all ``n_step`` rows lie in the written, time-ordered part of the buffer, so
     a sample never reads an unfilled slot. Needs ``buffer.size >= n_step``.
     """
-    chex.assert_rank(buffer.data.reward, 2, custom_message="replay.sample: buffer leaves must be [rows, num_envs, ...] (vmap over a batch of buffers)")
+    chex.assert_rank(
+        buffer.data.reward,
+        2,
+        custom_message="replay.sample: buffer leaves must be [rows, num_envs, ...] (vmap over a batch of buffers)",
+    )
     chex.assert_rank(gamma, 0, custom_message="replay.sample: gamma must be a scalar")
     cap = capacity(buffer)
     num_envs = buffer.data.reward.shape[1]

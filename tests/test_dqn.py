@@ -18,8 +18,18 @@ from purejaxlib.algos import dqn
 
 ITERATIONS, WARMUP = 32, 8
 SMALL = dict(
-    env="CartPole-v1", total_timesteps=256, num_envs=4, train_freq=2, gradient_steps=2, batch_size=16,
-    buffer_size=128, learning_starts=64, hidden=(16, 16), target_update_interval=4, n_step=2, lr=1e-3,
+    env="CartPole-v1",
+    total_timesteps=256,
+    num_envs=4,
+    train_freq=2,
+    gradient_steps=2,
+    batch_size=16,
+    buffer_size=128,
+    learning_starts=64,
+    hidden=(16, 16),
+    target_update_interval=4,
+    n_step=2,
+    lr=1e-3,
 )
 EXACT = ("episode_return", "episode_length", "episodes", "env_steps")
 LEARNER_METRICS = ("loss", "q_mean")
@@ -70,8 +80,12 @@ def _transitions(n: int = 64):
     next_obs = jax.random.normal(k2, (n, 1, 4))
     kind = np.arange(n) % 3  # 0: alive, 1: terminated, 2: truncated
     rows = replay.Stored(
-        obs, jax.random.randint(k3, (n, 1), 0, 2, dtype=jnp.int32), jax.random.uniform(k4, (n, 1)),
-        jnp.asarray(kind == 1)[:, None], jnp.asarray(kind == 2)[:, None], next_obs,
+        obs,
+        jax.random.randint(k3, (n, 1), 0, 2, dtype=jnp.int32),
+        jax.random.uniform(k4, (n, 1)),
+        jnp.asarray(kind == 1)[:, None],
+        jnp.asarray(kind == 2)[:, None],
+        next_obs,
     )
     buffer = jax.jit(replay.add)(replay.init(jax.tree.map(lambda x: x[0], rows), n), rows)
     return buffer, jax.tree.map(lambda x: np.asarray(x[:, 0]), rows), kind
@@ -113,7 +127,9 @@ def test_double_and_single_q_targets_differ_only_where_the_argmax_differs():
     buffer, _, _ = _transitions()
     batch = _sample(buffer, jax.random.key(3), 256, single.gamma, 1)
     a, b = dqn.td_target(single, online, target, batch), dqn.td_target(double, online, target, batch)
-    differs = np.asarray(jnp.argmax(network.apply(online, batch.next_obs), -1) != jnp.argmax(network.apply(target, batch.next_obs), -1))
+    differs = np.asarray(
+        jnp.argmax(network.apply(online, batch.next_obs), -1) != jnp.argmax(network.apply(target, batch.next_obs), -1)
+    )
     alive = np.asarray(batch.discount) > 0
     np.testing.assert_array_equal(np.asarray(a) != np.asarray(b), differs & alive)
     assert np.all(np.asarray(a) >= np.asarray(b))  # max over the target net bounds any choice
@@ -171,9 +187,15 @@ def test_target_network_moves_every_target_update_interval_gradient_steps(tau):
             assert _tree_equal(learner.target_params, before.target_params), i
         else:
             expected = jax.tree.map(lambda t, o: t + tau * (o - t), before.target_params, learner.params)
-            jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7), learner.target_params, expected)
+            jax.tree.map(
+                lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7), learner.target_params, expected
+            )
             if tau == 1.0:  # a copy, up to the rounding of t + (o - t)
-                jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7), learner.target_params, learner.params)
+                jax.tree.map(
+                    lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7),
+                    learner.target_params,
+                    learner.params,
+                )
         assert np.isfinite(float(metrics["loss"])) and np.isfinite(float(metrics["q_mean"]))
 
 
@@ -261,8 +283,16 @@ def test_buffer_holds_the_env_transitions_in_time_order(config, first_run):
 def test_time_limit_is_stored_as_truncation_with_the_true_successor():
     """MountainCar-v0 ends every random episode at its 200-step limit: those steps are stored
     truncated (not terminated), with the pre-reset successor as next_obs."""
-    cfg = dqn.Config(env="MountainCar-v0", total_timesteps=480, num_envs=2, train_freq=8, batch_size=16,
-                     buffer_size=480, learning_starts=480 - 16, hidden=(8,))
+    cfg = dqn.Config(
+        env="MountainCar-v0",
+        total_timesteps=480,
+        num_envs=2,
+        train_freq=8,
+        batch_size=16,
+        buffer_size=480,
+        learning_starts=480 - 16,
+        hidden=(8,),
+    )
     result = jax.jit(dqn.train)(cfg, jax.random.key(0))
     data = jax.tree.map(np.asarray, result.state.buffer.data)  # [240 steps, 2 envs, ...]
     assert int(result.state.buffer.size) == 240 and int(result.state.buffer.pos) == 0
@@ -405,7 +435,9 @@ def test_learning_starts_leaves_nothing_to_learn(learning_starts):
 def test_warmup_rounded_up_to_whole_iterations_must_leave_learning_iterations():
     """learning_starts=97 < total_timesteps=100, but iterations are 32 steps: the warm-up
     (ceil(97 / 32) = 4, capped at 3) takes all 3 iterations and nothing would ever learn."""
-    message = _config_error(total_timesteps=100, num_envs=4, train_freq=8, learning_starts=97, batch_size=4, buffer_size=64)
+    message = _config_error(
+        total_timesteps=100, num_envs=4, train_freq=8, learning_starts=97, batch_size=4, buffer_size=64
+    )
     assert "learning_starts" in message
 
 
@@ -478,9 +510,25 @@ def test_bad_sweep_values_fail_before_tracing(config):
 # hard target updates every 250 gradient steps, one-step targets carry value only ~75 steps back
 # in 150k env steps (the Q-values stay near 50 of a true ~100 and returns near 200).
 LEARNING = dict(
-    env="CartPole-v1", total_timesteps=150_000, num_envs=8, train_freq=1, gradient_steps=1, batch_size=256,
-    buffer_size=100_000, learning_starts=1_000, n_step=5, hidden=(64, 64), layer_norm=True, double_q=True,
-    target_update_interval=250, tau=1.0, lr=5e-4, gamma=0.99, eps_start=1.0, eps_end=0.01, eps_fraction=0.2,
+    env="CartPole-v1",
+    total_timesteps=150_000,
+    num_envs=8,
+    train_freq=1,
+    gradient_steps=1,
+    batch_size=256,
+    buffer_size=100_000,
+    learning_starts=1_000,
+    n_step=5,
+    hidden=(64, 64),
+    layer_norm=True,
+    double_q=True,
+    target_update_interval=250,
+    tau=1.0,
+    lr=5e-4,
+    gamma=0.99,
+    eps_start=1.0,
+    eps_end=0.01,
+    eps_fraction=0.2,
 )
 
 

@@ -95,7 +95,7 @@ def test_tanh_gaussian_log_prob_is_the_density_of_its_samples():
             for dim in range(2):
                 a, m, s = action[row, dim], float(mean[row, dim]), math.exp(float(log_std[row, dim]))
                 h = 1e-5
-                cdf = lambda x: _normal_cdf((math.atanh(x) - m) / s)
+                cdf = lambda x, m=m, s=s: _normal_cdf((math.atanh(x) - m) / s)
                 expected += math.log((cdf(a + h) - cdf(a - h)) / (2 * h))
             np.testing.assert_allclose(float(log_prob[row]), expected, rtol=1e-4, atol=1e-4)
 
@@ -212,7 +212,9 @@ def test_truncated_quantiles_pools_across_critics():
     np.testing.assert_array_equal(np.asarray(losses.truncated_quantiles(quantiles, 3)), [[0.0, 1.0, 2.0]])
     # the batch rows are kept apart
     two_rows = jnp.asarray([[[5.0, 1.0], [0.0, 2.0]], [[3.0, 4.0], [9.0, -1.0]]])  # [2, 2, 2]
-    np.testing.assert_array_equal(np.asarray(losses.truncated_quantiles(two_rows, 1)), [[1.0, 3.0, 4.0], [-1.0, 0.0, 2.0]])
+    np.testing.assert_array_equal(
+        np.asarray(losses.truncated_quantiles(two_rows, 1)), [[1.0, 3.0, 4.0], [-1.0, 0.0, 2.0]]
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -27,8 +27,15 @@ def _counting_algorithm() -> offpolicy.Algorithm:
 
 
 def test_step_numbers_match_each_seeds_update_count_under_vmap():
-    config = dqn.Config(total_timesteps=400, num_envs=2, train_freq=2, gradient_steps=3, learning_starts=40,
-                        batch_size=8, buffer_size=200)
+    config = dqn.Config(
+        total_timesteps=400,
+        num_envs=2,
+        train_freq=2,
+        gradient_steps=3,
+        learning_starts=40,
+        batch_size=8,
+        buffer_size=200,
+    )
     algo = _counting_algorithm()
     result = jax.jit(jax.vmap(lambda k: offpolicy.train(config, k, algo)))(jax.random.split(jax.random.key(0), 3))
     warmup, total = config.warmup_iterations, config.num_iterations

@@ -36,14 +36,15 @@ def _rows(ts, num_envs: int, seed: int = 0, ended: dict | None = None, rewards=N
             kind = ended.get((int(t), e))
             term[i, e] = kind in ("terminated", "both")
             trunc[i, e] = kind in ("truncated", "both")
-    if rewards is None:
-        reward = obs[..., 0] * 10 + obs[..., 1]
-    else:
-        reward = np.asarray(rewards, np.float32)[ts]
+    reward = obs[..., 0] * 10 + obs[..., 1] if rewards is None else np.asarray(rewards, np.float32)[ts]
     action = (ts[:, None] + np.arange(num_envs)[None, :]).astype(np.int32) % 3
     return replay.Stored(
-        jnp.asarray(obs), jnp.asarray(action), jnp.asarray(reward, jnp.float32),
-        jnp.asarray(term), jnp.asarray(trunc), jnp.asarray(obs + 0.5),
+        jnp.asarray(obs),
+        jnp.asarray(action),
+        jnp.asarray(reward, jnp.float32),
+        jnp.asarray(term),
+        jnp.asarray(trunc),
+        jnp.asarray(obs + 0.5),
     )
 
 
@@ -150,7 +151,7 @@ def test_sampling_never_reads_unfilled_slots(n_step):
     assert set(env) == {0, 1}
     # the bootstrap observation is the successor of the run's last step (no episode ends here)
     np.testing.assert_array_equal(np.asarray(batch.next_obs), np.stack([t + n_step - 1 + 1.5, env + 1.5], -1))
-    np.testing.assert_allclose(np.asarray(batch.discount), 0.9 ** n_step, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(batch.discount), 0.9**n_step, rtol=1e-6)
     assert np.all(np.asarray(batch.obs) != 0) and np.all(np.asarray(batch.next_obs) != 0)
 
 

@@ -95,7 +95,11 @@ def learner_with_distinct_target(config: sac.Config, key: jax.Array, alpha: floa
     obs_dim = int(np.prod(config.spec.obs_shape))
     init_key, target_key = jax.random.split(key)
     learner = sac.init_learner(config, init_key, jnp.zeros((1, obs_dim)))
-    inputs = (jnp.zeros((1, obs_dim)),) if config.spec.discrete else (jnp.zeros((1, obs_dim)), jnp.zeros((1, config.action_dim)))
+    inputs = (
+        (jnp.zeros((1, obs_dim)),)
+        if config.spec.discrete
+        else (jnp.zeros((1, obs_dim)), jnp.zeros((1, config.action_dim)))
+    )
     target = ensemble_init(sac.make_critic(config), target_key, config.num_critics, *inputs)
     return learner._replace(target_critic=target, log_alpha=jnp.log(jnp.float32(alpha)))
 
@@ -279,8 +283,12 @@ def test_update_moves_targets_by_tau():
     learner = learner_with_distinct_target(config, jax.random.key(0))
     batch, _ = replay_batch(config, jax.random.key(1), batch_size=8)
     new, _ = jax.jit(sac.update)(config, learner, batch, jax.random.key(2), 1)
-    for old_t, new_t, online in zip(*(jax.tree.leaves(t) for t in (learner.target_critic, new.target_critic, new.critic))):
-        np.testing.assert_allclose(np.asarray(new_t), np.asarray(old_t) + 0.25 * (np.asarray(online) - np.asarray(old_t)), rtol=1e-5, atol=1e-6)
+    for old_t, new_t, online in zip(
+        *(jax.tree.leaves(t) for t in (learner.target_critic, new.target_critic, new.critic))
+    ):
+        np.testing.assert_allclose(
+            np.asarray(new_t), np.asarray(old_t) + 0.25 * (np.asarray(online) - np.asarray(old_t)), rtol=1e-5, atol=1e-6
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -325,7 +333,11 @@ def test_different_keys_give_different_results(config, train_fn, first_run):
     assert not np.array_equal(first_run.metrics["critic_loss"][32:], other.metrics["critic_loss"][32:])
 
 
-@pytest.mark.parametrize("env,overrides", [("CartPole-v1", {}), ("Pendulum-v1", dict(num_quantiles=5, drop_quantiles=1))], ids=["discrete", "tqc"])
+@pytest.mark.parametrize(
+    "env,overrides",
+    [("CartPole-v1", {}), ("Pendulum-v1", dict(num_quantiles=5, drop_quantiles=1))],
+    ids=["discrete", "tqc"],
+)
 def test_variants_train(env, overrides):
     config = tiny_config(env, **overrides)
     metrics = jax.jit(sac.train)(config, jax.random.key(0)).metrics
@@ -343,7 +355,9 @@ def test_sweep_entry_equals_train_alone(config, train_fn):
         for seed in range(2):
             alone = train_fn(config.replace(alpha_init=alpha), jax.random.key(seed))
             for name, value in alone.metrics.items():
-                np.testing.assert_allclose(result.metrics[name][i, seed], np.asarray(value), rtol=1e-4, atol=1e-4, err_msg=name)
+                np.testing.assert_allclose(
+                    result.metrics[name][i, seed], np.asarray(value), rtol=1e-4, atol=1e-4, err_msg=name
+                )
             for a, b in zip(jax.tree.leaves(result.programs[0]["state"].learner), jax.tree.leaves(alone.state.learner)):
                 np.testing.assert_allclose(np.asarray(a)[i, seed], np.asarray(b), rtol=1e-4, atol=1e-4)
     alpha = result.metrics["alpha"]
@@ -436,8 +450,10 @@ PENDULUM = dict(env="Pendulum-v1", total_timesteps=8_000, hidden=(64, 64), lr=1e
 def _check_pendulum(metrics, label):
     final = final_returns(metrics)
     first = metrics["episode_return"][:, 199]  # the first episode: random actions
-    print(f"{label} Pendulum-v1: last-5-episode mean per seed {final.round(1)}, mean {final.mean():.1f}; "
-          f"last episode per seed {metrics['episode_return'][:, -1].round(1)}; first episode {first.round(0)}")
+    print(
+        f"{label} Pendulum-v1: last-5-episode mean per seed {final.round(1)}, mean {final.mean():.1f}; "
+        f"last episode per seed {metrics['episode_return'][:, -1].round(1)}; first episode {first.round(0)}"
+    )
     assert np.all(first < -700), first
     assert final.mean() >= -250, f"mean {final.mean():.1f}, per seed {final}"
 

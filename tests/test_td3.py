@@ -11,13 +11,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from test_sac import _tree_equal, member, mlp, replay_batch
 
 import purejaxlib
 from purejaxlib import ConfigError
 from purejaxlib.algos import td3
 from purejaxlib.networks import ensemble_init
-
-from test_sac import _tree_equal, member, mlp, replay_batch
 
 TINY = dict(hidden=(16, 16), batch_size=8, buffer_size=256, learning_starts=32)
 GAMMA = 0.9
@@ -102,7 +101,7 @@ def test_ddpg_config():
     config = td3.ddpg_config(env="Pendulum-v1", **TINY, total_timesteps=96)
     assert (config.num_critics, config.policy_delay, float(config.target_policy_noise)) == (1, 1, 0.0)
     assert isinstance(config, td3.Config)
-    assert td3.DDPG == dict(num_critics=1, policy_delay=1, target_policy_noise=0.0)
+    assert dict(num_critics=1, policy_delay=1, target_policy_noise=0.0) == td3.DDPG
     learner = learner_with_distinct_targets(config, jax.random.key(0))
     assert all(leaf.shape[0] == 1 for leaf in jax.tree.leaves(learner.critic))
     # no smoothing: the target is r + gamma' * Q'(s', mu'(s')) whatever the key
@@ -140,7 +139,9 @@ def test_actor_and_targets_move_only_on_delay_steps(delay):
                 (learner.target_critic, new.target_critic, new.critic),
             ):
                 for o, m, n in zip(jax.tree.leaves(old), jax.tree.leaves(moved), jax.tree.leaves(online)):
-                    np.testing.assert_allclose(np.asarray(m), np.asarray(o) + 0.25 * (np.asarray(n) - np.asarray(o)), rtol=1e-5, atol=1e-6)
+                    np.testing.assert_allclose(
+                        np.asarray(m), np.asarray(o) + 0.25 * (np.asarray(n) - np.asarray(o)), rtol=1e-5, atol=1e-6
+                    )
         learner = new
 
 
@@ -209,7 +210,9 @@ def test_sweep_entry_equals_train_alone(config, train_fn):
         for seed in range(2):
             alone = train_fn(config.replace(lr=lr), jax.random.key(seed))
             for name, value in alone.metrics.items():
-                np.testing.assert_allclose(result.metrics[name][i, seed], np.asarray(value), rtol=1e-4, atol=1e-4, err_msg=name)
+                np.testing.assert_allclose(
+                    result.metrics[name][i, seed], np.asarray(value), rtol=1e-4, atol=1e-4, err_msg=name
+                )
             for a, b in zip(jax.tree.leaves(result.programs[0]["state"].learner), jax.tree.leaves(alone.state.learner)):
                 np.testing.assert_allclose(np.asarray(a)[i, seed], np.asarray(b), rtol=1e-4, atol=1e-4)
     loss = result.metrics["critic_loss"]
