@@ -19,7 +19,8 @@ Surface (shared by every algorithm in purejaxlib.algos)::
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Literal, NamedTuple
+from collections.abc import Callable
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import distrax
 import jax
@@ -36,11 +37,12 @@ from purejaxlib.optim import minibatch_sgd
 from purejaxlib.returns import gae
 from purejaxlib.rollout import Memory, episode_metrics, masked_mean, recurrent_rollout
 
+
 class Config(onpolicy.Config):
     """PPO hyperparameters; the rollout and update sizes are :class:`purejaxlib.onpolicy.Config`'s.
     Static fields set program structure; traced ones are float32 leaves."""
 
-    features = {  # fields only this module has: other algorithms' errors point here
+    features: ClassVar[dict[str, str]] = {  # fields only this module has: other algorithms' errors point here
         "recurrent": "recurrent (GRU/LSTM) policies",
         "cell_size": "recurrent (GRU/LSTM) policies",
         "advantage": "critic-free advantages (REINFORCE, RLOO, group-relative)",
@@ -121,9 +123,13 @@ class Config(onpolicy.Config):
         super().validate()
         self.check_choice("action_dist", ("auto",) + distributions.KINDS)
         if self.spec.discrete and self.action_dist in distributions.CONTINUOUS_KINDS:
-            self.fail("action_dist", f"{self.action_dist!r} needs continuous actions, but {self.env} is discrete; use 'auto' or 'categorical'")
+            use = "use 'auto' or 'categorical'"
+            self.fail(
+                "action_dist", f"{self.action_dist!r} needs continuous actions, but {self.env} is discrete; {use}"
+            )
         if not self.spec.discrete and self.action_dist == "categorical":
-            self.fail("action_dist", f"'categorical' needs discrete actions, but {self.env} is continuous; use 'auto', 'normal' or 'tanh_normal'")
+            use = "use 'auto', 'normal' or 'tanh_normal'"
+            self.fail("action_dist", f"'categorical' needs discrete actions, but {self.env} is continuous; {use}")
         self.check_positive("clip_eps", "dpo_alpha", "dpo_beta", "mdpo_step_size")
         self.check_positive("ent_coef", "vf_coef", allow_zero=True)
         self.check_range("gae_lambda", 0.0, 1.0)
@@ -133,8 +139,8 @@ class Config(onpolicy.Config):
         if self.recurrent != "none":
             self.check_positive("cell_size")
             if self.num_envs % self.num_minibatches:
-                self.fail("num_minibatches", f"a recurrent policy learns from minibatches of whole env sequences, so "
-                          f"num_minibatches={self.num_minibatches} must divide num_envs={self.num_envs}")
+                why = "a recurrent policy learns from minibatches of whole env sequences, so num_minibatches"
+                self.fail("num_minibatches", f"{why}={self.num_minibatches} must divide num_envs={self.num_envs}")
 
 
 class State(NamedTuple):
@@ -152,8 +158,8 @@ class State(NamedTuple):
 
 def make_env(config: Config) -> tuple[Any, Any]:
     """The vectorized, wrapped env and its params for ``config``."""
-    return onpolicy.make_env(config, group_size=config.group_size if config.grouped else 1,
-                             normalize_obs=config.normalize_obs, normalize_reward=config.normalize_reward)
+    norms = dict(normalize_obs=config.normalize_obs, normalize_reward=config.normalize_reward)
+    return onpolicy.make_env(config, group_size=config.group_size if config.grouped else 1, **norms)
 
 
 def make_network(config: Config) -> ActorCritic | RecurrentActorCritic:
@@ -173,8 +179,9 @@ def initial_memory(config: Config, batch: int) -> Memory | None:
     return Memory(initial_carry(config.recurrent, config.cell_size, batch), jnp.ones((batch,), bool))
 
 
-def apply(config: Config, params: Any, carry: Any, obs: jax.Array,
-          first: jax.Array | None) -> tuple[Any, distrax.Distribution, jax.Array]:
+def apply(
+    config: Config, params: Any, carry: Any, obs: jax.Array, first: jax.Array | None
+) -> tuple[Any, distrax.Distribution, jax.Array]:
     """The policy distribution and value at ``obs``: ``(carry, dist, value)``.
 
     MLP (``carry`` None, ``first`` unused): ``obs [..., obs_dim]`` -> dist and value over ``[...]``.
@@ -226,8 +233,9 @@ class Batch(NamedTuple):
     carry: Any = None  # recurrent: [n, cell_size] (LSTM: a pair), the cell state before step 0
 
 
-def ppo_loss(config: Config, params: Any, batch: Batch, kl_coef: jax.Array | None = None,
-             ref_params: Any = None) -> tuple[jax.Array, dict[str, jax.Array]]:
+def ppo_loss(
+    config: Config, params: Any, batch: Batch, kl_coef: jax.Array | None = None, ref_params: Any = None
+) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Policy objective + (clipped) value loss - entropy bonus on a minibatch (see :class:`Batch`).
 
     ``kl_coef`` weighs MDPO's ``KL(pi || pi_old)`` (closed form per state, from ``batch.old_dist``).
@@ -293,28 +301,27 @@ def collect_fn(config: Config, params: Any) -> Callable[..., tuple[jax.Array, ja
     return policy_fn
 
 
-def next_values(config: Config, params: Any, trajectory: Any) -> jax.Array:
+def next_values(config: Config, params: Any, traj: Any) -> jax.Array:
     """``V(s'_t)`` of every step's true successor ``[T, N]``, read with the cell state after step
-    ``t`` (``trajectory.extras["carry"]``; None for the MLP)."""
-    steps, envs = trajectory.final_obs.shape[:2]
+    ``t`` (``traj.extras["carry"]``; None for the MLP)."""
+    steps, envs = traj.final_obs.shape[:2]
     samples = lambda x: x.reshape((steps * envs,) + x.shape[2:])
-    carry = jax.tree.map(samples, trajectory.extras["carry"])
+    carry = jax.tree.map(samples, traj.extras["carry"])
     not_first = jnp.zeros((steps * envs, 1), bool)
-    _, _, value = apply(config, params, carry, samples(trajectory.final_obs)[:, None], not_first)
+    _, _, value = apply(config, params, carry, samples(traj.final_obs)[:, None], not_first)
     return value.reshape(steps, envs)
 
 
-def make_batch(config: Config, trajectory: Any, advantages: jax.Array, targets: jax.Array, mask: jax.Array | None,
-               memory: Memory | None) -> Batch:
+def make_batch(config: Config, traj: Any, advantages: Any, targets: Any, mask: Any, memory: Memory | None) -> Batch:
     """The learner's samples from a rollout ``[T, N]``: flat ``[B]`` for the MLP; for a recurrent
     policy whole env sequences ``[N, T]`` (minibatches are sets of envs) with each step's
     ``first`` and ``memory``'s cell state before step 0."""
-    extras = trajectory.extras
-    batch = Batch(trajectory.obs, trajectory.action, extras["log_prob"], extras["value"], advantages, targets,
-                  extras.get("dist"), mask)
+    extras = traj.extras
+    batch = Batch(traj.obs, traj.action, extras["log_prob"], extras["value"], advantages, targets, extras.get("dist"))
+    batch = batch._replace(mask=mask)
     if memory is None:
         return onpolicy.flatten_batch(config, batch)
-    first = jnp.concatenate([memory.first[None], trajectory.episode_done[:-1]])
+    first = jnp.concatenate([memory.first[None], traj.episode_done[:-1]])
     return jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), batch._replace(first=first))._replace(carry=memory.carry)
 
 
@@ -331,27 +338,27 @@ def step(config: Config, state: State, index: jax.Array | None = None) -> tuple[
         key, reset_key = jax.random.split(key)
         obs, env_state = env.reset(reset_key, env_params)
         memory = initial_memory(config, config.num_envs)
-    env_state, obs, next_memory, trajectory = recurrent_rollout(
-        env, env_params, collect_fn(config, state.params), env_state, obs, memory, rollout_key, config.num_steps
+    act = collect_fn(config, state.params)
+    env_state, obs, next_memory, traj = recurrent_rollout(
+        env, env_params, act, env_state, obs, memory, rollout_key, config.num_steps
     )
     critic_free, mask = state.critic_free, None
     if critic_free is not None:
-        advantages, mask, targets, critic_free = critic_free_lib.advantages(config, critic_free, trajectory, state.iteration)
+        advantages, mask, targets, critic_free = critic_free_lib.advantages(config, critic_free, traj, state.iteration)
     else:
-        values, next_value = trajectory.extras["value"], next_values(config, state.params, trajectory)
-        advantages, targets = gae(trajectory.reward, values, next_value, trajectory.terminated,
-                                              trajectory.truncated, config.gamma, config.gae_lambda)
+        next_value = next_values(config, state.params, traj)
+        ends_and_discounts = (traj.terminated, traj.truncated, config.gamma, config.gae_lambda)
+        advantages, targets = gae(traj.reward, traj.extras["value"], next_value, *ends_and_discounts)
     kl_coef = None
     if config.objective == "mdpo":
         kl_coef = objectives.mdpo_kl_coef(state.iteration, config.num_updates, config.mdpo_step_size)
     ref_params = None if critic_free is None else critic_free.ref_params
-    params, opt_state, learn_stats = minibatch_sgd(
-        lambda p, mb: ppo_loss(config, p, mb, kl_coef, ref_params), make_tx(config), state.params, state.opt_state,
-        make_batch(config, trajectory, advantages, targets, mask, memory), learn_key, config.update_epochs,
-        config.num_minibatches,
-    )
+    loss_fn = lambda p, mb: ppo_loss(config, p, mb, kl_coef, ref_params)
+    batch = make_batch(config, traj, advantages, targets, mask, memory)
+    sgd = (batch, learn_key, config.update_epochs, config.num_minibatches)
+    params, opt_state, learn_stats = minibatch_sgd(loss_fn, make_tx(config), state.params, state.opt_state, *sgd)
     iteration = state.iteration + 1
-    metrics = {**episode_metrics(trajectory), **learn_stats, **onpolicy.counters(config, iteration)}
+    metrics = {**episode_metrics(traj), **learn_stats, **onpolicy.counters(config, iteration)}
     if critic_free is not None:
         critic_free = critic_free_lib.refresh_reference(config, critic_free, params, iteration)
         metrics["mask_frac"] = mask.mean()
@@ -362,9 +369,9 @@ def a2c_config(**overrides: Any) -> Config:
     """A2C as PPO's special case: one gradient step per rollout of 16 envs x 5 steps, n-step returns
     (``gae_lambda=1``: each step's return runs to the rollout's end and bootstraps there), no
     clipping or advantage normalization; ``overrides`` replace any field."""
-    fields = dict(objective="a2c", num_envs=16, num_steps=5, update_epochs=1, num_minibatches=1, gae_lambda=1.0,
-                  normalize_advantages=False, clip_value_loss=False, anneal_lr=False, lr=7e-4)
-    return Config(**{**fields, **overrides})
+    schedule = dict(num_envs=16, num_steps=5, update_epochs=1, num_minibatches=1, gae_lambda=1.0, lr=7e-4)
+    plain = dict(objective="a2c", normalize_advantages=False, clip_value_loss=False, anneal_lr=False)
+    return Config(**{**schedule, **plain, **overrides})
 
 
 def train(config: Config, key: jax.Array) -> TrainResult:

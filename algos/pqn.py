@@ -16,7 +16,8 @@ Surface (shared by every algorithm in purejaxlib.algos)::
 
 from __future__ import annotations
 
-from typing import Any, Callable, Literal, NamedTuple
+from collections.abc import Callable
+from typing import Any, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp

@@ -12,7 +12,8 @@ tracers), so validation here only looks at static fields and at concrete traced 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, Iterable
+from collections.abc import Iterable
+from typing import Any, ClassVar
 
 import jax
 import numpy as np
@@ -21,7 +22,16 @@ from flax import struct
 from purejaxlib import envs
 from purejaxlib.names import close_matches, register_features
 
-__all__ = ["ConfigBase", "ConfigError", "EnvConfig", "UnknownFieldError", "close_matches", "is_static_field", "static", "traced"]
+__all__ = [
+    "ConfigBase",
+    "ConfigError",
+    "EnvConfig",
+    "UnknownFieldError",
+    "close_matches",
+    "is_static_field",
+    "static",
+    "traced",
+]
 
 
 class ConfigError(ValueError):
@@ -75,7 +85,8 @@ class ConfigBase(struct.PyTreeNode):
             names = [f.name for f in dataclasses.fields(cls)]
             for name in fields:
                 if name not in names:
-                    raise UnknownFieldError(f"{cls.__module__.rsplit('.', 1)[-1]}.{cls.__qualname__} has no field {name!r}; {close_matches(name, names)}")
+                    where = f"{cls.__module__.rsplit('.', 1)[-1]}.{cls.__qualname__}"
+                    raise UnknownFieldError(f"{where} has no field {name!r}; {close_matches(name, names)}")
             init(self, *args, **fields)
 
         cls.__init__ = __init__
@@ -87,9 +98,7 @@ class ConfigBase(struct.PyTreeNode):
             value = getattr(self, f.name)
             # Anything else (a weakly typed jax scalar, an int, float64) would give jit a new
             # abstract value and recompile.
-            if _is_concrete_number(value) and not (
-                isinstance(value, np.ndarray) and value.dtype == np.float32
-            ):
+            if _is_concrete_number(value) and not (isinstance(value, np.ndarray) and value.dtype == np.float32):
                 object.__setattr__(self, f.name, np.asarray(value, dtype=np.float32))
         self.validate()
 
@@ -210,8 +219,10 @@ class EnvConfig(ConfigBase):
         for i in range(max(len(v) for v in flat.values())):
             member = defaults.replace(**{k: v[min(i, len(v) - 1)] for k, v in flat.items()})
             after = env.action_space(member)
-            if not (np.allclose(np.asarray(after.low), np.asarray(before.low))
-                    and np.allclose(np.asarray(after.high), np.asarray(before.high))):
+            if not (
+                np.allclose(np.asarray(after.low), np.asarray(before.low))
+                and np.allclose(np.asarray(after.high), np.asarray(before.high))
+            ):
                 self.fail(
                     "env_params",
                     f"{sorted(overrides)} change the action bounds of {self.env} "

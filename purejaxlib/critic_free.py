@@ -36,26 +36,39 @@ def check_config(config: Any) -> None:
     advantage, group_size = config.advantage, config.group_size
     if advantage in ("rloo", "group"):
         if group_size < 2:
-            config.fail("group_size", f"advantage={advantage!r} compares each rollout with the others of its "
-                        f"group, so it needs group_size >= 2, got {group_size}")
+            config.fail(
+                "group_size",
+                f"advantage={advantage!r} compares each rollout with the others of its "
+                f"group, so it needs group_size >= 2, got {group_size}",
+            )
         if config.num_envs % group_size:
-            config.fail("group_size", f"num_envs={config.num_envs} must be a multiple of group_size={group_size} "
-                        "(each group is group_size consecutive envs)")
+            config.fail(
+                "group_size",
+                f"num_envs={config.num_envs} must be a multiple of group_size={group_size} "
+                "(each group is group_size consecutive envs)",
+            )
     elif group_size != 1:
-        config.fail("group_size", f"is used by advantage='rloo' or 'group' only, got {group_size} with "
-                    f"advantage={advantage!r}")
+        config.fail(
+            "group_size", f"is used by advantage='rloo' or 'group' only, got {group_size} with advantage={advantage!r}"
+        )
     if advantage == "gae":
         ref_kl = config.concrete("ref_kl_coef")
         if ref_kl is not None and np.any(ref_kl != 0):
-            config.fail("ref_kl_coef", "the KL penalty to a reference policy goes with the critic-free advantages "
-                        "(advantage='reinforce', 'rloo' or 'group'); with 'gae' use objective='mdpo' for a KL term")
+            config.fail(
+                "ref_kl_coef",
+                "the KL penalty to a reference policy goes with the critic-free advantages "
+                "(advantage='reinforce', 'rloo' or 'group'); with 'gae' use objective='mdpo' for a KL term",
+            )
         if config.ref_update_interval:
             config.fail("ref_update_interval", "is used by the critic-free advantages only")
         return
     for name in ("normalize_obs", "normalize_reward"):
         if getattr(config, name):
-            config.fail(name, f"advantage={advantage!r} restarts every env at each update, which would restart "
-                        "the running statistics too; it is not supported with the critic-free advantages")
+            config.fail(
+                name,
+                f"advantage={advantage!r} restarts every env at each update, which would restart "
+                "the running statistics too; it is not supported with the critic-free advantages",
+            )
 
 
 def init(config: Any, params: Any) -> CriticFree | None:
@@ -66,8 +79,9 @@ def init(config: Any, params: Any) -> CriticFree | None:
     return CriticFree(params, baseline)
 
 
-def advantages(config: Any, state: CriticFree, trajectory: Any,
-               iteration: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array, CriticFree]:
+def advantages(
+    config: Any, state: CriticFree, trajectory: Any, iteration: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array, CriticFree]:
     """Advantages ``[T, N]`` from each env's first episode of a rollout that starts at a reset, their
     mask ``[T, N]``, the returns ``[T, N]``, and ``state`` with REINFORCE's baseline updated
     (``iteration``: updates done before this one; the first replaces the zero baseline)."""
@@ -90,4 +104,6 @@ def refresh_reference(config: Any, state: CriticFree, params: Any, iteration: ja
     if not config.ref_update_interval:
         return state
     refresh = iteration % config.ref_update_interval == 0
-    return state._replace(ref_params=jax.tree.map(lambda new, old: jnp.where(refresh, new, old), params, state.ref_params))
+    return state._replace(
+        ref_params=jax.tree.map(lambda new, old: jnp.where(refresh, new, old), params, state.ref_params)
+    )

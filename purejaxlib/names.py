@@ -14,7 +14,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import pkgutil
-from typing import Iterable
+from collections.abc import Iterable
 
 # Names other libraries use for our fields, so a grid or flag written their way gets a pointer.
 ALIASES = {

@@ -6,7 +6,7 @@ algorithms and distributions in :mod:`purejaxlib.distributions`.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
@@ -100,9 +100,7 @@ class ActorCritic(nn.Module):
         self.actor = MLP(self.hidden, self.action_dim, self.activation, out_scale=0.01)
         self.critic = MLP(self.hidden, 1, self.activation, out_scale=1.0)
         if self.continuous:
-            self.log_std = self.param(
-                "log_std", nn.initializers.constant(self.log_std_init), (self.action_dim,)
-            )
+            self.log_std = self.param("log_std", nn.initializers.constant(self.log_std_init), (self.action_dim,))
 
     def __call__(self, obs: jax.Array):
         log_std = self.log_std if self.continuous else None
@@ -123,7 +121,9 @@ class QNetwork(nn.Module):
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
-        return MLP(self.hidden, self.num_actions, self.activation, layer_norm=self.layer_norm, orthogonal_init=False)(obs)
+        return MLP(self.hidden, self.num_actions, self.activation, layer_norm=self.layer_norm, orthogonal_init=False)(
+            obs
+        )
 
 
 class Critic(nn.Module):

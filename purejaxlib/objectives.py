@@ -10,7 +10,8 @@ objective is ``r A - drift(r, A)`` with a drift that is >= 0 and zero, with zero
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -34,8 +35,9 @@ def policy_gradient(log_prob: jax.Array, advantages: jax.Array) -> jax.Array:
     return log_prob * advantages
 
 
-def dpo_drift(ratio: jax.Array, advantages: jax.Array, alpha: jax.Array | float = 2.0,
-              beta: jax.Array | float = 0.6) -> jax.Array:
+def dpo_drift(
+    ratio: jax.Array, advantages: jax.Array, alpha: jax.Array | float = 2.0, beta: jax.Array | float = 0.6
+) -> jax.Array:
     """Discovered Policy Optimisation's closed-form drift (Lu et al. 2022), ``[B] -> [B]``:
 
     ``relu((r - 1) A - alpha tanh((r - 1) A / alpha))`` where ``A >= 0``, and
@@ -87,8 +89,11 @@ def check_config(config: Any) -> None:
     if objective not in OBJECTIVES:
         config.fail("objective", f"must be one of {OBJECTIVES}, got {objective!r}")
     if (objective == "drift") != (drift is not None):
-        config.fail("drift", "objective='drift' takes its function from drift=..., and drift is used only then; got "
-                    f"objective={objective!r} with drift={'a function' if drift is not None else None}")
+        config.fail(
+            "drift",
+            "objective='drift' takes its function from drift=..., and drift is used only then; got "
+            f"objective={objective!r} with drift={'a function' if drift is not None else None}",
+        )
     if drift is not None:
         if not callable(drift):
             config.fail("drift", f"must be a function (ratio [B], advantages [B]) -> [B], got {drift!r}")
@@ -96,12 +101,21 @@ def check_config(config: Any) -> None:
         try:
             out = jax.eval_shape(drift, probe, probe)
         except Exception as err:  # the user's function, any failure: say which call failed
-            config.fail("drift", f"a drift function is called as drift(ratio [B], advantages [B]); "
-                        f"calling {getattr(drift, '__name__', drift)!r} that way failed: {err}")
+            config.fail(
+                "drift",
+                f"a drift function is called as drift(ratio [B], advantages [B]); "
+                f"calling {getattr(drift, '__name__', drift)!r} that way failed: {err}",
+            )
         if getattr(out, "shape", None) != (3,):
-            config.fail("drift", f"a drift function must return one value per sample ([B]); for B=3 it returned "
-                        f"{getattr(out, 'shape', out)}")
+            config.fail(
+                "drift",
+                f"a drift function must return one value per sample ([B]); for B=3 it returned "
+                f"{getattr(out, 'shape', out)}",
+            )
     if objective == "a2c" and (config.update_epochs != 1 or config.num_minibatches != 1):
-        config.fail("objective", "'a2c' takes one gradient step per rollout (its gradient is only the policy gradient "
-                    f"at the policy that collected the data), so it needs update_epochs=1 and num_minibatches=1, got "
-                    f"{config.update_epochs} and {config.num_minibatches}; use a2c_config() or objective='ppo'")
+        config.fail(
+            "objective",
+            "'a2c' takes one gradient step per rollout (its gradient is only the policy gradient "
+            f"at the policy that collected the data), so it needs update_epochs=1 and num_minibatches=1, got "
+            f"{config.update_epochs} and {config.num_minibatches}; use a2c_config() or objective='ppo'",
+        )

@@ -12,7 +12,8 @@ frozen observation statistics) and :class:`RecurrentAct`, the acting function of
 
 from __future__ import annotations
 
-from typing import Any, Callable, Literal, NamedTuple
+from collections.abc import Callable
+from typing import Any, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -100,8 +101,9 @@ class TrainResult(NamedTuple):
     metrics: dict[str, jax.Array]  # each [num_updates]
 
 
-def make_env(config: Config, *, group_size: int = 1, normalize_obs: bool = False,
-             normalize_reward: bool = False) -> tuple[Any, Any]:
+def make_env(
+    config: Config, *, group_size: int = 1, normalize_obs: bool = False, normalize_reward: bool = False
+) -> tuple[Any, Any]:
     """The vectorized env and its params: flattened observations, episode statistics, actions
     clipped to the bounds (continuous envs), ``config.num_envs`` copies (``group_size``
     consecutive envs reset to one state), then the optional running normalizations."""

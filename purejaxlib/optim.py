@@ -3,7 +3,8 @@ the shuffled-minibatch SGD loop of the on-policy learners."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp

@@ -17,9 +17,12 @@ def _check_rollout(fn: str, gamma: Any, lam: Any, **arrays: jax.Array) -> None:
         chex.assert_equal_shape(list(arrays.values()))
         chex.assert_rank([gamma, lam], 0)
     except AssertionError as err:
-        shapes = ", ".join(f"{name} {tuple(jnp.shape(x))}" for name, x in {**arrays, "gamma": gamma, "lam": lam}.items())
-        raise ValueError(f"returns.{fn} takes time-major rollout arrays [T, ...] of one shape and scalar gamma and "
-                         f"lam; got {shapes}") from err
+        shapes = ", ".join(
+            f"{name} {tuple(jnp.shape(x))}" for name, x in {**arrays, "gamma": gamma, "lam": lam}.items()
+        )
+        raise ValueError(
+            f"returns.{fn} takes time-major rollout arrays [T, ...] of one shape and scalar gamma and lam; got {shapes}"
+        ) from err
 
 
 def gae(
@@ -45,8 +48,16 @@ def gae(
     Returns:
       ``(advantages, value_targets)``, both ``[T, ...]``; targets are ``advantages + values``.
     """
-    _check_rollout("gae", gamma, lam, rewards=rewards, values=values, next_values=next_values,
-                   terminated=terminated, truncated=truncated)
+    _check_rollout(
+        "gae",
+        gamma,
+        lam,
+        rewards=rewards,
+        values=values,
+        next_values=next_values,
+        terminated=terminated,
+        truncated=truncated,
+    )
     terminated = terminated.astype(values.dtype)
     episode_end = jnp.logical_or(terminated > 0, truncated).astype(values.dtype)
     deltas = rewards + gamma * (1.0 - terminated) * next_values - values
@@ -58,9 +69,7 @@ def gae(
         adv_t = delta_t + decay_t * carry
         return adv_t, adv_t
 
-    _, advantages = jax.lax.scan(
-        backward, jnp.zeros_like(values[0]), (deltas, trace_decay), reverse=True
-    )
+    _, advantages = jax.lax.scan(backward, jnp.zeros_like(values[0]), (deltas, trace_decay), reverse=True)
     return advantages, advantages + values
 
 
@@ -91,8 +100,9 @@ def q_lambda(
     Returns:
       ``[T, ...]`` lambda-returns ``G_t``.
     """
-    _check_rollout("q_lambda", gamma, lam, rewards=rewards, next_q_max=next_q_max, terminated=terminated,
-                   truncated=truncated)
+    _check_rollout(
+        "q_lambda", gamma, lam, rewards=rewards, next_q_max=next_q_max, terminated=terminated, truncated=truncated
+    )
     dtype = next_q_max.dtype
     continues = 1.0 - terminated.astype(dtype)
     episode_end = jnp.logical_or(terminated, truncated)
@@ -104,9 +114,7 @@ def q_lambda(
         g_t = r_t + gamma * continues_t * ((1.0 - lam) * q_t + lam * next_return)
         return g_t, g_t
 
-    _, returns = jax.lax.scan(
-        backward, next_q_max[-1], (rewards, next_q_max, continues, episode_end), reverse=True
-    )
+    _, returns = jax.lax.scan(backward, next_q_max[-1], (rewards, next_q_max, continues, episode_end), reverse=True)
     return returns
 
 
@@ -135,8 +143,9 @@ def group_advantages(returns: jax.Array, normalize_std: bool = True, eps: float 
     return centered
 
 
-def returns_to_go(rewards: jax.Array, terminated: jax.Array, truncated: jax.Array,
-                  gamma: jax.Array | float) -> jax.Array:
+def returns_to_go(
+    rewards: jax.Array, terminated: jax.Array, truncated: jax.Array, gamma: jax.Array | float
+) -> jax.Array:
     """Discounted Monte Carlo returns within a rollout, time-major: ``[T, ...] -> [T, ...]``.
 
     ``G_t = r_t + gamma G_{t+1}``, restarting at every episode end (termination or truncation) and
@@ -161,8 +170,9 @@ def first_episode_mask(episode_done: jax.Array) -> jax.Array:
     return (ended_before == 0).astype(jnp.float32)
 
 
-def episode_returns_to_go(rewards: jax.Array, episode_done: jax.Array,
-                          gamma: jax.Array | float) -> tuple[jax.Array, jax.Array]:
+def episode_returns_to_go(
+    rewards: jax.Array, episode_done: jax.Array, gamma: jax.Array | float
+) -> tuple[jax.Array, jax.Array]:
     """Returns-to-go of each env's first episode in a rollout that started at a reset, and its mask.
 
     ``rewards``, ``episode_done``: ``[T, ...]``. Returns ``(G [T, ...], mask [T, ...])`` with
@@ -192,8 +202,9 @@ def grouped_group_advantages(returns: jax.Array, group_size: int, normalize_std:
     return _over_groups(lambda r: group_advantages(r, normalize_std), returns, group_size)
 
 
-def update_running_baseline(baseline: jax.Array, returns: jax.Array, mask: jax.Array,
-                            decay: jax.Array | float) -> jax.Array:
+def update_running_baseline(
+    baseline: jax.Array, returns: jax.Array, mask: jax.Array, decay: jax.Array | float
+) -> jax.Array:
     """Exponential running mean per time step of the masked returns: ``baseline [T]``,
     ``returns, mask [T, N] -> [T]``; a step no env reached keeps its old value."""
     count = mask.sum(axis=1)

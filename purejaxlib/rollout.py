@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -79,9 +80,7 @@ def recurrent_rollout(
         key, act_key, env_key = jax.random.split(key, 3)
         carry, first = (None, None) if memory is None else memory
         raw_action, env_action, extras, carry = policy_fn(obs, first, carry, act_key)
-        next_obs, env_state, reward, terminated, truncated, info = env.step(
-            env_key, env_state, env_action, env_params
-        )
+        next_obs, env_state, reward, terminated, truncated, info = env.step(env_key, env_state, env_action, env_params)
         transition = Transition(
             obs=obs,
             action=raw_action,
@@ -97,9 +96,7 @@ def recurrent_rollout(
         memory = None if memory is None else Memory(carry, info["episode_done"])
         return (env_state, next_obs, memory, key), transition
 
-    (env_state, obs, memory, _), trajectory = jax.lax.scan(
-        one_step, (env_state, obs, memory, key), None, num_steps
-    )
+    (env_state, obs, memory, _), trajectory = jax.lax.scan(one_step, (env_state, obs, memory, key), None, num_steps)
     return env_state, obs, memory, trajectory
 
 
