@@ -17,8 +17,7 @@ def test_rloo_matches_the_leave_one_out_definition():
     np.testing.assert_allclose(rloo_advantages(RETURNS), ref, rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("fn", [rloo_advantages, group_advantages,
-                                lambda r: group_advantages(r, normalize_std=False)])
+@pytest.mark.parametrize("fn", [rloo_advantages, group_advantages, lambda r: group_advantages(r, normalize_std=False)])
 def test_group_advantages_have_zero_mean_and_identical_rewards_give_zero(fn):
     out = np.asarray(fn(RETURNS))
     np.testing.assert_allclose(out.mean(axis=0), 0.0, atol=1e-6)
@@ -29,7 +28,9 @@ def test_group_advantages_have_zero_mean_and_identical_rewards_give_zero(fn):
 def test_group_advantages_match_a_plain_reference():
     centered = RETURNS - RETURNS.mean(axis=0)
     np.testing.assert_allclose(group_advantages(RETURNS, normalize_std=False), centered, atol=1e-6)
-    np.testing.assert_allclose(group_advantages(RETURNS)[:, 0], centered[:, 0] / (RETURNS[:, 0].std() + 1e-6), rtol=1e-5)
+    np.testing.assert_allclose(
+        group_advantages(RETURNS)[:, 0], centered[:, 0] / (RETURNS[:, 0].std() + 1e-6), rtol=1e-5
+    )
 
 
 def test_rloo_refuses_a_group_of_one():
@@ -55,7 +56,10 @@ from purejaxlib import envs as envs_lib  # noqa: E402
 from purejaxlib.algos import ppo  # noqa: E402
 from purejaxlib.config import ConfigError  # noqa: E402
 from purejaxlib.returns import (  # noqa: E402
-    episode_returns_to_go, first_episode_mask, grouped_group_advantages, grouped_rloo_advantages,
+    episode_returns_to_go,
+    first_episode_mask,
+    grouped_group_advantages,
+    grouped_rloo_advantages,
     update_running_baseline,
 )
 
@@ -80,8 +84,14 @@ def test_episode_returns_to_go_match_a_plain_loop():
             assert float(mask[t, n]) == (1.0 if t <= end else 0.0)
 
 
-@pytest.mark.parametrize("fn", [grouped_rloo_advantages, grouped_group_advantages,
-                                lambda r, k: grouped_group_advantages(r, k, normalize_std=False)])
+@pytest.mark.parametrize(
+    "fn",
+    [
+        grouped_rloo_advantages,
+        grouped_group_advantages,
+        lambda r, k: grouped_group_advantages(r, k, normalize_std=False),
+    ],
+)
 def test_grouped_advantages_are_per_time_step_per_group(fn):
     # [T=2, N=8]: groups of 4 consecutive envs; the second group's returns are all equal.
     returns = np.array([[1, 3, 8, 0, 5, 5, 5, 5], [2, 2, 2, 2, 0, 1, 2, 3]], np.float32)
@@ -121,8 +131,9 @@ def test_grouped_vec_env_resets_each_group_to_one_state():
 
 
 def _critic_free(advantage, **kw):
-    fields = dict(advantage=advantage, num_envs=8, num_steps=64, num_minibatches=2, update_epochs=1,
-                  total_timesteps=3 * 8 * 64)
+    fields = dict(
+        advantage=advantage, num_envs=8, num_steps=64, num_minibatches=2, update_epochs=1, total_timesteps=3 * 8 * 64
+    )
     if advantage in ("rloo", "group"):
         fields["group_size"] = 4
     return ppo.Config(**{**fields, **kw})
@@ -154,10 +165,18 @@ def test_ref_kl_penalty_adds_coef_times_the_kl_to_the_reference():
     moved = [x + 0.3 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)]
     new_state = state._replace(params=jax.tree.unflatten(treedef, moved))  # a policy away from the reference
     obs = jax.random.normal(jax.random.PRNGKey(2), (16, 4))
-    batch = ppo.Batch(obs, jnp.zeros(16, jnp.int32), jnp.full(16, -0.7), jnp.zeros(16), jnp.linspace(-1, 1, 16),
-                      jnp.zeros(16), None, jnp.ones(16))
+    batch = ppo.Batch(
+        obs,
+        jnp.zeros(16, jnp.int32),
+        jnp.full(16, -0.7),
+        jnp.zeros(16),
+        jnp.linspace(-1, 1, 16),
+        jnp.zeros(16),
+        None,
+        jnp.ones(16),
+    )
     loss = lambda c: ppo.ppo_loss(c, new_state.params, batch, None, state.critic_free.ref_params)
-    base, aux0 = loss(config.replace(ref_kl_coef=0.0))
+    base, _ = loss(config.replace(ref_kl_coef=0.0))
     with_kl, aux = loss(config.replace(ref_kl_coef=3.0))
     p = jax.nn.softmax(ppo.apply(config, new_state.params, None, obs, None)[1].logits)
     q = jax.nn.softmax(ppo.apply(config, state.critic_free.ref_params, None, obs, None)[1].logits)
@@ -174,8 +193,16 @@ def test_masked_steps_do_not_reach_the_gradient():
     state = ppo.init(config, jax.random.PRNGKey(1))
     obs = jax.random.normal(jax.random.PRNGKey(2), (16, 4))
     mask = (jnp.arange(16) < 8).astype(jnp.float32)
-    batch = ppo.Batch(obs, jnp.zeros(16, jnp.int32), jnp.full(16, -0.7), jnp.zeros(16), jnp.linspace(-1, 1, 16),
-                      jnp.zeros(16), None, mask)
+    batch = ppo.Batch(
+        obs,
+        jnp.zeros(16, jnp.int32),
+        jnp.full(16, -0.7),
+        jnp.zeros(16),
+        jnp.linspace(-1, 1, 16),
+        jnp.zeros(16),
+        None,
+        mask,
+    )
     grad = lambda b: jax.grad(lambda p: ppo.ppo_loss(config, p, b, None, state.critic_free.ref_params)[0])(state.params)
     changed = batch._replace(obs=batch.obs.at[8:].set(99.0), advantage=batch.advantage.at[8:].set(-50.0))
     for a, b in zip(jax.tree.leaves(grad(batch)), jax.tree.leaves(grad(changed))):
@@ -185,28 +212,36 @@ def test_masked_steps_do_not_reach_the_gradient():
 def test_sweep_over_the_kl_penalty_and_baseline_decay_is_one_program():
     import purejaxlib
 
-    result = purejaxlib.sweep(ppo.train, _critic_free("group", num_steps=32, total_timesteps=3 * 8 * 32), seeds=1,
-                              ref_kl_coef=[0.0, 5.0])
+    result = purejaxlib.sweep(
+        ppo.train, _critic_free("group", num_steps=32, total_timesteps=3 * 8 * 32), seeds=1, ref_kl_coef=[0.0, 5.0]
+    )
     assert len(result.programs) == 1
     metrics = result.programs[0]["metrics"]
     kl, loss = np.asarray(metrics["ref_kl"])[:, 0], np.asarray(metrics["loss"])[:, 0]
     assert np.all(kl >= 0.0) and np.all(kl[:, 0] < 1e-4)  # the first update starts at the reference
     assert np.all(np.isfinite(loss)) and not np.allclose(loss[0, 1:], loss[1, 1:])
-    result = purejaxlib.sweep(ppo.train, _critic_free("reinforce", num_steps=32, total_timesteps=3 * 8 * 32), seeds=1,
-                              baseline_decay=[0.5, 0.99])
+    result = purejaxlib.sweep(
+        ppo.train,
+        _critic_free("reinforce", num_steps=32, total_timesteps=3 * 8 * 32),
+        seeds=1,
+        baseline_decay=[0.5, 0.99],
+    )
     baselines = np.asarray(result.programs[0]["state"].critic_free.baseline)[:, 0]  # [2, num_steps]
     assert len(result.programs) == 1 and not np.allclose(baselines[0], baselines[1])
 
 
-@pytest.mark.parametrize("fields, match", [
-    (dict(advantage="rloo", group_size=1), "needs group_size >= 2, got 1"),
-    (dict(advantage="group"), "needs group_size >= 2, got 1"),
-    (dict(advantage="rloo", group_size=3, num_envs=8), "num_envs=8 must be a multiple of group_size=3"),
-    (dict(advantage="reinforce", group_size=4), "group_size: is used by advantage='rloo' or 'group' only"),
-    (dict(ref_kl_coef=0.1), "goes with the critic-free advantages"),
-    (dict(advantage="rloo", group_size=2, normalize_obs=True), "normalize_obs: .*restarts every env"),
-    (dict(advantage="gradient"), "advantage: must be one of"),
-])
+@pytest.mark.parametrize(
+    "fields, match",
+    [
+        (dict(advantage="rloo", group_size=1), "needs group_size >= 2, got 1"),
+        (dict(advantage="group"), "needs group_size >= 2, got 1"),
+        (dict(advantage="rloo", group_size=3, num_envs=8), "num_envs=8 must be a multiple of group_size=3"),
+        (dict(advantage="reinforce", group_size=4), "group_size: is used by advantage='rloo' or 'group' only"),
+        (dict(ref_kl_coef=0.1), "goes with the critic-free advantages"),
+        (dict(advantage="rloo", group_size=2, normalize_obs=True), "normalize_obs: .*restarts every env"),
+        (dict(advantage="gradient"), "advantage: must be one of"),
+    ],
+)
 def test_critic_free_bad_input_fails_at_construction(fields, match):
     with pytest.raises(ConfigError, match=match):
         ppo.Config(**fields)
@@ -214,18 +249,25 @@ def test_critic_free_bad_input_fails_at_construction(fields, match):
 
 @pytest.mark.learning
 @pytest.mark.parametrize(
-    "advantage", [pytest.param("reinforce", marks=pytest.mark.slow), "rloo", pytest.param("group", marks=pytest.mark.slow)]
+    "advantage",
+    [pytest.param("reinforce", marks=pytest.mark.slow), "rloo", pytest.param("group", marks=pytest.mark.slow)],
 )
 def test_critic_free_advantages_solve_cartpole(advantage):
     """No critic: 16 envs (4 groups of 4 for RLOO and group) restart every update and play 500
     steps, learning from each env's first episode. 800k steps, 2 seeds in one program. Measured
     (2026-12-02) final-10% returns per seed, seeds 0-7: REINFORCE 497.5-500, RLOO 493.2-498.6,
     group 490.7-497.5; the bar is CartPole's "solved" 475 for every seed."""
-    from purejaxlib import stats
     import purejaxlib
+    from purejaxlib import stats
 
-    config = ppo.Config(advantage=advantage, group_size=4 if advantage != "reinforce" else 1, num_envs=16,
-                        num_steps=500, total_timesteps=800_000, ent_coef=0.0)
+    config = ppo.Config(
+        advantage=advantage,
+        group_size=4 if advantage != "reinforce" else 1,
+        num_envs=16,
+        num_steps=500,
+        total_timesteps=800_000,
+        ent_coef=0.0,
+    )
     result = purejaxlib.sweep(ppo.train, config, seeds=2)
     returns = np.asarray(result.metrics["episode_return"], np.float64)
     final = stats.final_return(returns)

@@ -47,8 +47,9 @@ def test_ppo_clip_and_policy_gradient_match_plain_references():
 
 def test_dpo_drift_matches_reference_is_nonnegative_and_flat_at_ratio_one():
     np.testing.assert_allclose(objectives.dpo_drift(RATIO, ADV), ref_dpo_drift(RATIO, ADV), rtol=1e-5, atol=1e-7)
-    np.testing.assert_allclose(objectives.dpo_drift(RATIO, ADV, 1.0, 0.3), ref_dpo_drift(RATIO, ADV, 1.0, 0.3),
-                               rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        objectives.dpo_drift(RATIO, ADV, 1.0, 0.3), ref_dpo_drift(RATIO, ADV, 1.0, 0.3), rtol=1e-5, atol=1e-7
+    )
     assert np.all(np.asarray(objectives.dpo_drift(RATIO, ADV)) >= 0)
     # A drift is zero with zero gradient at r = 1: the objective's gradient there is the policy gradient.
     grad = jax.grad(lambda r: objectives.dpo_drift(r, ADV).sum())(jnp.ones_like(RATIO))
@@ -134,15 +135,24 @@ def test_sweep_over_dpo_coefficients_is_one_program():
     assert losses.shape[:2] == (2, 2) and np.all(np.isfinite(losses))
 
 
-@pytest.mark.parametrize("fields, match", [
-    (dict(objective="grpo"), r"objective: must be one of \('ppo', 'a2c', 'mdpo', 'dpo', 'drift'\)"),
-    (dict(objective="a2c"), "needs update_epochs=1 and num_minibatches=1, got 4 and 4"),
-    (dict(objective="drift"), "drift: objective='drift' takes its function from drift=.*got objective='drift' with drift=None"),
-    (dict(drift=lambda r, a: r * a), "got objective='ppo' with drift=a function"),
-    (dict(objective="drift", drift=lambda r, a: (r * a).sum()), r"one value per sample \(\[B\]\); for B=3 it returned \(\)"),
-    (dict(objective="drift", drift=lambda r: r), "drift function is called as drift"),
-    (dict(objective="dpo", dpo_alpha=0.0), "dpo_alpha: must be > 0"),
-])
+@pytest.mark.parametrize(
+    "fields, match",
+    [
+        (dict(objective="grpo"), r"objective: must be one of \('ppo', 'a2c', 'mdpo', 'dpo', 'drift'\)"),
+        (dict(objective="a2c"), "needs update_epochs=1 and num_minibatches=1, got 4 and 4"),
+        (
+            dict(objective="drift"),
+            "drift: objective='drift' takes its function from drift=.*got objective='drift' with drift=None",
+        ),
+        (dict(drift=lambda r, a: r * a), "got objective='ppo' with drift=a function"),
+        (
+            dict(objective="drift", drift=lambda r, a: (r * a).sum()),
+            r"one value per sample \(\[B\]\); for B=3 it returned \(\)",
+        ),
+        (dict(objective="drift", drift=lambda r: r), "drift function is called as drift"),
+        (dict(objective="dpo", dpo_alpha=0.0), "dpo_alpha: must be > 0"),
+    ],
+)
 def test_bad_objectives_are_named_before_compiling(fields, match):
     with pytest.raises(ConfigError, match=match):
         _small(**fields)
@@ -158,7 +168,9 @@ def test_objectives_script_compares_objectives_in_one_call(tmp_path):
     script = importlib.util.module_from_spec(spec)
     sys.modules["objectives_script"] = script  # dataclasses look their module up there
     spec.loader.exec_module(script)
-    out = script.main(["--seeds", "2", "--total-timesteps", "1024", "--objectives", "a2c", "dpo", "--out", str(tmp_path)])
+    out = script.main(
+        ["--seeds", "2", "--total-timesteps", "1024", "--objectives", "a2c", "dpo", "--out", str(tmp_path)]
+    )
     assert set(out["summary"]) == {"a2c", "dpo"}
     for entry in out["summary"].values():
         assert len(entry["final_returns"]) == 2 and np.isfinite(entry["final_return_iqm"])
@@ -182,7 +194,9 @@ def test_mdpo_and_dpo_solve_cartpole(objective):
     0-3 and on seeds 4-7; 475 is CartPole-v1's usual "solved" bar."""
     from purejaxlib import stats
 
-    result = purejaxlib.sweep(ppo.train, ppo.Config(env="CartPole-v1", total_timesteps=500_000, objective=objective), seeds=4)
+    result = purejaxlib.sweep(
+        ppo.train, ppo.Config(env="CartPole-v1", total_timesteps=500_000, objective=objective), seeds=4
+    )
     returns = np.asarray(result.metrics["episode_return"], np.float64)
     final = stats.final_return(returns)
     assert np.all(final >= 475), f"{objective}: final-10% returns per seed {final}"

@@ -11,12 +11,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import small_config
 
 from purejaxlib.algos import ppo
 from purejaxlib.config import is_static_field
 from purejaxlib.normalization import normalize
-
-from conftest import small_config
 
 UPDATES = 3
 # The traced scalar hyperparameters (env_params, a dict of env param overrides, is traced too).
@@ -143,8 +142,17 @@ def test_step_then_step_matches_train(config, first_run):
 
 def test_train_metrics_have_one_value_per_update(config, first_run):
     _, result = first_run
-    expected = {"episode_return", "episode_length", "episodes", "loss", "pg_loss", "value_loss",
-                "entropy", "approx_kl", "env_steps"}
+    expected = {
+        "episode_return",
+        "episode_length",
+        "episodes",
+        "loss",
+        "pg_loss",
+        "value_loss",
+        "entropy",
+        "approx_kl",
+        "env_steps",
+    }
     assert expected <= set(result.metrics)
     for name, values in result.metrics.items():
         assert values.shape == (UPDATES,), (name, values.shape)

@@ -11,14 +11,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import SMALL
 
 import purejaxlib
 from purejaxlib import ConfigError
 from purejaxlib.algos import pqn
 from purejaxlib.config import is_static_field
 from purejaxlib.returns import q_lambda
-
-from conftest import SMALL
 
 UPDATES = 4
 EXACT = ("episode_return", "episode_length", "episodes", "env_steps", "iteration", "epsilon")
@@ -31,8 +30,15 @@ def small_config(updates: int = UPDATES, **overrides) -> pqn.Config:
     programs) can switch a unit's gradient on or off, which Adam turns into a whole lr-sized
     step, so 256-wide ReLU nets differ by ~5e-4 after one update where tanh nets differ by ~1e-7.
     """
-    fields = {**SMALL, "hidden": (64, 64), "activation": "tanh", "eps_start": 1.0, "eps_end": 0.1,
-              "eps_fraction": 0.5, **overrides}
+    fields = {
+        **SMALL,
+        "hidden": (64, 64),
+        "activation": "tanh",
+        "eps_start": 1.0,
+        "eps_end": 0.1,
+        "eps_fraction": 0.5,
+        **overrides,
+    }
     total = updates * fields["num_envs"] * fields["num_steps"]
     return pqn.Config(env="CartPole-v1", total_timesteps=total, **fields)
 
@@ -66,12 +72,8 @@ def first_run(config, train_fn):
 GAMMA, LAM = 0.9, 0.7
 # T=5 steps of N=3 envs: env 0 terminates at t=1, env 1 is truncated at t=2, env 2 runs on
 # through the end of the rollout (and its reward at t=3 is negative, so signs matter).
-REWARDS = np.array(
-    [[1.0, 0.5, 2.0], [2.0, 1.0, 0.0], [0.5, 3.0, 1.0], [1.0, 2.0, -1.0], [3.0, 0.0, 0.5]], np.float32
-)
-NEXT_Q = np.array(
-    [[4.0, 1.0, 2.0], [7.0, 2.0, 3.0], [1.5, 9.0, 0.5], [2.5, 3.0, 6.0], [0.5, 4.0, 8.0]], np.float32
-)
+REWARDS = np.array([[1.0, 0.5, 2.0], [2.0, 1.0, 0.0], [0.5, 3.0, 1.0], [1.0, 2.0, -1.0], [3.0, 0.0, 0.5]], np.float32)
+NEXT_Q = np.array([[4.0, 1.0, 2.0], [7.0, 2.0, 3.0], [1.5, 9.0, 0.5], [2.5, 3.0, 6.0], [0.5, 4.0, 8.0]], np.float32)
 TERMINATED = np.zeros((5, 3), bool)
 TERMINATED[1, 0] = True
 TRUNCATED = np.zeros((5, 3), bool)
@@ -159,8 +161,19 @@ def test_traced_and_static_fields():
     traced = {f.name for f in dataclasses.fields(pqn.Config) if not is_static_field(f)}
     assert {"lr", "gamma", "q_lambda", "eps_start", "eps_end", "eps_fraction", "max_grad_norm"} <= traced
     static = {f.name for f in dataclasses.fields(pqn.Config) if is_static_field(f)}
-    assert {"env", "total_timesteps", "num_envs", "num_steps", "update_epochs", "num_minibatches",
-            "hidden", "activation", "layer_norm", "anneal_lr", "log_interval"} <= static
+    assert {
+        "env",
+        "total_timesteps",
+        "num_envs",
+        "num_steps",
+        "update_epochs",
+        "num_minibatches",
+        "hidden",
+        "activation",
+        "layer_norm",
+        "anneal_lr",
+        "log_interval",
+    } <= static
     assert pqn.Config().layer_norm is True
 
 

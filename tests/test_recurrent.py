@@ -3,6 +3,8 @@ what the rollout computed, the policy carries its state in evaluation, a memory 
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -39,13 +41,15 @@ def test_state_resets_at_an_episode_start_inside_a_sequence(cell):
 def test_learner_replays_the_rollout_across_episode_boundaries(cell):
     """With the collecting params, the learner's unroll of the stored sequences (from the stored
     initial state, resetting at ``first``) gives back the rollout's log-probs and values."""
-    config = ppo.Config(recurrent=cell, cell_size=16, num_envs=4, num_steps=64, num_minibatches=2,
-                        total_timesteps=2 * 4 * 64)
+    config = ppo.Config(
+        recurrent=cell, cell_size=16, num_envs=4, num_steps=64, num_minibatches=2, total_timesteps=2 * 4 * 64
+    )
     state = ppo.init(config, jax.random.PRNGKey(0))
     state, _ = jax.jit(lambda s: ppo.step(config, s))(state)  # start mid-episode, with a non-zero state
     env, env_params = ppo.make_env(config)
-    rollout = lambda s: recurrent_rollout(env, env_params, ppo.collect_fn(config, s.params), s.env_state, s.obs, s.memory,
-                                          jax.random.PRNGKey(1), 64)
+    rollout = lambda s: recurrent_rollout(
+        env, env_params, ppo.collect_fn(config, s.params), s.env_state, s.obs, s.memory, jax.random.PRNGKey(1), 64
+    )
     _, _, _, traj = jax.jit(rollout)(state)
     assert traj.episode_done.sum() >= 4  # a random CartPole policy ends several episodes in 64 steps
     batch = ppo.make_batch(config, traj, jnp.zeros((64, 4)), jnp.zeros((64, 4)), None, state.memory)
@@ -67,8 +71,9 @@ def test_feed_forward_policy_carries_no_memory():
 
 
 def test_recurrent_policy_evaluates_and_refuses_export(tmp_path):
-    config = ppo.Config(recurrent="gru", cell_size=8, num_envs=2, num_steps=8, num_minibatches=2,
-                        total_timesteps=2 * 2 * 8)
+    config = ppo.Config(
+        recurrent="gru", cell_size=8, num_envs=2, num_steps=8, num_minibatches=2, total_timesteps=2 * 2 * 8
+    )
     result = jax.jit(ppo.train)(config, jax.random.key(0))
     act = ppo.policy(config, result.state)
     action, carry = act(jnp.zeros((3, 4)), jax.random.PRNGKey(1), act.initial_carry(3), jnp.ones(3, bool))
@@ -77,7 +82,7 @@ def test_recurrent_policy_evaluates_and_refuses_export(tmp_path):
     assert np.all(np.asarray(out.lengths) >= 8) and np.all(np.asarray(out.finished))
     from purejaxlib.export import save_policy
 
-    with pytest.raises(TypeError, match="recurrent='gru'.*purejaxlib.checkpoint"):
+    with pytest.raises(TypeError, match=r"recurrent='gru'.*purejaxlib.checkpoint"):
         save_policy(tmp_path / "p", config, result.state)
 
 
@@ -92,11 +97,14 @@ def test_recurrent_a2c_sweeps_over_cells_and_learning_rates():
     assert not np.allclose(loss[:, 0, :, -1], loss[:, 1, :, -1])  # the lr axis really trains different agents
 
 
-@pytest.mark.parametrize("fields, match", [
-    (dict(recurrent="rnn"), "recurrent: must be one of"),
-    (dict(recurrent="gru", num_envs=6, num_minibatches=4), "whole env sequences.*must divide num_envs=6"),
-    (dict(recurrent="gru", cell_size=0), "cell_size: must be > 0"),
-])
+@pytest.mark.parametrize(
+    "fields, match",
+    [
+        (dict(recurrent="rnn"), "recurrent: must be one of"),
+        (dict(recurrent="gru", num_envs=6, num_minibatches=4), "whole env sequences.*must divide num_envs=6"),
+        (dict(recurrent="gru", cell_size=0), "cell_size: must be > 0"),
+    ],
+)
 def test_recurrent_bad_input_fails_at_construction(fields, match):
     with pytest.raises(ConfigError, match=match):
         ppo.Config(**fields)
@@ -107,10 +115,13 @@ def test_recurrent_option_on_an_algorithm_without_it_names_the_one_with_it(algo)
     import importlib
 
     module = importlib.import_module(f"purejaxlib.algos.{algo}")
-    with pytest.raises(ConfigError, match=r"has no field 'recurrent'; recurrent \(GRU/LSTM\) policies are implemented "
-                                          r"by purejaxlib.algos.ppo"):
+    with pytest.raises(
+        ConfigError,
+        match=r"has no field 'recurrent'; recurrent \(GRU/LSTM\) policies are implemented "
+        r"by purejaxlib.algos.ppo",
+    ):
         module.Config(recurrent="gru")
-    with pytest.raises(ConfigError, match="no field 'recurrent'.*purejaxlib.algos.ppo"):
+    with pytest.raises(ConfigError, match=r"no field 'recurrent'.*purejaxlib.algos.ppo"):
         purejaxlib.sweep(module.train, module.Config(), seeds=1, recurrent=["gru"])
 
 
@@ -121,14 +132,23 @@ def test_memory_task_is_solved_by_the_recurrent_policy_and_not_the_feed_forward_
     whatever the policy. Measured (4 seeds, 100k steps, 2026-12-02): the GRU policy's mean return
     reaches 0.99 by 10k steps and every seed evaluates at 1.0; the MLP policy's stays in [-0.1, 0.1].
     Here 2 seeds, 40k steps."""
-    common = dict(env="MemoryChain-bsuite", num_envs=16, num_steps=32, num_minibatches=4, total_timesteps=40_000,
-                  hidden=(32, 32), cell_size=32, lr=1e-3)
+    common = dict(
+        env="MemoryChain-bsuite",
+        num_envs=16,
+        num_steps=32,
+        num_minibatches=4,
+        total_timesteps=40_000,
+        hidden=(32, 32),
+        cell_size=32,
+        lr=1e-3,
+    )
     keys = jax.random.split(jax.random.key(0), 2)
     scores = {}
     for recurrent in ("gru", "none"):
         config = ppo.Config(recurrent=recurrent, **common)
         result = jax.jit(jax.vmap(ppo.train, in_axes=(None, 0)))(config, keys)
-        evaluation = jax.jit(jax.vmap(lambda s, k: purejaxlib.evaluate(config, s, k, 64)))(result.state, keys)
+        play = functools.partial(purejaxlib.evaluate, config, episodes=64)
+        evaluation = jax.jit(jax.vmap(play))(result.state, keys)
         scores[recurrent] = np.asarray(evaluation.returns).mean(axis=1)  # [seeds]
     assert np.all(scores["gru"] >= 0.9), scores
     # 64 episodes of a memoryless policy: mean 0, std 1/8 per seed
@@ -141,8 +161,10 @@ def test_the_hint_finds_the_algorithm_with_the_field_even_before_it_is_imported(
     import subprocess
     import sys
 
-    code = ("import sys; from purejaxlib.algos import dqn\nassert 'purejaxlib.algos.ppo' not in sys.modules\n"
-            "try:\n    dqn.Config(cell_size=8)\nexcept Exception as err:\n    print(err)")
+    code = (
+        "import sys; from purejaxlib.algos import dqn\nassert 'purejaxlib.algos.ppo' not in sys.modules\n"
+        "try:\n    dqn.Config(cell_size=8)\nexcept Exception as err:\n    print(err)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "no field 'cell_size'; recurrent (GRU/LSTM) policies are implemented by purejaxlib.algos.ppo" in out.stdout

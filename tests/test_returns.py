@@ -23,7 +23,9 @@ def reference_gae(rewards, values, next_values, terminated, truncated, gamma, la
         for t in reversed(range(T)):
             term = bool(terminated[t][n])
             ended = term or bool(truncated[t][n])
-            delta = float(rewards[t][n]) + gamma * (0.0 if term else 1.0) * float(next_values[t][n]) - float(values[t][n])
+            delta = (
+                float(rewards[t][n]) + gamma * (0.0 if term else 1.0) * float(next_values[t][n]) - float(values[t][n])
+            )
             adv_next = delta + gamma * lam * (0.0 if ended else 1.0) * adv_next
             adv[t][n] = adv_next
     adv = np.asarray(adv, np.float64)
@@ -49,8 +51,13 @@ def random_rollout(seed: int, T: int = 20, N: int = 3):
 def test_gae_matches_reference_on_random_rollouts(seed, gamma, lam):
     rewards, values, next_values, terminated, truncated = random_rollout(seed)
     adv, targets = gae(
-        jnp.asarray(rewards), jnp.asarray(values), jnp.asarray(next_values),
-        jnp.asarray(terminated), jnp.asarray(truncated), gamma, lam,
+        jnp.asarray(rewards),
+        jnp.asarray(values),
+        jnp.asarray(next_values),
+        jnp.asarray(terminated),
+        jnp.asarray(truncated),
+        gamma,
+        lam,
     )
     ref_adv, ref_targets = reference_gae(rewards, values, next_values, terminated, truncated, gamma, lam)
     assert adv.shape == targets.shape == (20, 3)
@@ -63,9 +70,7 @@ def test_gae_under_jit_with_traced_gamma_and_lambda():
     fn = jax.jit(gae)
     gamma, lam = np.float32(0.93), np.float32(0.9)
     adv, targets = fn(rewards, values, next_values, terminated, truncated, gamma, lam)
-    ref_adv, ref_targets = reference_gae(
-        rewards, values, next_values, terminated, truncated, float(gamma), float(lam)
-    )
+    ref_adv, ref_targets = reference_gae(rewards, values, next_values, terminated, truncated, float(gamma), float(lam))
     np.testing.assert_allclose(np.asarray(adv), ref_adv, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(np.asarray(targets), ref_targets, rtol=1e-5, atol=1e-5)
 
