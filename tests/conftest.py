@@ -15,6 +15,8 @@ import sys
 from typing import Iterator
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from purejaxlib.algos import ppo
@@ -106,3 +108,17 @@ def count_compiles() -> Iterator:
             logger.removeHandler(counter)
 
     return counting
+
+
+def key_data(tree):
+    """``tree`` with every PRNG key array replaced by its raw key data (comparable with numpy)."""
+    return jax.tree.map(lambda x: jax.random.key_data(x) if jnp.issubdtype(x.dtype, jax.dtypes.prng_key) else x, tree)
+
+
+def tree_equal(a, b) -> bool:
+    """Same structure and bitwise-equal leaves (NaN equal to NaN)."""
+    leaves_a, tree_a = jax.tree.flatten(a)
+    leaves_b, tree_b = jax.tree.flatten(b)
+    return tree_a == tree_b and all(
+        np.array_equal(np.asarray(x), np.asarray(y), equal_nan=True) for x, y in zip(leaves_a, leaves_b)
+    )

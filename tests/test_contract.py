@@ -1,0 +1,174 @@
+"""The contract every algorithm keeps, checked once for all of them.
+
+For each algorithm (PPO discrete and continuous, PQN, DQN, TD3, SAC) on a tiny config: the same key
+gives bitwise identical results, different keys differ, ``step`` repeated equals ``train``, a sweep
+member equals the run alone, new traced values reuse the compiled program, and bad input (an
+unknown field, a bad sweep value) fails before anything is traced. Each case compiles its ``train``
+once for the whole module (``first_run``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import numpy as np
+import pytest
+from conftest import SMALL, key_data, tree_equal
+
+import purejaxlib
+from purejaxlib import ConfigError
+from purejaxlib.algos import dqn, ppo, pqn, sac, td3
+from purejaxlib.config import UnknownFieldError
+
+OFFPOLICY_TINY = dict(hidden=(16, 16), batch_size=8, buffer_size=256, learning_starts=32)
+# episode statistics follow from the actions, so a sweep member reproduces them exactly
+EXACT = ("episode_return", "episode_length", "episodes", "env_steps", "iteration")
+
+
+class Case(NamedTuple):
+    module: Any
+    config: Callable[[], Any]
+    traced: dict[str, list[float]]  # traced fields and two values each, for sweeps and recompiles
+
+
+CASES = {
+    "ppo": Case(ppo, lambda: ppo.Config(env="CartPole-v1", total_timesteps=192, **SMALL), dict(lr=[1e-3, 3e-3], gamma=[0.9, 0.99])),
+    "ppo-continuous": Case(
+        ppo,
+        lambda: ppo.Config(env="Pendulum-v1", total_timesteps=192, normalize_obs=True, **SMALL),
+        dict(lr=[1e-3, 3e-3], ent_coef=[0.0, 0.05]),
+    ),
+    "pqn": Case(
+        pqn, lambda: pqn.Config(env="CartPole-v1", total_timesteps=192, hidden=(16, 16), **SMALL), dict(lr=[1e-3, 3e-3], gamma=[0.9, 0.99])
+    ),
+    "dqn": Case(
+        dqn,
+        lambda: dqn.Config(env="CartPole-v1", total_timesteps=128, num_envs=2, target_update_interval=4, **OFFPOLICY_TINY),
+        dict(lr=[1e-3, 3e-3], tau=[0.5, 1.0]),
+    ),
+    "td3": Case(td3, lambda: td3.Config(env="Pendulum-v1", total_timesteps=96, **OFFPOLICY_TINY), dict(lr=[1e-3, 3e-3], tau=[0.005, 0.05])),
+    "sac": Case(sac, lambda: sac.Config(env="Pendulum-v1", total_timesteps=96, **OFFPOLICY_TINY), dict(lr=[1e-3, 3e-3], gamma=[0.9, 0.99])),
+}
+
+
+@pytest.fixture(scope="module", params=list(CASES))
+def case(request) -> tuple[str, Case, Any]:
+    name = request.param
+    return name, CASES[name], CASES[name].config()
+
+
+@pytest.fixture(scope="module")
+def first_run(case):
+    """``jit(train)`` and its result for key 0, compiled once per case."""
+    _, c, config = case
+    fn = jax.jit(c.module.train)
+    return fn, jax.block_until_ready(fn(config, jax.random.key(0)))
+
+
+def _learned(config: Any, metrics: dict[str, Any]) -> np.ndarray:
+    """The loss of the updates that learned (off-policy warm-up iterations do not)."""
+    return np.asarray(metrics["loss"])[getattr(config, "warmup_iterations", 0) :]
+
+
+def _float_leaves(tree: Any) -> list[np.ndarray]:
+    return [np.asarray(x) for x in jax.tree.leaves(key_data(tree)) if np.issubdtype(np.asarray(x).dtype, np.floating)]
+
+
+def test_same_key_gives_bitwise_identical_results(case, first_run):
+    _, c, config = case
+    _, result = first_run
+    again = jax.jit(c.module.train)(config, jax.random.key(0))
+    assert tree_equal(result.metrics, again.metrics)
+    assert tree_equal(key_data(result.state), key_data(again.state))
+
+
+def test_different_keys_give_different_results(case, first_run):
+    _, _, config = case
+    fn, result = first_run
+    other = fn(config, jax.random.key(1))
+    assert not np.array_equal(_learned(config, result.metrics), _learned(config, other.metrics))
+    differ = [not np.array_equal(a, b) for a, b in zip(_float_leaves(result.state), _float_leaves(other.state))]
+    assert sum(differ) >= len(differ) // 2, f"only {sum(differ)} of {len(differ)} float state leaves differ"
+
+
+def test_step_after_step_matches_train(case, first_run):
+    """``init`` then ``step`` called from Python ``num_updates`` times is ``train`` (which scans it)."""
+    _, c, config = case
+    _, result = first_run
+    step = jax.jit(c.module.step)
+    state = jax.jit(c.module.init)(config, jax.random.key(0))
+    steps = result.metrics["env_steps"].shape[0]
+    per_step = []
+    for _ in range(steps):
+        state, metrics = step(config, state)
+        per_step.append(metrics)
+    stacked = jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *per_step)
+    for name in EXACT:
+        if name in stacked:
+            np.testing.assert_array_equal(stacked[name], result.metrics[name], err_msg=name)
+    for name in stacked:
+        np.testing.assert_allclose(stacked[name], result.metrics[name], rtol=1e-5, atol=1e-6, err_msg=name)
+    np.testing.assert_array_equal(result.metrics["iteration"], np.arange(1, steps + 1))
+
+
+def test_sweep_members_equal_runs_alone(case, first_run, count_compiles):
+    """Entry [i, s] of ``sweep(train, config, seeds=2, field=[a, b])`` is
+    ``train(config.replace(field=value_i), key(s))``; float values to rounding (a vmapped program
+    vectorizes reductions differently), episode statistics exactly."""
+    _, c, config = case
+    fn, _ = first_run
+    field, values = next(iter(c.traced.items()))
+    swept = purejaxlib.sweep(c.module.train, config, seeds=2, **{field: values})
+    assert swept.axes == (field, "seed") and len(swept.programs) == 1
+    with count_compiles("train") as counter:  # fn serves every value: the field is traced
+        for i, value in enumerate(values):
+            for seed in range(2):
+                alone = fn(config.replace(**{field: value}), jax.random.key(seed))
+                for name, got in alone.metrics.items():
+                    want, got = swept.metrics[name][i, seed], np.asarray(got)
+                    if name in EXACT:
+                        np.testing.assert_array_equal(want, got, err_msg=f"{name} {field}={value} seed={seed}")
+                    else:
+                        np.testing.assert_allclose(want, got, rtol=1e-5, atol=1e-6, err_msg=f"{name} {field}={value} seed={seed}")
+    assert counter.count == 0, counter.messages
+    loss = swept.metrics["loss"][..., getattr(config, "warmup_iterations", 0) :]
+    assert not np.allclose(loss[0, 0], loss[1, 0]) and not np.allclose(loss[0, 0], loss[0, 1])
+
+
+def test_new_traced_values_do_not_recompile(case, first_run, count_compiles):
+    _, c, config = case
+    _, reference = first_run
+    traces = []
+
+    def contract_train(cfg, key):
+        traces.append(1)
+        return c.module.train(cfg, key)
+
+    fn = jax.jit(contract_train)
+    changed = config.replace(**{name: values[0] for name, values in c.traced.items()})
+    with count_compiles("contract_train") as counter:
+        base = jax.block_until_ready(fn(config, jax.random.key(0)))
+        other = jax.block_until_ready(fn(changed, jax.random.key(0)))
+    assert counter.count == 1 and len(traces) == 1, counter.messages
+    assert tree_equal(base.metrics, reference.metrics)  # a second compile of the same program agrees
+    assert not np.array_equal(_learned(config, base.metrics), _learned(config, other.metrics))  # the values were used
+
+
+def test_unknown_field_is_named_at_construction(case):
+    _, c, _ = case
+    with pytest.raises(UnknownFieldError, match="learning_rate"):
+        c.module.Config(learning_rate=1e-3)
+
+
+def test_bad_sweep_value_fails_before_tracing(case):
+    _, c, config = case
+    traces = []
+
+    def traced_train(cfg, key):
+        traces.append(1)
+        return c.module.train(cfg, key)
+
+    with pytest.raises(ConfigError, match="gamma"):
+        purejaxlib.sweep(traced_train, config, seeds=2, gamma=[0.9, 1.5])
+    assert traces == []
