@@ -28,8 +28,9 @@ from purejaxlib.algos import ppo
 
 
 def loop_seconds(config: ppo.Config, seeds: int, every: int, episodes: int) -> float:
-    result = run_experiment(ppo, config, seeds=seeds, eval_every=every, eval_episodes=episodes, progress_bar=False,
-                            command=[])
+    result = run_experiment(
+        ppo, config, seeds=seeds, eval_every=every, eval_episodes=episodes, progress_bar=False, command=[]
+    )
     return result.run_seconds
 
 
@@ -54,12 +55,22 @@ def main(argv: list[str] | None = None) -> dict:
             times[e].append(seconds)
             ratios[e].append(seconds / plain)
     report = {
-        "bench": "eval_cost", "config": "B1", "steps": args.steps, "updates": config.num_updates, "seeds": args.seeds,
-        "episodes": args.episodes, "rounds": args.rounds, "log_interval": 1,
-        "median_seconds": {("plain" if e == 0 else f"eval_every={e}"): round(statistics.median(t), 3) for e, t in times.items()},
+        "bench": "eval_cost",
+        "config": "B1",
+        "steps": args.steps,
+        "updates": config.num_updates,
+        "seeds": args.seeds,
+        "episodes": args.episodes,
+        "rounds": args.rounds,
+        "log_interval": 1,
+        "median_seconds": {
+            ("plain" if e == 0 else f"eval_every={e}"): round(statistics.median(t), 3) for e, t in times.items()
+        },
         "median_ratio": {f"eval_every={e}": round(statistics.median(r), 3) for e, r in ratios.items()},
         "evaluations": {f"eval_every={e}": config.num_updates // e for e in args.every},
-        "cpu": cpu_name(), "backend": jax.default_backend(), "date": time.strftime("%Y-%m-%d"),
+        "cpu": cpu_name(),
+        "backend": jax.default_backend(),
+        "date": time.strftime("%Y-%m-%d"),
     }
     print(json.dumps(report))
     return report

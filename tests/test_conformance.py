@@ -35,8 +35,7 @@ BRAX_FAST = ("brax/inverted_pendulum", "brax/hopper")
 
 def _env_params(names: list[str]) -> list:
     return [
-        pytest.param(n, marks=pytest.mark.slow) if n.startswith("brax/") and n not in BRAX_FAST else n
-        for n in names
+        pytest.param(n, marks=pytest.mark.slow) if n.startswith("brax/") and n not in BRAX_FAST else n for n in names
     ]
 
 
