@@ -30,6 +30,8 @@ def make(kind: str, mean_or_logits: jax.Array, log_std: jax.Array | None = None)
     if kind == "categorical":
         return distrax.Categorical(logits=mean_or_logits)
     if kind in CONTINUOUS_KINDS:
+        if log_std is None:
+            raise ValueError(f"distribution kind {kind!r} needs log_std")
         return distrax.MultivariateNormalDiag(mean_or_logits, jnp.exp(log_std))
     raise ValueError(f"unknown distribution kind {kind!r}; valid kinds: {KINDS}")
 
@@ -37,6 +39,8 @@ def make(kind: str, mean_or_logits: jax.Array, log_std: jax.Array | None = None)
 def to_env(kind: str, raw: jax.Array, low: jax.Array | None, high: jax.Array | None) -> jax.Array:
     """Maps a raw action to the env's action (identity except for ``tanh_normal``)."""
     if kind == "tanh_normal":
+        if low is None or high is None:
+            raise ValueError("distribution kind 'tanh_normal' needs the action bounds low and high")
         return to_bounds(jnp.tanh(raw), low, high)
     return raw
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 
-def linear_schedule(start: jax.Array, end: jax.Array, fraction: jax.Array, progress: jax.Array) -> jax.Array:
+def linear_schedule(
+    start: jax.Array | float, end: jax.Array | float, fraction: jax.Array | float, progress: jax.Array | float
+) -> jax.Array:
     """``start`` moving linearly to ``end`` over the first ``fraction`` of training, then flat.
 
     ``progress`` is the completed fraction of training in [0, 1]; all arguments may be traced.
@@ -15,7 +18,7 @@ def linear_schedule(start: jax.Array, end: jax.Array, fraction: jax.Array, progr
     return start + t * (end - start)
 
 
-def epsilon_greedy(key: jax.Array, q_values: jax.Array, epsilon: jax.Array) -> jax.Array:
+def epsilon_greedy(key: jax.Array, q_values: jax.Array, epsilon: ArrayLike) -> jax.Array:
     """Greedy actions of ``q_values [..., A]``, each replaced by a uniform one with prob. ``epsilon``.
 
     Returns int32 actions ``[...]``.

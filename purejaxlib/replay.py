@@ -89,7 +89,7 @@ def add(buffer: Buffer, rows: Stored) -> Buffer:
     return Buffer(data, (buffer.pos + count) % cap, jnp.minimum(buffer.size + count, cap))
 
 
-def sample(buffer: Buffer, key: jax.Array, batch_size: int, gamma: jax.Array, n_step: int = 1) -> Batch:
+def sample(buffer: Buffer, key: jax.Array, batch_size: int, gamma: jax.Array | float, n_step: int = 1) -> Batch:
     """``batch_size`` transitions drawn uniformly (with replacement) from the filled part.
 
     With ``n_step > 1`` each sample starts a run of up to ``n_step`` consecutive steps of one env:
@@ -131,6 +131,6 @@ def sample(buffer: Buffer, key: jax.Array, batch_size: int, gamma: jax.Array, n_
     return Batch(steps.obs[:, 0], steps.action[:, 0], reward, discount, pick(steps.next_obs))
 
 
-def polyak(target: Any, online: Any, tau: jax.Array) -> Any:
+def polyak(target: Any, online: Any, tau: jax.Array | float) -> Any:
     """Soft target update ``target <- tau * online + (1 - tau) * target`` on matching pytrees."""
     return jax.tree.map(lambda t, o: t + tau * (o - t), target, online)
