@@ -137,12 +137,15 @@ class Checkpoints:
     def _open(self) -> None:
         ocp = self.ocp
         # Across processes one process writes (purejaxlib.distributed: process 0): orbax must not
-        # wait for the others at its barriers.
-        me = jax.process_index()
-        alone = ocp.options.MultiprocessingOptions(primary_host=me, active_processes={me})
+        # wait for the others at its barriers (and then cannot create the directory itself).
+        alone: dict[str, Any] = {}
+        if jax.process_count() > 1:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            me = jax.process_index()
+            only_me = ocp.options.MultiprocessingOptions(primary_host=me, active_processes={me})
+            alone = {"multiprocessing_options": only_me}
         options = ocp.CheckpointManagerOptions(
-            max_to_keep=self.keep, create=True, enable_async_checkpointing=False,
-            **({"multiprocessing_options": alone} if jax.process_count() > 1 else {}),
+            max_to_keep=self.keep, create=not alone, enable_async_checkpointing=False, **alone
         )
         self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "meta"))
 

@@ -19,7 +19,7 @@ import os
 import pickle
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, NoReturn, TypeVar
 
 import jax
 import jax.extend.backend
@@ -110,6 +110,32 @@ def initialize(
         num_processes=jax.process_count(),
         process_id=jax.process_index(),
     )
+    if is_multiprocess():
+        sys.excepthook = _exit_at_once(sys.excepthook)
+
+
+def _exit_at_once(print_error: Callable[..., Any]) -> Callable[..., None]:
+    """An excepthook that prints the error, then ends the process without JAX's orderly shutdown.
+
+    That shutdown waits (minutes) for every process to arrive, while the others wait in a
+    collective for this one: ending at once lets them see it gone and exit too.
+    """
+
+    def hook(*exc_info: Any) -> None:
+        print_error(*exc_info)
+        fail(f"process {jax.process_index()} stopped on {exc_info[0].__name__}")
+
+    return hook
+
+
+def fail(message: str) -> NoReturn:
+    """Ends this process with ``message`` on stderr and exit status 1; across processes at once
+    (``os._exit``), so the others are told by JAX that it died rather than waiting for it."""
+    if not is_multiprocess():
+        sys.exit(message)
+    print(message, file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(1)
 
 
 def _check_arguments(coordinator: str | None, num_processes: int | None, process_id: int | None) -> None:
@@ -212,6 +238,21 @@ def allgather_objects(obj: Any) -> list[Any]:
     return [pickle.loads(rows[p, : int(n)].tobytes()) for p, n in enumerate(sizes)]
 
 
+def check_same(what: str, **values: Any) -> None:
+    """Fails on every process, naming the setting, when ``values`` differ between processes (a
+    collective). Every process must run the same program with the same settings; one that was
+    started differently would otherwise pair its collectives with the wrong ones of the others."""
+    if not is_multiprocess():
+        return
+    everyone = allgather_objects({k: repr(v) for k, v in values.items()})
+    differ = [k for k in values if len({part[k] for part in everyone}) > 1]
+    if differ:
+        seen = "; ".join(
+            f"{k}: " + ", ".join(f"{part[k]} (process {i})" for i, part in enumerate(everyone)) for k in differ
+        )
+        raise ConfigError(f"{what}: every process must be started with the same settings, but {seen}")
+
+
 def broadcast_object(obj: Any) -> Any:
     """Process 0's ``obj`` (picklable) on every process (a collective: every process calls it;
     the others' ``obj`` is ignored)."""
@@ -247,7 +288,7 @@ def from_main(read: Callable[[], T]) -> T:
         raise error  # process 0 keeps its own traceback
     if not ok:
         raise value
-    return value
+    return _from_host(value)
 
 
 def _picklable(obj: Any) -> bool:
@@ -258,15 +299,31 @@ def _picklable(obj: Any) -> bool:
     return True
 
 
+class _HostKeys(NamedTuple):
+    """PRNG keys in transit: their raw data and implementation (a jax array would carry its device)."""
+
+    data: np.ndarray
+    impl: Any
+
+
 def _to_host(tree: Any) -> Any:
-    """jax arrays (on this process's devices) as numpy, PRNG keys as keys backed by numpy data."""
+    """jax arrays (on this process's devices) as numpy, PRNG keys as :class:`_HostKeys`."""
 
     def one(x: Any) -> Any:
         if _is_key(x):
-            return jax.random.wrap_key_data(np.asarray(jax.random.key_data(x)), impl=jax.random.key_impl(x))
+            return _HostKeys(np.asarray(jax.random.key_data(x)), jax.random.key_impl(x))
         return np.asarray(x) if isinstance(x, jax.Array) else x
 
     return jax.tree.map(one, tree)
+
+
+def _from_host(tree: Any) -> Any:
+    """Inverse of :func:`_to_host`: keys again (on this process's default device)."""
+
+    def one(x: Any) -> Any:
+        return jax.random.wrap_key_data(x.data, impl=x.impl) if isinstance(x, _HostKeys) else x
+
+    return jax.tree.map(one, tree, is_leaf=lambda x: isinstance(x, _HostKeys))
 
 
 Reports = dict[int, dict[int, Mapping[str, float]]]  # update -> member -> metric name -> value

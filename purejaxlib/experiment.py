@@ -246,4 +246,4 @@ def cli(
             eval_episodes=args.eval_episodes,
         )
     except (ConfigError, CheckpointError, ImportError) as err:
-        sys.exit(f"error: {err}")
+        distributed.fail(f"error: {err}")  # across processes: at once, so none waits for this one

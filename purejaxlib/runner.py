@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from purejaxlib import evaluation, loggers, progress, training
+from purejaxlib import distributed, evaluation, loggers, progress, training
 from purejaxlib.checkpoint import Checkpoints, IncompatibleCheckpoint
 from purejaxlib.config import ConfigError
 from purejaxlib.sweep import Job, SweepResult, Timing, execute, make_plan, select_devices
@@ -163,6 +163,37 @@ def _check_eval(eval_every: int, eval_episodes: int, log_interval: int) -> None:
         )
 
 
+def _open_run_dir(run_dir: Path | None, resume: bool) -> dict[str, Any]:
+    """Creates ``run_dir`` (None: no files) and checks it for this run; returns the record
+    written there before when resuming, else ``{}``."""
+    if run_dir is None:
+        return {}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    existing = sorted((run_dir / "checkpoints").glob("program-*/*")) if (run_dir / "checkpoints").exists() else []
+    if existing and not resume:
+        raise ConfigError(
+            f"{run_dir} already holds checkpoints of a run; pass resume=True (--resume) to continue it, "
+            "or choose another output directory"
+        )
+    record: dict[str, Any] = {}
+    if (run_dir / RECORD).exists() and resume:
+        record = json.loads((run_dir / RECORD).read_text())
+    if not resume:
+        (run_dir / METRICS).unlink(missing_ok=True)
+    return record
+
+
+def _restore_latest(
+    run_dir: Path, p: int, keep: int, like: Any, identity: dict[str, Any]
+) -> tuple[int, Any, dict[str, Any]] | None:
+    """The newest usable checkpoint of program ``p`` (see :meth:`Checkpoints.restore_latest`), or None."""
+    ckpt = Checkpoints(run_dir / "checkpoints" / f"program-{p}", keep)
+    try:
+        return ckpt.restore_latest(like, _check_identity(ckpt.directory, identity))
+    finally:
+        ckpt.close()
+
+
 def run_experiment(
     algo: Any,
     config: Any,
@@ -228,24 +259,15 @@ def run_experiment(
     _check_eval(eval_every, eval_episodes, config.log_interval)
     plan = make_plan(config, seeds, grid)
     devices = select_devices(devices)
-    run_dir = Path(out) if out is not None else None
-    show = progress.enabled_by_default() if progress_bar is None else progress_bar
+    distributed.check_same("run_experiment", config=config, grid=plan.grid, seeds=plan.seeds, resume=resume,
+                           checkpoint_every=checkpoint_every, eval_every=eval_every, writes=out is not None)
+    # Across processes (purejaxlib.distributed) process 0 alone reads and writes the run directory.
+    run_dir = Path(out) if out is not None and distributed.is_main() else None
+    show = (progress.enabled_by_default() if progress_bar is None else progress_bar) and distributed.is_main()
     session = _Session()
     wall_start = time.perf_counter()
 
-    record: dict[str, Any] = {}
-    if run_dir is not None:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        existing = sorted((run_dir / "checkpoints").glob("program-*/*")) if (run_dir / "checkpoints").exists() else []
-        if existing and not resume:
-            raise ConfigError(
-                f"{run_dir} already holds checkpoints of a run; pass resume=True (--resume) to continue it, "
-                "or choose another output directory"
-            )
-        if (run_dir / RECORD).exists() and resume:
-            record = json.loads((run_dir / RECORD).read_text())
-        if not resume:
-            (run_dir / METRICS).unlink(missing_ok=True)
+    record: dict[str, Any] = distributed.from_main(lambda: _open_run_dir(run_dir, resume))
     record.update({
         "algorithm": name,
         "env": config.env,
@@ -282,10 +304,8 @@ def run_experiment(
         found = None
         if resume:
             like = jax.eval_shape(jax.vmap(algo.init), program.config_batch, plan.program_keys(program))
-            ckpt = Checkpoints(run_dir / "checkpoints" / f"program-{p}", keep)
-            directory = ckpt.directory
-            found = ckpt.restore_latest(like, _check_identity(directory, _identity(name, program.base, plan, program, p)))
-            ckpt.close()
+            identity = _identity(name, program.base, plan, program, p)
+            found = distributed.from_main(lambda: _restore_latest(run_dir, p, keep, like, identity))  # noqa: B023
         restored.append(None if found is None else (found[0], found[1]))
         session.resumed_from[str(p)] = 0 if found is None else found[0]
     if resume and run_dir is not None:
@@ -295,6 +315,7 @@ def run_experiment(
         kept = loggers.truncate_jsonl(run_dir / METRICS, lambda r: r.get("update", 0) <= done_at.get(r.get("program"), 0))
     else:
         kept = []
+    kept = distributed.broadcast_object(kept)  # the curve so far, for every process's result
     write_record("running")
 
     programs = []
@@ -334,7 +355,7 @@ def _run_program(algo, plan, program, p, restored, run_dir, name, config, checkp
         if tensorboard:
             sinks.append(loggers.TensorBoardLogger(run_dir / "tensorboard", labels, base.steps_per_update,
                                                    purge_step=done * base.steps_per_update + 1 if done else None))
-    if wandb_project:  # one W&B run per program (each counts updates from 1), resumed by id
+    if wandb_project and distributed.is_main():  # one W&B run per program (updates from 1), resumed by id
         ids_by_program = record.setdefault("wandb_ids", {})
         suffix = f"-program{p}" if len(plan.points) > 1 else ""
         sinks.append(loggers.WandbLogger(wandb_project, f"{name}-{run_dir.name if run_dir else 'run'}{suffix}", record,
@@ -345,9 +366,11 @@ def _run_program(algo, plan, program, p, restored, run_dir, name, config, checkp
 
     def after_chunk(done: int, state: Any) -> None:
         loggers.flush_all(sinks)
-        if ckpt is not None:
+        if checkpoint_every:  # every process fetches the state (across processes a collective); one saves
             t0 = time.perf_counter()
-            ckpt.save(done, state(), {"identity": identity, "update": done, "num_updates": total})
+            whole = state()
+            if ckpt is not None:
+                ckpt.save(done, whole, {"identity": identity, "update": done, "num_updates": total})
             session.checkpoint_seconds += time.perf_counter() - t0
 
     try:

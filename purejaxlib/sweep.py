@@ -500,6 +500,7 @@ def sweep(
     """
     plan = make_plan(config, seeds, grid)
     devices = select_devices(devices)
+    distributed.check_same("sweep", config=config, grid=plan.grid, seeds=plan.seeds)
     show = (progress.enabled_by_default() if progress_bar is None else progress_bar) and distributed.is_main()
     job = train_job(train)
     programs = []
