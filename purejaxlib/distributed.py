@@ -23,6 +23,7 @@ from typing import Any, NamedTuple, NoReturn, TypeVar
 
 import jax
 import jax.extend.backend
+import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
@@ -70,7 +71,7 @@ def initialize(
         if differ:
             raise ConfigError("distributed.initialize was already called with other arguments: " + "; ".join(differ))
         return
-    if jax.config.jax_cpu_collectives_implementation is None:
+    if getattr(jax.config, "jax_cpu_collectives_implementation", None) is None:
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
     where = coordinator or os.environ.get("JAX_COORDINATOR_ADDRESS") or "the auto-detected coordinator"
     print(
@@ -321,7 +322,7 @@ def _from_host(tree: Any) -> Any:
     """Inverse of :func:`_to_host`: keys again (on this process's default device)."""
 
     def one(x: Any) -> Any:
-        return jax.random.wrap_key_data(x.data, impl=x.impl) if isinstance(x, _HostKeys) else x
+        return jax.random.wrap_key_data(jnp.asarray(x.data), impl=x.impl) if isinstance(x, _HostKeys) else x
 
     return jax.tree.map(one, tree, is_leaf=lambda x: isinstance(x, _HostKeys))
 

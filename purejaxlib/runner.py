@@ -184,9 +184,11 @@ def _open_run_dir(run_dir: Path | None, resume: bool) -> dict[str, Any]:
 
 
 def _restore_latest(
-    run_dir: Path, p: int, keep: int, like: Any, identity: dict[str, Any]
+    run_dir: Path | None, p: int, keep: int, like: Any, identity: dict[str, Any]
 ) -> tuple[int, Any, dict[str, Any]] | None:
     """The newest usable checkpoint of program ``p`` (see :meth:`Checkpoints.restore_latest`), or None."""
+    if run_dir is None:
+        raise ConfigError("resume needs a run directory (out)")
     ckpt = Checkpoints(run_dir / "checkpoints" / f"program-{p}", keep)
     try:
         return ckpt.restore_latest(like, _check_identity(ckpt.directory, identity))
