@@ -15,7 +15,7 @@ Q-learning loss and the epsilon-greedy explorer.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -96,6 +96,11 @@ def make_network(config: Config) -> QNetwork:
     return QNetwork(config.action_dim, tuple(config.hidden), config.activation, config.layer_norm)
 
 
+def q_values(config: Config, params: Any, obs: jax.Array) -> jax.Array:
+    """Q-values ``[..., num_actions]`` of ``obs [..., obs_dim]``."""
+    return cast(jax.Array, make_network(config).apply(params, obs))
+
+
 def init_learner(config: Config, key: jax.Array, obs: jax.Array) -> Learner:
     """A fresh Q-network, its target copy and optimizer state; ``obs [1, obs_dim]`` sets the shapes."""
     params = make_network(config).init(key, obs)
@@ -109,17 +114,16 @@ def epsilon(config: Config, fraction: jax.Array) -> jax.Array:
 
 def explore(config: Config, learner: Learner, obs: jax.Array, key: jax.Array, fraction: jax.Array) -> jax.Array:
     """Epsilon-greedy actions ``[N]`` int32 for ``obs [N, obs_dim]`` at the scheduled epsilon."""
-    q = make_network(config).apply(learner.params, obs)
+    q = q_values(config, learner.params, obs)
     return epsilon_greedy(key, q, epsilon(config, fraction))
 
 
 def td_target(config: Config, params: Any, target_params: Any, batch: replay.Batch) -> jax.Array:
     """``reward + discount * Q_target(next_obs, a*)``, a* greedy under the online (double-Q) or
     target network; ``[B]``."""
-    network = make_network(config)
-    next_q = network.apply(target_params, batch.next_obs)
+    next_q = q_values(config, target_params, batch.next_obs)
     if config.double_q:
-        best = jnp.argmax(network.apply(params, batch.next_obs), axis=-1)
+        best = jnp.argmax(q_values(config, params, batch.next_obs), axis=-1)
         next_value = jnp.take_along_axis(next_q, best[:, None], axis=-1)[:, 0]
     else:
         next_value = next_q.max(axis=-1)
@@ -128,7 +132,7 @@ def td_target(config: Config, params: Any, target_params: Any, batch: replay.Bat
 
 def q_loss(config: Config, params: Any, target: jax.Array, batch: replay.Batch) -> tuple[jax.Array, dict]:
     """TD loss of the taken actions' Q-values against ``target [B]``, and their mean ``q_mean``."""
-    q = make_network(config).apply(params, batch.obs)
+    q = q_values(config, params, batch.obs)
     q_taken = jnp.take_along_axis(q, batch.action[:, None].astype(jnp.int32), axis=-1)[:, 0]
     return losses.td_loss(q_taken - target, config.loss), {"q_mean": q_taken.mean()}
 
@@ -183,10 +187,10 @@ def train(config: Config, key: jax.Array) -> TrainResult:
 def policy(config: Config, state: State, *, deterministic: bool = False) -> Callable[[jax.Array, jax.Array], jax.Array]:
     """``act(obs, key) -> action`` (int32, ``obs [..., *obs_shape]`` -> ``[...]``): greedy, or
     epsilon-greedy at ``eps_end`` when not deterministic."""
-    network, params = make_network(config), state.learner.params
+    params = state.learner.params
 
     def act(obs: jax.Array, key: jax.Array) -> jax.Array:
-        q = network.apply(params, config.spec.flatten(obs))
+        q = q_values(config, params, config.spec.flatten(obs))
         return epsilon_greedy(key, q, 0.0 if deterministic else config.eps_end)
 
     return act

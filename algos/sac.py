@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -128,15 +128,25 @@ def init_learner(config: Config, key: jax.Array, obs: jax.Array) -> Learner:
     return Learner(actor, critic, critic, log_alpha, tx.init(actor), tx.init(critic), tx.init(log_alpha))
 
 
+def _logits(config: Config, actor: Any, obs: jax.Array) -> jax.Array:
+    """Discrete: the policy's logits ``[B, A]``."""
+    return cast(jax.Array, make_actor(config).apply(actor, obs))
+
+
+def _gaussian(config: Config, actor: Any, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Continuous: the pre-squash Gaussian's mean and log-std, each ``[B, A]``."""
+    return cast(tuple[jax.Array, jax.Array], make_actor(config).apply(actor, obs))
+
+
 def _sample(config: Config, actor: Any, obs: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Continuous: an action in [-1, 1] ``[B, A]`` and its log-probability ``[B]``."""
-    mean, log_std = make_actor(config).apply(actor, obs)
+    mean, log_std = _gaussian(config, actor, obs)
     return losses.tanh_gaussian(key, mean, log_std)
 
 
 def _probs(config: Config, actor: Any, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Discrete: action probabilities and log-probabilities, each ``[B, A]``."""
-    logits = make_actor(config).apply(actor, obs)
+    logits = _logits(config, actor, obs)
     log_probs = jax.nn.log_softmax(logits)
     return jnp.exp(log_probs), log_probs
 
@@ -242,7 +252,7 @@ def explore(config: Config, learner: Learner, obs: jax.Array, key: jax.Array, fr
     """Samples of the policy: int32 ``[N]`` (discrete) or ``[N, action_dim]`` in [-1, 1]."""
     del fraction
     if config.spec.discrete:
-        logits = make_actor(config).apply(learner.actor, obs)
+        logits = _logits(config, learner.actor, obs)
         return jax.random.categorical(key, logits).astype(jnp.int32)
     return _sample(config, learner.actor, obs, key)[0]
 
@@ -286,9 +296,9 @@ def policy(config: Config, state: State, *, deterministic: bool = False) -> Call
         if not deterministic:
             action = explore(config, state.learner, obs, key, jnp.float32(1.0))
         elif config.spec.discrete:
-            action = jnp.argmax(make_actor(config).apply(state.learner.actor, obs), -1).astype(jnp.int32)
+            action = jnp.argmax(_logits(config, state.learner.actor, obs), -1).astype(jnp.int32)
         else:
-            action = jnp.tanh(make_actor(config).apply(state.learner.actor, obs)[0])
+            action = jnp.tanh(_gaussian(config, state.learner.actor, obs)[0])
         return offpolicy.to_env_action(config, action)
 
     return act

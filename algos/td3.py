@@ -15,7 +15,7 @@ inside the learner, so the noise scales are fractions of the action range's half
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -92,6 +92,11 @@ def make_critic(config: Config) -> Critic:
     return Critic(tuple(config.hidden), config.activation, config.layer_norm)
 
 
+def actor_action(config: Config, actor: Any, obs: jax.Array) -> jax.Array:
+    """The actor's action ``[..., action_dim]`` in [-1, 1] at ``obs [..., obs_dim]``."""
+    return cast(jax.Array, make_actor(config).apply(actor, obs))
+
+
 def init_learner(config: Config, key: jax.Array, obs: jax.Array) -> Learner:
     """Fresh actor and critics, their target copies and optimizer states; ``obs [1, obs_dim]`` sets the shapes."""
     actor_key, critic_key = jax.random.split(key)
@@ -103,7 +108,7 @@ def init_learner(config: Config, key: jax.Array, obs: jax.Array) -> Learner:
 
 def critic_target(config: Config, learner: Learner, batch: replay.Batch, key: jax.Array) -> jax.Array:
     """``reward + discount * min_i Q'_i(next_obs, smoothed target action)``: ``[B]``."""
-    action = make_actor(config).apply(learner.target_actor, batch.next_obs)
+    action = actor_action(config, learner.target_actor, batch.next_obs)
     noise = jnp.clip(
         config.target_policy_noise * jax.random.normal(key, action.shape), -config.noise_clip, config.noise_clip
     )
@@ -120,9 +125,9 @@ def critic_loss(config: Config, critic: Any, target: jax.Array, batch: replay.Ba
 
 def actor_loss(config: Config, actor: Any, critic: Any, obs: jax.Array) -> jax.Array:
     """Deterministic policy gradient through the first critic."""
-    action = make_actor(config).apply(actor, obs)
+    action = actor_action(config, actor, obs)
     first = jax.tree.map(lambda x: x[0], critic)
-    return -make_critic(config).apply(first, obs, action).mean()
+    return -cast(jax.Array, make_critic(config).apply(first, obs, action)).mean()
 
 
 def update(
@@ -161,7 +166,7 @@ def update(
 def explore(config: Config, learner: Learner, obs: jax.Array, key: jax.Array, fraction: jax.Array) -> jax.Array:
     """The actor's actions plus Gaussian ``exploration_noise``, clipped to [-1, 1]: ``[N, action_dim]``."""
     del fraction
-    action = make_actor(config).apply(learner.actor, obs)
+    action = actor_action(config, learner.actor, obs)
     return jnp.clip(action + config.exploration_noise * jax.random.normal(key, action.shape), -1.0, 1.0)
 
 
@@ -195,12 +200,11 @@ def train(config: Config, key: jax.Array) -> TrainResult:
 def policy(config: Config, state: State, *, deterministic: bool = False) -> Callable[[jax.Array, jax.Array], jax.Array]:
     """``act(obs, key) -> env action`` (``obs [..., *obs_shape]`` -> ``[..., action_dim]`` in the env's
     bounds): the actor's action, plus exploration noise unless deterministic."""
-    actor = make_actor(config)
 
     def act(obs: jax.Array, key: jax.Array) -> jax.Array:
         obs = config.spec.flatten(obs)
         if deterministic:
-            action = actor.apply(state.learner.actor, obs)
+            action = actor_action(config, state.learner.actor, obs)
         else:
             action = explore(config, state.learner, obs, key, jnp.float32(1.0))
         return offpolicy.to_env_action(config, action)
