@@ -30,6 +30,7 @@ class Case(NamedTuple):
     module: Any
     config: Callable[[], Any]
     traced: dict[str, list[float]]  # traced fields and two values each, for sweeps and recompiles
+    loss: str = "loss"  # the metric that shows the learner's updates
 
 
 CASES = {
@@ -47,8 +48,10 @@ CASES = {
         lambda: dqn.Config(env="CartPole-v1", total_timesteps=128, num_envs=2, target_update_interval=4, **OFFPOLICY_TINY),
         dict(lr=[1e-3, 3e-3], tau=[0.5, 1.0]),
     ),
-    "td3": Case(td3, lambda: td3.Config(env="Pendulum-v1", total_timesteps=96, **OFFPOLICY_TINY), dict(lr=[1e-3, 3e-3], tau=[0.005, 0.05])),
-    "sac": Case(sac, lambda: sac.Config(env="Pendulum-v1", total_timesteps=96, **OFFPOLICY_TINY), dict(lr=[1e-3, 3e-3], gamma=[0.9, 0.99])),
+    "td3": Case(td3, lambda: td3.Config(env="Pendulum-v1", total_timesteps=96, **OFFPOLICY_TINY), dict(lr=[1e-3, 3e-3], tau=[0.005, 0.05]), "critic_loss"),
+    "sac": Case(
+        sac, lambda: sac.Config(env="Pendulum-v1", total_timesteps=96, **OFFPOLICY_TINY), dict(lr=[1e-3, 3e-3], gamma=[0.9, 0.99]), "critic_loss"
+    ),
 }
 
 
@@ -66,9 +69,9 @@ def first_run(case):
     return fn, jax.block_until_ready(fn(config, jax.random.key(0)))
 
 
-def _learned(config: Any, metrics: dict[str, Any]) -> np.ndarray:
-    """The loss of the updates that learned (off-policy warm-up iterations do not)."""
-    return np.asarray(metrics["loss"])[getattr(config, "warmup_iterations", 0) :]
+def _learned(c: Case, config: Any, metrics: dict[str, Any]) -> np.ndarray:
+    """The loss of the updates that learned (off-policy warm-up iterations do not): [..., updates]."""
+    return np.asarray(metrics[c.loss])[..., getattr(config, "warmup_iterations", 0) :]
 
 
 def _float_leaves(tree: Any) -> list[np.ndarray]:
@@ -84,10 +87,10 @@ def test_same_key_gives_bitwise_identical_results(case, first_run):
 
 
 def test_different_keys_give_different_results(case, first_run):
-    _, _, config = case
+    _, c, config = case
     fn, result = first_run
     other = fn(config, jax.random.key(1))
-    assert not np.array_equal(_learned(config, result.metrics), _learned(config, other.metrics))
+    assert not np.array_equal(_learned(c, config, result.metrics), _learned(c, config, other.metrics))
     differ = [not np.array_equal(a, b) for a, b in zip(_float_leaves(result.state), _float_leaves(other.state))]
     assert sum(differ) >= len(differ) // 2, f"only {sum(differ)} of {len(differ)} float state leaves differ"
 
@@ -132,7 +135,7 @@ def test_sweep_members_equal_runs_alone(case, first_run, count_compiles):
                     else:
                         np.testing.assert_allclose(want, got, rtol=1e-5, atol=1e-6, err_msg=f"{name} {field}={value} seed={seed}")
     assert counter.count == 0, counter.messages
-    loss = swept.metrics["loss"][..., getattr(config, "warmup_iterations", 0) :]
+    loss = _learned(c, config, swept.metrics)
     assert not np.allclose(loss[0, 0], loss[1, 0]) and not np.allclose(loss[0, 0], loss[0, 1])
 
 
@@ -152,7 +155,7 @@ def test_new_traced_values_do_not_recompile(case, first_run, count_compiles):
         other = jax.block_until_ready(fn(changed, jax.random.key(0)))
     assert counter.count == 1 and len(traces) == 1, counter.messages
     assert tree_equal(base.metrics, reference.metrics)  # a second compile of the same program agrees
-    assert not np.array_equal(_learned(config, base.metrics), _learned(config, other.metrics))  # the values were used
+    assert not np.array_equal(_learned(c, config, base.metrics), _learned(c, config, other.metrics))  # values used
 
 
 def test_unknown_field_is_named_at_construction(case):
