@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, ClassVar, Literal, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple, cast
 
 import distrax
 import jax
@@ -191,7 +191,7 @@ def apply(
     """
     network = make_network(config)
     if carry is None:
-        mean_or_logits, log_std, value = network.apply(params, obs)
+        mean_or_logits, log_std, value = cast(tuple[jax.Array, Any, jax.Array], network.apply(params, obs))
     else:
         time_major = lambda x: jnp.swapaxes(x, 0, 1)
         carry, (mean_or_logits, log_std, value) = unroll(network, params, carry, time_major(obs), time_major(first))
@@ -205,7 +205,7 @@ def init(config: Config, key: jax.Array) -> State:
     key, net_key, env_key = jax.random.split(key, 3)
     obs, env_state = env.reset(env_key, env_params)
     memory = initial_memory(config, config.num_envs)
-    example = (obs[:1],) if memory is None else (initial_memory(config, 1).carry, obs[:1], memory.first[:1])
+    example = (obs[:1],) if memory is None else (jax.tree.map(lambda c: c[:1], memory.carry), obs[:1], memory.first[:1])
     params = make_network(config).init(net_key, *example)
     opt_state = make_tx(config).init(params)
     return State(params, opt_state, env_state, obs, key, jnp.int32(0), memory, critic_free_lib.init(config, params))
@@ -253,7 +253,7 @@ def ppo_loss(
         advantages = centered / (jnp.sqrt(mean(jnp.square(centered))) + 1e-8)
     pg_loss = -mean(objectives.surrogate(config, log_prob, ratio, advantages))
     extra = {}
-    if config.objective == "mdpo":
+    if kl_coef is not None:  # MDPO
         kl = mean(dist.kl_divergence(distributions.make(config.dist_kind, *batch.old_dist)))
         pg_loss = pg_loss + kl_coef * kl
         extra = {"policy_kl": kl, "kl_coef": kl_coef}
@@ -342,9 +342,10 @@ def step(config: Config, state: State, index: jax.Array | None = None) -> tuple[
     env_state, obs, next_memory, traj = recurrent_rollout(
         env, env_params, act, env_state, obs, memory, rollout_key, config.num_steps
     )
-    critic_free, mask = state.critic_free, None
+    critic_free, mask, mask_frac = state.critic_free, None, {}
     if critic_free is not None:
         advantages, mask, targets, critic_free = critic_free_lib.advantages(config, critic_free, traj, state.iteration)
+        mask_frac = {"mask_frac": mask.mean()}
     else:
         next_value = next_values(config, state.params, traj)
         ends_and_discounts = (traj.terminated, traj.truncated, config.gamma, config.gae_lambda)
@@ -358,10 +359,9 @@ def step(config: Config, state: State, index: jax.Array | None = None) -> tuple[
     sgd = (batch, learn_key, config.update_epochs, config.num_minibatches)
     params, opt_state, learn_stats = minibatch_sgd(loss_fn, make_tx(config), state.params, state.opt_state, *sgd)
     iteration = state.iteration + 1
-    metrics = {**episode_metrics(traj), **learn_stats, **onpolicy.counters(config, iteration)}
+    metrics = {**episode_metrics(traj), **learn_stats, **onpolicy.counters(config, iteration), **mask_frac}
     if critic_free is not None:
         critic_free = critic_free_lib.refresh_reference(config, critic_free, params, iteration)
-        metrics["mask_frac"] = mask.mean()
     return State(params, opt_state, env_state, obs, key, iteration, next_memory, critic_free), metrics
 
 

@@ -17,7 +17,7 @@ Surface (shared by every algorithm in purejaxlib.algos)::
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -101,6 +101,11 @@ def make_network(config: Config) -> QNetwork:
     return QNetwork(config.spec.num_actions, tuple(config.hidden), config.activation, config.layer_norm)
 
 
+def q_values(config: Config, params: Any, obs: jax.Array) -> jax.Array:
+    """``Q(obs, .)``: ``[..., obs_dim] -> [..., num_actions]``."""
+    return cast(jax.Array, make_network(config).apply(params, obs))
+
+
 def epsilon(config: Config, iteration: jax.Array) -> jax.Array:
     """Exploration rate of the update that starts after ``iteration`` updates (scalar)."""
     return linear_schedule(config.eps_start, config.eps_end, config.eps_fraction, iteration / config.num_updates)
@@ -126,7 +131,7 @@ class Batch(NamedTuple):
 
 def q_loss(config: Config, params: Any, batch: Batch) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Half mean squared error of ``Q(obs, action)`` to the lambda-returns on a minibatch ``[B, ...]``."""
-    q = make_network(config).apply(params, batch.obs)
+    q = q_values(config, params, batch.obs)
     q_taken = jnp.take_along_axis(q, batch.action[:, None], axis=-1)[:, 0]
     loss = 0.5 * jnp.square(q_taken - batch.target).mean()
     return loss, {"q_mean": q_taken.mean()}
@@ -136,11 +141,10 @@ def step(config: Config, state: State, index: jax.Array | None = None) -> tuple[
     """One update: collect ``num_steps`` x ``num_envs`` transitions epsilon-greedily, then regress
     Q onto their Q(lambda) returns. ``index`` (the update's number) is not needed here."""
     env, env_params = make_env(config)
-    network = make_network(config)
     eps = epsilon(config, state.iteration)
 
     def policy_fn(obs, key):
-        action = epsilon_greedy(key, network.apply(state.params, obs), eps)
+        action = epsilon_greedy(key, q_values(config, state.params, obs), eps)
         return action, action, {}
 
     key, rollout_key, learn_key = jax.random.split(state.key, 3)
@@ -148,7 +152,7 @@ def step(config: Config, state: State, index: jax.Array | None = None) -> tuple[
         env, env_params, policy_fn, state.env_state, state.obs, rollout_key, config.num_steps
     )
     # Bootstrap values come from the params that collected the rollout (no target network).
-    next_q_max = network.apply(state.params, trajectory.final_obs).max(axis=-1)
+    next_q_max = q_values(config, state.params, trajectory.final_obs).max(axis=-1)
     targets = q_lambda(
         trajectory.reward * config.reward_scale,
         next_q_max,
@@ -184,12 +188,11 @@ def policy(config: Config, state: State, *, deterministic: bool = False) -> Call
 
     Greedy when ``deterministic``; otherwise epsilon-greedy at the end-of-training ``eps_end``.
     """
-    network = make_network(config)
     params = state.params
 
     def act(obs: jax.Array, key: jax.Array) -> jax.Array:
         obs = config.spec.flatten(obs)
-        q = network.apply(params, obs)
+        q = q_values(config, params, obs)
         if deterministic:
             return jnp.argmax(q, axis=-1).astype(jnp.int32)
         return epsilon_greedy(key, q, config.eps_end)

@@ -43,7 +43,7 @@ def static(default: Any) -> Any:
     return struct.field(pytree_node=False, default=default)
 
 
-def traced(default: float) -> Any:
+def traced(default: float | None) -> Any:
     """A numeric hyperparameter carried as a float32 leaf, so sweeps vmap over it."""
     return struct.field(pytree_node=True, default=default)
 
@@ -89,7 +89,7 @@ class ConfigBase(struct.PyTreeNode):
                     raise UnknownFieldError(f"{where} has no field {name!r}; {close_matches(name, names)}")
             init(self, *args, **fields)
 
-        cls.__init__ = __init__
+        cls.__init__ = __init__  # type: ignore[method-assign]
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -179,7 +179,7 @@ class EnvConfig(ConfigBase):
             envs.check_name(self.env)
         except (envs.UnknownEnvError, TypeError, ValueError) as err:
             self.fail("env", str(err))
-        overrides = self.env_params
+        overrides: Any = self.env_params
         if overrides is None:
             return
         if not isinstance(overrides, dict):

@@ -88,6 +88,7 @@ def advantages(
     returns, mask = returns_lib.episode_returns_to_go(trajectory.reward, trajectory.episode_done, config.gamma)
     baseline = state.baseline
     if config.advantage == "reinforce":
+        assert baseline is not None  # init made one
         advantage = returns - baseline[:, None]  # the baseline predates these returns: no bias
         decay = jnp.where(iteration == 0, 0.0, config.baseline_decay)
         baseline = returns_lib.update_running_baseline(baseline, returns, mask, decay)

@@ -7,6 +7,7 @@ algorithms and distributions in :mod:`purejaxlib.distributions`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import flax.linen as nn
 import jax
@@ -183,7 +184,7 @@ def ensemble_apply(module: nn.Module, params, *inputs: jax.Array) -> jax.Array:
 
     vmap over the parameters turns the members' matmuls into one batched matmul.
     """
-    return jax.vmap(lambda p: module.apply(p, *inputs))(params)
+    return cast(jax.Array, jax.vmap(lambda p: module.apply(p, *inputs))(params))
 
 
 CELLS = ("gru", "lstm")
@@ -236,7 +237,7 @@ class RecurrentActorCritic(nn.Module):
         return carry, (logits, log_std, value)
 
 
-def unroll(module: RecurrentActorCritic, params, carry, obs: jax.Array, first: jax.Array):
+def unroll(module: nn.Module, params, carry, obs: jax.Array, first: jax.Array):
     """Runs ``module`` along time-major sequences ``obs [T, N, obs_dim]``, ``first [T, N]`` from
     ``carry`` (the state before step 0); returns the final carry and the step outputs, each ``[T, N, ...]``
     (``log_std`` stays ``[A]``)."""

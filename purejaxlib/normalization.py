@@ -13,7 +13,7 @@ class RunningStats(NamedTuple):
 
     mean: jax.Array  # feature shape
     var: jax.Array  # feature shape
-    count: jax.Array  # scalar float32
+    count: jax.Array  # type: ignore[assignment]  # scalar float32 (shadows tuple.count)
 
 
 def init_stats(shape: tuple[int, ...]) -> RunningStats:
