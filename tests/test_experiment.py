@@ -53,11 +53,12 @@ def test_cli_runs_a_sweep_and_writes_the_record(tmp_path, capsys):
     argv = [
         "--num-envs", "4", "--num-steps", "16", "--num-minibatches", "2", "--update-epochs", "1",
         "--total-timesteps", "256", "--seeds", "2", "--grid", "lr=1e-3,3e-3", "ent_coef=0,0.01", "--out", str(out),
-        "--log-interval", "2", "--progress",
+        "--log-interval", "2", "--progress", "--eval-every", "4", "--eval-episodes", "2",
     ]
     summary = script.main(argv)
     assert summary["axes"] == ["lr", "ent_coef", "seed"]
     assert np.asarray(summary["final_return"]).shape == (2, 2, 2)
+    assert np.isfinite(np.asarray(summary["final_eval_return"], np.float64)).all()  # evaluated after update 4
     record = json.loads((out / "record.json").read_text())
     assert record["algorithm"] == "PPO" and record["config"]["num_envs"] == 4
     assert record["grid"] == {"lr": [1e-3, 3e-3], "ent_coef": [0.0, 0.01]} and record["seeds"] == [0, 1]
@@ -70,12 +71,14 @@ def test_cli_runs_a_sweep_and_writes_the_record(tmp_path, capsys):
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 8 * 2 and {r["update"] for r in rows} == {2, 4}
     assert {(r["lr"], r["ent_coef"], r["seed"]) for r in rows} == {(a, b, s) for a in (1e-3, 3e-3) for b in (0.0, 0.01) for s in (0, 1)}
+    assert {r["update"] for r in rows if r["eval_return"] is not None} == {4}
     with np.load(out / "curves.npz") as curves:  # plain arrays: loads without pickle
         assert curves["episode_return"].shape == (2, 2, 2, 2)
     for name in ("learning_curve.png", "learning_curve.svg", "heatmap.png", "heatmap.svg"):
         assert (out / name).stat().st_size > 1000, name
     printed = capsys.readouterr()
     assert "seed 0:" in printed.out and "env steps/s" in printed.out and "IQM" in printed.out
+    assert "final evaluation return" in printed.out
     assert "256/256 env steps/agent" in printed.err and "worst" in printed.err  # the progress bar, from inside the program
 
 
