@@ -35,7 +35,7 @@ class Config(offpolicy.Config):
     supports_continuous = False
 
     # Defaults: tuned on CartPole-v1, where they reach the maximum return (500) in 150k steps
-    # (all but a few of 56 seeds end at >= 475). n-step targets are what matter most: a hard
+    # (seed figures: benchmarks/README.md). n-step targets are what matter most: a hard
     # target update carries value only n_step steps further, so with n_step=1 the Q-values of
     # a 150k-step run are still far below their true ~100 at gamma 0.99; LayerNorm keeps the
     # larger targets stable.

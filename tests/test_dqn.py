@@ -505,10 +505,9 @@ def test_bad_sweep_values_fail_before_tracing(config):
 # learning
 
 # Tuned on CartPole-v1 (these are also the Config defaults; spelled out so the test keeps its
-# config if the defaults move). Measured with this config: all 4 seeds of this test at 500; over
-# 56 seeds in 14 groups of 4 the lowest group mean was 484. What matters most is n_step=5: with
-# hard target updates every 250 gradient steps, one-step targets carry value only ~75 steps back
-# in 150k env steps (the Q-values stay near 50 of a true ~100 and returns near 200).
+# config if the defaults move; measured margins: benchmarks/README.md). What matters most is
+# n_step=5: with hard target updates every 250 gradient steps, one-step targets carry value only
+# ~75 steps back in 150k env steps (the Q-values stay near 50 of a true ~100, returns near 200).
 LEARNING = dict(
     env="CartPole-v1",
     total_timesteps=150_000,
