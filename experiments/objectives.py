@@ -16,7 +16,6 @@ import json
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 import tyro
 
 import purejaxlib
@@ -52,14 +51,22 @@ def main(argv: list[str] | None = None) -> dict:
         result = purejaxlib.sweep(ppo.train, config_for(objective, args.env, args.total_timesteps), seeds=args.seeds)
         results[objective] = result
         finals = stats.final_return(result.metrics["episode_return"])
-        summary[objective] = {"final_return_iqm": stats.iqm(finals), "final_returns": finals.tolist(),
-                              "compile_s": round(result.compile_seconds, 2), "run_s": round(result.run_seconds, 2)}
-        print(f"{objective}: final-10% return IQM {summary[objective]['final_return_iqm']:.1f} over {args.seeds} seeds "
-              f"(compile {result.compile_seconds:.1f} s, run {result.run_seconds:.1f} s)", flush=True)
+        summary[objective] = {
+            "final_return_iqm": stats.iqm(finals),
+            "final_returns": finals.tolist(),
+            "compile_s": round(result.compile_seconds, 2),
+            "run_s": round(result.run_seconds, 2),
+        }
+        print(
+            f"{objective}: final-10% return IQM {summary[objective]['final_return_iqm']:.1f} over {args.seeds} seeds "
+            f"(compile {result.compile_seconds:.1f} s, run {result.run_seconds:.1f} s)",
+            flush=True,
+        )
     args.out.mkdir(parents=True, exist_ok=True)
     paths = plotting.compare_learning_curves(results, args.out / "curves.png", title=f"{args.env}: policy objectives")
-    (args.out / "summary.json").write_text(json.dumps({"env": args.env, "seeds": args.seeds,
-                                                       "total_timesteps": args.total_timesteps, **summary}, indent=1))
+    (args.out / "summary.json").write_text(
+        json.dumps({"env": args.env, "seeds": args.seeds, "total_timesteps": args.total_timesteps, **summary}, indent=1)
+    )
     return {"summary": summary, "plots": [str(p) for p in paths]}
 
 

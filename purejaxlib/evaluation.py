@@ -8,12 +8,12 @@ looks up the algorithm's ``policy(config, state, deterministic=...)`` from the c
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable, NamedTuple
-
-import numpy as np
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from purejaxlib import envs as envs_lib
 
@@ -32,8 +32,15 @@ def algorithm_module(config: Any) -> Any:
     return module
 
 
-def evaluate(config: Any, state: Any, key: jax.Array, episodes: int = 16, *, deterministic: bool = True,
-             max_steps: int | None = None) -> Evaluation:
+def evaluate(
+    config: Any,
+    state: Any,
+    key: jax.Array,
+    episodes: int = 16,
+    *,
+    deterministic: bool = True,
+    max_steps: int | None = None,
+) -> Evaluation:
     """Runs ``episodes`` episodes side by side, each from its own reset, until each ends once.
 
     ``max_steps`` bounds the scan (default: the env's ``max_steps_in_episode``); an episode still
@@ -69,8 +76,15 @@ def evaluate(config: Any, state: Any, key: jax.Array, episodes: int = 16, *, det
         return (env_state, obs, returns, lengths, done | ended, memory, ended), None
 
     memory = act.initial_carry(episodes) if recurrent else None
-    init = (env_state, obs, jnp.zeros(episodes), jnp.zeros(episodes, jnp.int32), jnp.zeros(episodes, bool), memory,
-            jnp.ones(episodes, bool))
+    init = (
+        env_state,
+        obs,
+        jnp.zeros(episodes),
+        jnp.zeros(episodes, jnp.int32),
+        jnp.zeros(episodes, bool),
+        memory,
+        jnp.ones(episodes, bool),
+    )
     (_, _, returns, lengths, done, _, _), _ = jax.lax.scan(one_step, init, jax.random.split(run_key, int(max_steps)))
     return Evaluation(returns, lengths, done)
 
@@ -110,8 +124,9 @@ def periodic(key: jax.Array, every: int, episodes: int = 16) -> Callable[[Any, A
     return run
 
 
-def evaluate_sweep(result: Any, key: jax.Array, episodes: int = 16, *, deterministic: bool = True,
-                   max_steps: int | None = None) -> Evaluation:
+def evaluate_sweep(
+    result: Any, key: jax.Array, episodes: int = 16, *, deterministic: bool = True, max_steps: int | None = None
+) -> Evaluation:
     """Evaluates every member of a :class:`purejaxlib.SweepResult` (one program per static point).
 
     Returns numpy arrays with the result's axes ``(grid..., seed)`` then ``[episodes]``. Member
@@ -134,8 +149,9 @@ def evaluate_sweep(result: Any, key: jax.Array, episodes: int = 16, *, determini
     for p, program in enumerate(result.programs):
         if "config" not in program:
             raise ValueError("this SweepResult holds no configs; make it with purejaxlib.sweep or run_experiment")
-        flat = lambda tree: jax.tree.map(lambda x: x.reshape((-1,) + x.shape[len(shape):]), tree)
-        keys = jax.vmap(lambda m: jax.random.fold_in(jax.random.fold_in(key, p), m))(np.arange(members))
+        flat = lambda tree: jax.tree.map(lambda x: x.reshape((-1,) + x.shape[len(shape) :]), tree)
+        program_key = jax.random.fold_in(key, p)
+        keys = jax.vmap(lambda m, k=program_key: jax.random.fold_in(k, m))(np.arange(members))
         out = execute(job, (flat(program["config"]), flat(program["state"])), keys, devices=select_devices()).state
         outputs.append({"metrics": {n: np.asarray(v).reshape(shape + (episodes,)) for n, v in out._asdict().items()}})
     placed = assemble(outputs, grid, static_names, traced_names, len(result.grid["seed"]))

@@ -10,8 +10,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+import typing
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Callable, Generic, Sequence, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import jax
 import numpy as np
@@ -22,7 +24,7 @@ from purejaxlib import progress as progress_lib
 from purejaxlib.checkpoint import CheckpointError
 from purejaxlib.config import ConfigError, close_matches
 from purejaxlib.loggers import json_value
-from purejaxlib.parsing import parse_field, parse_value
+from purejaxlib.parsing import parse_value
 from purejaxlib.plotting import learning_curves, sweep_heatmap
 from purejaxlib.runner import DEFAULT_EVAL_EPISODES, run_experiment
 from purejaxlib.sweep import ENV_PARAM_PREFIX, SweepResult
@@ -43,20 +45,21 @@ def parse_grid(config_cls: type, specs: Sequence[str]) -> dict[str, list[Any]]:
         if name.startswith(ENV_PARAM_PREFIX) and "env_params" in names:
             if name in grid:
                 raise ConfigError(f"--grid: {name} given twice")
-            grid[name] = _read(values, lambda text: parse_value(text, float, f"--grid {name} (an env param)"))
+            grid[name] = _read(values, float, f"--grid {name} (an env param)")
             continue
         if name not in names:
             raise ConfigError(f"--grid: {config_cls.__qualname__} has no field {name!r}; {close_matches(name, names)}")
         if name in grid:
             raise ConfigError(f"--grid: {name} given twice")
-        grid[name] = _read(values, lambda text: parse_field(config_cls, name, text, f"--grid {name}"))
+        grid[name] = _read(values, typing.get_type_hints(config_cls)[name], f"--grid {name}")
     return grid
 
 
-def _read(values: str, parse: Callable[[str], Any]) -> list[Any]:
-    """``"v1,v2"`` -> ``[parse("v1"), parse("v2")]``; a value that does not read is a ConfigError."""
+def _read(values: str, kind: Any, what: str) -> list[Any]:
+    """``"v1,v2"`` -> each value read as ``kind`` (:func:`purejaxlib.parsing.parse_value`); a value
+    that does not read is a ConfigError naming ``what``."""
     try:
-        return [parse(v) for v in values.split(",")]
+        return [parse_value(v, kind, what) for v in values.split(",")]
     except ValueError as err:
         raise ConfigError(str(err)) from None
 
@@ -74,12 +77,14 @@ def summarize(result: SweepResult) -> dict[str, Any]:
         summary[prefix + "_mean"] = float(finite.mean()) if finite.size else None
         summary[prefix + "_iqm"] = stats.iqm(finite) if finite.size else None
     steps = np.nanmax(np.asarray(result.metrics["env_steps"], np.float64), axis=-1)
-    summary.update({
-        "agents": int(np.prod(np.shape(steps))),
-        "compile_seconds": result.compile_seconds,
-        "run_seconds": result.run_seconds,
-        "env_steps_per_second": _steps_run(result, steps) / max(result.run_seconds, 1e-9),
-    })
+    summary.update(
+        {
+            "agents": int(np.prod(np.shape(steps))),
+            "compile_seconds": result.compile_seconds,
+            "run_seconds": result.run_seconds,
+            "env_steps_per_second": _steps_run(result, steps) / max(result.run_seconds, 1e-9),
+        }
+    )
     return summary
 
 
@@ -97,8 +102,9 @@ def print_summary(summary: dict[str, Any], stream=None) -> None:
     for prefix, what in (("final_return", "final episode return"), ("final_eval_return", "final evaluation return")):
         if prefix not in summary:
             continue
-        final = np.asarray([np.nan if v is None else v for v in np.ravel(np.asarray(summary[prefix], dtype=object))],
-                           np.float64).reshape(np.shape(summary[prefix]))
+        final = np.asarray(
+            [np.nan if v is None else v for v in np.ravel(np.asarray(summary[prefix], dtype=object))], np.float64
+        ).reshape(np.shape(summary[prefix]))
         print(f"\n{what} (mean of each run's last {stats.FINAL_FRACTION:.0%} of reports):", file=stream)
         for index in np.ndindex(*final.shape[:-1]):
             label = ", ".join(f"{n}={summary['grid'][n][i]}" for n, i in zip(grid_names, index))
@@ -106,8 +112,11 @@ def print_summary(summary: dict[str, Any], stream=None) -> None:
             prefix_text = f"  [{label}] " if label else "  "
             print(f"{prefix_text}{per_seed}  | mean {np.nanmean(final[index]):.1f}", file=stream)
         mean, iqm = summary[prefix + "_mean"], summary[prefix + "_iqm"]
-        print(f"over all {summary['agents']} agents: mean {mean if mean is None else round(mean, 1)}, "
-              f"IQM {iqm if iqm is None else round(iqm, 1)}", file=stream)
+        print(
+            f"over all {summary['agents']} agents: mean {mean if mean is None else round(mean, 1)}, "
+            f"IQM {iqm if iqm is None else round(iqm, 1)}",
+            file=stream,
+        )
     print(
         f"compile: {summary['compile_seconds']:.1f} s   run: {summary['run_seconds']:.1f} s   "
         f"env steps/s (all agents, excluding compile): {summary['env_steps_per_second']:,.0f}",
@@ -161,9 +170,20 @@ def run(
             flush=True,
         )
     result = run_experiment(
-        algo, config, seeds=seeds, grid=grid, out=out, name=name, checkpoint_every=checkpoint_every, keep=keep,
-        resume=resume, progress_bar=progress, tensorboard=tensorboard, wandb_project=wandb_project,
-        eval_every=eval_every, eval_episodes=eval_episodes,
+        algo,
+        config,
+        seeds=seeds,
+        grid=grid,
+        out=out,
+        name=name,
+        checkpoint_every=checkpoint_every,
+        keep=keep,
+        resume=resume,
+        progress_bar=progress,
+        tensorboard=tensorboard,
+        wandb_project=wandb_project,
+        eval_every=eval_every,
+        eval_episodes=eval_episodes,
     )
     summary = summarize(result)
     if main:
@@ -240,9 +260,20 @@ def cli(
         config, label = prepare(args) if prepare else (args.config, name)
         out = None if args.out == "none" else (args.out or f"runs/{label.lower()}")
         return run(
-            algo, config, seeds=args.seeds, grid_specs=args.grid, out=out, progress=args.progress, plot=args.plot,
-            name=label, checkpoint_every=args.checkpoint_every, keep=args.keep, resume=args.resume,
-            tensorboard=args.tensorboard, wandb_project=args.wandb or None, eval_every=args.eval_every,
+            algo,
+            config,
+            seeds=args.seeds,
+            grid_specs=args.grid,
+            out=out,
+            progress=args.progress,
+            plot=args.plot,
+            name=label,
+            checkpoint_every=args.checkpoint_every,
+            keep=args.keep,
+            resume=args.resume,
+            tensorboard=args.tensorboard,
+            wandb_project=args.wandb or None,
+            eval_every=args.eval_every,
             eval_episodes=args.eval_episodes,
         )
     except (ConfigError, CheckpointError, ImportError) as err:

@@ -11,8 +11,9 @@ import json
 import math
 import os
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -109,16 +110,15 @@ class TensorBoardLogger:
     ``purge_step`` (when resuming) makes TensorBoard drop events the resumed run rewrites.
     """
 
-    def __init__(self, log_dir: str | Path, members: Sequence[Labels], steps_per_update: int,
-                 purge_step: int | None = None):
+    def __init__(
+        self, log_dir: str | Path, members: Sequence[Labels], steps_per_update: int, purge_step: int | None = None
+    ):
         try:
             from tensorboardX import SummaryWriter
         except ImportError as err:  # pragma: no cover - tensorboardX is a dependency
             raise ImportError("TensorBoard logging needs tensorboardX: pip install tensorboardX") from err
         self.steps_per_update = steps_per_update
-        self.writers = [
-            SummaryWriter(str(Path(log_dir) / member_label(m)), purge_step=purge_step) for m in members
-        ]
+        self.writers = [SummaryWriter(str(Path(log_dir) / member_label(m)), purge_step=purge_step) for m in members]
 
     def __call__(self, update: int, metrics: Mapping[str, np.ndarray]) -> None:
         step = update * self.steps_per_update
@@ -140,8 +140,15 @@ class WandbLogger:
     """Logs to one Weights & Biases run: per-member metrics as ``<label>/<metric>``, plus the
     mean, min and max over members. Only created when asked for; wandb is not a dependency."""
 
-    def __init__(self, project: str, name: str, config: Mapping[str, Any], members: Sequence[Labels],
-                 run_dir: str | Path | None = None, run_id: str | None = None):
+    def __init__(
+        self,
+        project: str,
+        name: str,
+        config: Mapping[str, Any],
+        members: Sequence[Labels],
+        run_dir: str | Path | None = None,
+        run_id: str | None = None,
+    ):
         try:
             import wandb
         except ImportError as err:
@@ -150,7 +157,11 @@ class WandbLogger:
             ) from err
         self.labels = [member_label(m) for m in members]
         self.run = wandb.init(
-            project=project, name=name, config=json_value(dict(config)), id=run_id, resume="allow" if run_id else None,
+            project=project,
+            name=name,
+            config=json_value(dict(config)),
+            id=run_id,
+            resume="allow" if run_id else None,
             dir=None if run_dir is None else str(run_dir),
         )
         self.run_id = getattr(self.run, "id", run_id)

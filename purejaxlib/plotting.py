@@ -18,7 +18,14 @@ import numpy as np
 
 from purejaxlib import stats
 
-__all__ = ["learning_curves", "compare_learning_curves", "sweep_heatmap", "curve_band", "heatmap_values", "format_value"]
+__all__ = [
+    "learning_curves",
+    "compare_learning_curves",
+    "sweep_heatmap",
+    "curve_band",
+    "heatmap_values",
+    "format_value",
+]
 
 CONFIDENCE = 0.95
 _IMAGE_SUFFIXES = {".png", ".svg", ".pdf", ".jpg", ".jpeg"}
@@ -99,7 +106,9 @@ def _check_heatmap_axes(result: Any, x: str, y: str) -> None:
     available = ", ".join(names) if names else "none (only seeds)"
     for which, name in (("x", x), ("y", y)):
         if name not in names:
-            raise ValueError(f"sweep_heatmap: {which}={name!r} is not a grid axis of this result; grid axes: {available}")
+            raise ValueError(
+                f"sweep_heatmap: {which}={name!r} is not a grid axis of this result; grid axes: {available}"
+            )
     if x == y:
         raise ValueError(f"sweep_heatmap: x and y are both {x!r}; pick two different grid axes from: {available}")
 
@@ -190,16 +199,19 @@ def compare_learning_curves(
     lines, seeds = [], set()
     for label, result in results.items():
         if grid_axes(result):
-            raise ValueError(f"{label!r}: compare_learning_curves takes results with a seed axis only, "
-                             f"this one also has {grid_axes(result)}")
+            raise ValueError(
+                f"{label!r}: compare_learning_curves takes results with a seed axis only, "
+                f"this one also has {grid_axes(result)}"
+            )
         values = _metric(result, metric)
         lines.append((label, values, _metric(result, "env_steps")))
         seeds.add(values.shape[0])
     return _draw_curves(lines, path, metric, title, min(seeds), reps, seed)
 
 
-def _draw_curves(lines: list[tuple[np.ndarray, ...]], path: str | Path, metric: str, title: str,
-                 num_seeds: int, reps: int, seed: int) -> list[Path]:
+def _draw_curves(
+    lines: list[tuple[np.ndarray, ...]], path: str | Path, metric: str, title: str, num_seeds: int, reps: int, seed: int
+) -> list[Path]:
     """Draws ``(label, values [seeds, points], env_steps [seeds, points][, evaluations [seeds,
     points]])`` lines with IQM bands; evaluations dashed with markers at their finite points."""
     plt = _pyplot()
@@ -220,9 +232,7 @@ def _draw_curves(lines: list[tuple[np.ndarray, ...]], path: str | Path, metric: 
                 ax.fill_between(x[band], e_low[band], e_high[band], color=color, alpha=0.1, lw=0)
     ax.set_xlabel("env steps per agent")
     ax.set_ylabel(metric.replace("_", " "))
-    subtitle = (
-        f"IQM over {num_seeds} seeds, {CONFIDENCE:.0%} bootstrap CI" if num_seeds > 1 else "1 seed"
-    )
+    subtitle = f"IQM over {num_seeds} seeds, {CONFIDENCE:.0%} bootstrap CI" if num_seeds > 1 else "1 seed"
     ax.set_title(_title(title, subtitle), fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best", ncol=1 if len(lines) <= 8 else 2)

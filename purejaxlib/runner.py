@@ -19,6 +19,7 @@ memory. The run directory::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -28,11 +29,11 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from purejaxlib import distributed, evaluation, loggers, progress, training
@@ -52,11 +53,21 @@ def package_versions() -> dict[str, str]:
     from importlib import metadata
 
     out = {"python": platform.python_version()}
-    for name in ("purejaxlib", "jax", "jaxlib", "flax", "optax", "chex", "gymnax", "brax", "distrax", "orbax-checkpoint", "numpy"):
-        try:
+    for name in (
+        "purejaxlib",
+        "jax",
+        "jaxlib",
+        "flax",
+        "optax",
+        "chex",
+        "gymnax",
+        "brax",
+        "distrax",
+        "orbax-checkpoint",
+        "numpy",
+    ):
+        with contextlib.suppress(metadata.PackageNotFoundError):
             out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
     return out
 
 
@@ -67,8 +78,13 @@ def git_state(path: str | Path | None = None) -> dict[str, Any] | None:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=10)
         if commit.returncode != 0:
             return None
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=where,
-                                capture_output=True, text=True, timeout=10)
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=where,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
     except (OSError, subprocess.SubprocessError):
         return None
@@ -89,10 +105,16 @@ def environment_record() -> dict[str, Any]:
 def _identity(algorithm: str, config: Any, plan: Any, program: Any, p: int) -> dict[str, Any]:
     """What a checkpoint must match to be resumed: algorithm, config, grid, seeds, program."""
     numeric = {k: v for k, v in config.to_dict().items() if k not in NON_NUMERIC_FIELDS}
-    return loggers.json_value({
-        "algorithm": algorithm, "config": numeric, "grid": plan.grid, "seeds": plan.seeds, "program": p,
-        "static": program.static,
-    })
+    return loggers.json_value(
+        {
+            "algorithm": algorithm,
+            "config": numeric,
+            "grid": plan.grid,
+            "seeds": plan.seeds,
+            "program": p,
+            "static": program.static,
+        }
+    )
 
 
 def _show(value: Any) -> str:
@@ -120,7 +142,8 @@ def _check_identity(directory: Path, expected: dict[str, Any]):
         if problems:
             raise IncompatibleCheckpoint(
                 f"the checkpoint in {directory} was written by a different run, so it cannot be resumed "
-                f"with these settings; mismatched fields: " + "; ".join(problems)
+                f"with these settings; mismatched fields: "
+                + "; ".join(problems)
                 + ". Run with the checkpoint's settings, or use another output directory."
             )
 
@@ -136,7 +159,9 @@ class _Session(Timing):
     resumed_from: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
-def _replay_curve(curve: progress.Curve, records: list[dict[str, Any]], members: int, label_names: Sequence[str]) -> None:
+def _replay_curve(
+    curve: progress.Curve, records: list[dict[str, Any]], members: int, label_names: Sequence[str]
+) -> None:
     """Feeds a program's logged records back through ``curve``, as they first arrived."""
     by_update: dict[int, list[dict[str, Any]]] = {}
     for r in records:
@@ -261,8 +286,16 @@ def run_experiment(
     _check_eval(eval_every, eval_episodes, config.log_interval)
     plan = make_plan(config, seeds, grid)
     devices = select_devices(devices)
-    distributed.check_same("run_experiment", config=config, grid=plan.grid, seeds=plan.seeds, resume=resume,
-                           checkpoint_every=checkpoint_every, eval_every=eval_every, writes=out is not None)
+    distributed.check_same(
+        "run_experiment",
+        config=config,
+        grid=plan.grid,
+        seeds=plan.seeds,
+        resume=resume,
+        checkpoint_every=checkpoint_every,
+        eval_every=eval_every,
+        writes=out is not None,
+    )
     # Across processes (purejaxlib.distributed) process 0 alone reads and writes the run directory.
     run_dir = Path(out) if out is not None and distributed.is_main() else None
     show = (progress.enabled_by_default() if progress_bar is None else progress_bar) and distributed.is_main()
@@ -270,30 +303,39 @@ def run_experiment(
     wall_start = time.perf_counter()
 
     record: dict[str, Any] = distributed.from_main(lambda: _open_run_dir(run_dir, resume))
-    record.update({
-        "algorithm": name,
-        "env": config.env,
-        "config": loggers.json_value(config.to_dict()),
-        "grid": loggers.json_value(plan.grid),
-        "seeds": plan.seeds,
-        "num_updates": [p.base.num_updates for p in plan.points],
-        "steps_per_update": [p.base.steps_per_update for p in plan.points],
-        "log_interval": config.log_interval,
-        "checkpoint_every": checkpoint_every,
-        "eval_every": eval_every,
-        "eval_episodes": eval_episodes if eval_every else 0,
-    })
+    record.update(
+        {
+            "algorithm": name,
+            "env": config.env,
+            "config": loggers.json_value(config.to_dict()),
+            "grid": loggers.json_value(plan.grid),
+            "seeds": plan.seeds,
+            "num_updates": [p.base.num_updates for p in plan.points],
+            "steps_per_update": [p.base.steps_per_update for p in plan.points],
+            "log_interval": config.log_interval,
+            "checkpoint_every": checkpoint_every,
+            "eval_every": eval_every,
+            "eval_episodes": eval_episodes if eval_every else 0,
+        }
+    )
     record.setdefault("sessions", [])
-    this_session = {"command": list(command if command is not None else sys.argv), "cwd": os.getcwd(),
-                    "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **environment_record()}
+    this_session = {
+        "command": list(command if command is not None else sys.argv),
+        "cwd": os.getcwd(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **environment_record(),
+    }
     record["sessions"].append(this_session)
 
     def write_record(status: str) -> None:
         if run_dir is None:
             return
         this_session.update(
-            status=status, wall_seconds=time.perf_counter() - wall_start, compile_seconds=session.compile_seconds,
-            run_seconds=session.run_seconds, checkpoint_seconds=session.checkpoint_seconds,
+            status=status,
+            wall_seconds=time.perf_counter() - wall_start,
+            compile_seconds=session.compile_seconds,
+            run_seconds=session.run_seconds,
+            checkpoint_seconds=session.checkpoint_seconds,
             resumed_from=session.resumed_from,
         )
         tmp = run_dir / (RECORD + ".tmp")
@@ -314,7 +356,9 @@ def run_experiment(
         if not any(restored):
             print(f"{run_dir}: no checkpoint to resume; starting from the beginning", file=sys.stderr)
         done_at = {p: (r[0] if r else 0) for p, r in enumerate(restored)}
-        kept = loggers.truncate_jsonl(run_dir / METRICS, lambda r: r.get("update", 0) <= done_at.get(r.get("program"), 0))
+        kept = loggers.truncate_jsonl(
+            run_dir / METRICS, lambda r: r.get("update", 0) <= done_at.get(r.get("program"), 0)
+        )
     else:
         kept = []
     kept = distributed.broadcast_object(kept)  # the curve so far, for every process's result
@@ -323,11 +367,30 @@ def run_experiment(
     programs = []
     try:
         for p, program in enumerate(plan.points):
-            programs.append(_run_program(
-                algo, plan, program, p, restored[p], run_dir, name, config, checkpoint_every, keep, show,
-                tensorboard, wandb_project, devices, curve_points, session, record,
-                [r for r in kept if r.get("program") == p], eval_every, eval_episodes,
-            ))
+            programs.append(
+                _run_program(
+                    algo,
+                    plan,
+                    program,
+                    p,
+                    restored[p],
+                    run_dir,
+                    name,
+                    config,
+                    checkpoint_every,
+                    keep,
+                    show,
+                    tensorboard,
+                    wandb_project,
+                    devices,
+                    curve_points,
+                    session,
+                    record,
+                    [r for r in kept if r.get("program") == p],
+                    eval_every,
+                    eval_episodes,
+                )
+            )
     except BaseException:
         write_record("interrupted")
         raise
@@ -335,9 +398,28 @@ def run_experiment(
     return plan.result(programs, loggers.json_value(record))
 
 
-def _run_program(algo, plan, program, p, restored, run_dir, name, config, checkpoint_every, keep, show,
-                 tensorboard, wandb_project, devices, curve_points, session, record, kept_records,
-                 eval_every, eval_episodes) -> dict[str, Any]:
+def _run_program(
+    algo,
+    plan,
+    program,
+    p,
+    restored,
+    run_dir,
+    name,
+    config,
+    checkpoint_every,
+    keep,
+    show,
+    tensorboard,
+    wandb_project,
+    devices,
+    curve_points,
+    session,
+    record,
+    kept_records,
+    eval_every,
+    eval_episodes,
+) -> dict[str, Any]:
     """Trains one static grid point's members to the end; returns its ``programs`` entry."""
     base = program.base
     members = program.num_points * len(plan.seeds)
@@ -348,22 +430,46 @@ def _run_program(algo, plan, program, p, restored, run_dir, name, config, checkp
     _replay_curve(curve, kept_records, members, list(labels[0]))
     sinks: list[Any] = [curve]
     if show:
-        sinks.append(progress.ProgressBar(total, base.steps_per_update, members,
-                                          label=f"[{p + 1}/{len(plan.points)}]" if len(plan.points) > 1 else ""))
+        sinks.append(
+            progress.ProgressBar(
+                total,
+                base.steps_per_update,
+                members,
+                label=f"[{p + 1}/{len(plan.points)}]" if len(plan.points) > 1 else "",
+            )
+        )
     done = restored[0] if restored else 0
     start_update, compile_before, run_before = done, session.compile_seconds, session.run_seconds
     if run_dir is not None:
         sinks.append(loggers.JsonlLogger(run_dir / METRICS, labels, program=p))
         if tensorboard:
-            sinks.append(loggers.TensorBoardLogger(run_dir / "tensorboard", labels, base.steps_per_update,
-                                                   purge_step=done * base.steps_per_update + 1 if done else None))
+            sinks.append(
+                loggers.TensorBoardLogger(
+                    run_dir / "tensorboard",
+                    labels,
+                    base.steps_per_update,
+                    purge_step=done * base.steps_per_update + 1 if done else None,
+                )
+            )
     if wandb_project and distributed.is_main():  # one W&B run per program (updates from 1), resumed by id
         ids_by_program = record.setdefault("wandb_ids", {})
         suffix = f"-program{p}" if len(plan.points) > 1 else ""
-        sinks.append(loggers.WandbLogger(wandb_project, f"{name}-{run_dir.name if run_dir else 'run'}{suffix}", record,
-                                         labels, run_dir, run_id=ids_by_program.get(str(p))))
+        sinks.append(
+            loggers.WandbLogger(
+                wandb_project,
+                f"{name}-{run_dir.name if run_dir else 'run'}{suffix}",
+                record,
+                labels,
+                run_dir,
+                run_id=ids_by_program.get(str(p)),
+            )
+        )
         ids_by_program[str(p)] = sinks[-1].run_id
-    ckpt = Checkpoints(run_dir / "checkpoints" / f"program-{p}", keep, background=True) if checkpoint_every and run_dir else None
+    ckpt = (
+        Checkpoints(run_dir / "checkpoints" / f"program-{p}", keep, background=True)
+        if checkpoint_every and run_dir
+        else None
+    )
     identity = _identity(name, base, plan, program, p)
 
     def after_chunk(done: int, state: Any) -> None:
@@ -377,9 +483,17 @@ def _run_program(algo, plan, program, p, restored, run_dir, name, config, checkp
 
     try:
         run = execute(
-            experiment_job(algo, eval_every, eval_episodes), program.config_batch, plan.program_keys(program),
-            devices=devices, total=total, chunk=checkpoint_every, state=restored[1] if restored else None, done=done,
-            sinks=sinks, after_chunk=after_chunk, timing=session,
+            experiment_job(algo, eval_every, eval_episodes),
+            program.config_batch,
+            plan.program_keys(program),
+            devices=devices,
+            total=total,
+            chunk=checkpoint_every,
+            state=restored[1] if restored else None,
+            done=done,
+            sinks=sinks,
+            after_chunk=after_chunk,
+            timing=session,
         )
     finally:
         loggers.close_all(sinks)
@@ -388,8 +502,14 @@ def _run_program(algo, plan, program, p, restored, run_dir, name, config, checkp
     iterations, curves = curve.arrays()
     curves["iteration"] = np.broadcast_to(iterations, (members, len(iterations)))  # the report's update number
     timing = Timing(session.compile_seconds - compile_before, session.run_seconds - run_before)
-    return plan.entry(program, run.state, curves, timing, members=labels,
-                      env_steps_run=(total - start_update) * base.steps_per_update * members)
+    return plan.entry(
+        program,
+        run.state,
+        curves,
+        timing,
+        members=labels,
+        env_steps_run=(total - start_update) * base.steps_per_update * members,
+    )
 
 
 def experiment_job(algo: Any, eval_every: int = 0, eval_episodes: int = DEFAULT_EVAL_EPISODES) -> Job:

@@ -14,7 +14,7 @@ draws runs with replacement within every task independently, so tasks keep their
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -38,7 +38,9 @@ def _as_runs_by_tasks(scores: np.ndarray, name: str = "scores") -> np.ndarray:
     if x.ndim == 1:
         x = x[:, None]
     if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
-        raise ValueError(f"{name} must have shape [runs] or [runs, tasks] with runs, tasks >= 1, got {np.shape(scores)}")
+        raise ValueError(
+            f"{name} must have shape [runs] or [runs, tasks] with runs, tasks >= 1, got {np.shape(scores)}"
+        )
     if not np.all(np.isfinite(x)):
         raise ValueError(f"{name} contains NaN or inf (a run that did not finish?); drop or fill it first")
     return x
@@ -185,7 +187,7 @@ def iqm_bands(
     x = np.asarray(values, np.float64)
     if x.ndim != 2 or x.shape[0] == 0:
         raise ValueError(f"values must have shape [runs, points] with runs >= 1, got {np.shape(values)}")
-    runs, points = x.shape
+    points = x.shape[1]
     point = nan_iqm(x, axis=0)
     low, high = np.full(points, np.nan), np.full(points, np.nan)
     finite = np.isfinite(x)

@@ -19,7 +19,8 @@ import dataclasses
 import functools
 import itertools
 import time
-from typing import Any, Callable, Hashable, NamedTuple, Sequence
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -191,8 +192,12 @@ def with_member(fn: Callable) -> Callable:
     return wrapped
 
 
-def vmapped(fn: Callable, devices: Sequence[Any], in_axes: Sequence[int | None] | None = None,
-            donate_argnums: tuple[int, ...] = ()) -> Callable:
+def vmapped(
+    fn: Callable,
+    devices: Sequence[Any],
+    in_axes: Sequence[int | None] | None = None,
+    donate_argnums: tuple[int, ...] = (),
+) -> Callable:
     """``jit(vmap(fn))``, sharded over ``devices`` along the batch axis when there are several.
 
     ``in_axes`` as for ``vmap`` (0: batched and sharded, None: the same for every member);
@@ -222,8 +227,14 @@ def signature(args: Any) -> tuple[Any, tuple[Any, ...]]:
     return treedef, tuple(shaped_abstractify(x) for x in leaves)
 
 
-def compiled(identity: Hashable, fn: Callable, args: tuple[Any, ...], devices: Sequence[Any],
-             in_axes: Sequence[int | None] | None = None, donate_argnums: tuple[int, ...] = ()) -> tuple[Any, float]:
+def compiled(
+    identity: Hashable,
+    fn: Callable,
+    args: tuple[Any, ...],
+    devices: Sequence[Any],
+    in_axes: Sequence[int | None] | None = None,
+    donate_argnums: tuple[int, ...] = (),
+) -> tuple[Any, float]:
     """The executable of ``vmapped(with_member(fn), devices, in_axes, donate_argnums)`` for ``args``
     (``(member ids, *fn's arguments)``), compiled once per ``identity`` x :func:`signature` x
     devices; returns ``(executable, compile seconds)``.
@@ -278,7 +289,9 @@ class Plan(NamedTuple):
         """``[G * S]`` PRNG keys of a program's members, in batch order (member ``g * S + s`` has seed ``s``'s)."""
         return jnp.tile(self.keys, program.num_points)
 
-    def entry(self, program: Program, state: Any, metrics: dict[str, Any], timing: Timing, **extra: Any) -> dict[str, Any]:
+    def entry(
+        self, program: Program, state: Any, metrics: dict[str, Any], timing: Timing, **extra: Any
+    ) -> dict[str, Any]:
         """A program's entry of :attr:`SweepResult.programs`: ``state`` and ``metrics`` (leading
         member axis ``[G * S]``) on grid axes ``[traced grid..., S]``."""
         return {
@@ -315,8 +328,10 @@ def make_plan(config: Any, seeds: int | Sequence[int], grid: dict[str, Sequence[
             f"env_params={{'gravity': [5.0, 9.8]}}; got {grid['env_params']!r}"
         )
     if isinstance(grid.get("env_params"), dict):
-        grid = {**{k: v for k, v in grid.items() if k != "env_params"},
-                **{ENV_PARAM_PREFIX + k: v for k, v in grid["env_params"].items()}}
+        grid = {
+            **{k: v for k, v in grid.items() if k != "env_params"},
+            **{ENV_PARAM_PREFIX + k: v for k, v in grid["env_params"].items()},
+        }
     static_names, traced_names = _check_grid(config, grid)
     grid = {n: list(v) for n, v in grid.items()}
     traced_grid = {n: grid[n] for n in traced_names}
@@ -458,8 +473,7 @@ def run_batch(
     """``train`` for every member of ``config_batch`` and ``keys`` (leading axis ``[members]``),
     through :func:`execute`: ``(outputs, compile seconds, run seconds)``; compile seconds are 0
     when the compile cache already holds the program."""
-    run = execute(train_job(train), config_batch, keys,
-                  devices=select_devices(devices))
+    run = execute(train_job(train), config_batch, keys, devices=select_devices(devices))
     return Output(run.state, run.metrics), run.timing.compile_seconds, run.timing.run_seconds
 
 
@@ -514,8 +528,13 @@ def sweep(
     return plan.result(programs)
 
 
-def assemble(programs: list[dict[str, Any]], grid: dict[str, list[Any]], static_names: Sequence[str],
-             traced_names: Sequence[str], num_seeds: int) -> dict[str, np.ndarray]:
+def assemble(
+    programs: list[dict[str, Any]],
+    grid: dict[str, list[Any]],
+    static_names: Sequence[str],
+    traced_names: Sequence[str],
+    num_seeds: int,
+) -> dict[str, np.ndarray]:
     """Places each program's ``metrics`` (``[traced grid..., S, ...]``) at its grid points:
     ``[grid..., S, ...]`` in the user's grid order, shorter runs NaN-padded at the end."""
     names = list(grid)

@@ -9,7 +9,8 @@ both give the same numbers.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -20,8 +21,9 @@ Step = Callable[[Any, Any, jax.Array], tuple[Any, dict[str, jax.Array]]]
 Extra = Callable[[Any, Any, jax.Array], dict[str, jax.Array]]  # (config, state, index) -> scalar metrics
 
 
-def scan_updates(step: Step, config: Any, state: Any, start: jax.Array | int, length: int,
-                 extra: Extra | None = None) -> tuple[Any, dict[str, jax.Array]]:
+def scan_updates(
+    step: Step, config: Any, state: Any, start: jax.Array | int, length: int, extra: Extra | None = None
+) -> tuple[Any, dict[str, jax.Array]]:
     """Updates ``start .. start + length - 1``; returns the state and metrics ``[length]``.
 
     ``extra(config, state, index)`` (e.g. a periodic evaluation) adds metrics after each update
@@ -39,6 +41,8 @@ def scan_updates(step: Step, config: Any, state: Any, start: jax.Array | int, le
     return jax.lax.scan(body, state, start + jnp.arange(length, dtype=jnp.int32))
 
 
-def train(init: Callable[[Any, jax.Array], Any], step: Step, config: Any, key: jax.Array) -> tuple[Any, dict[str, jax.Array]]:
+def train(
+    init: Callable[[Any, jax.Array], Any], step: Step, config: Any, key: jax.Array
+) -> tuple[Any, dict[str, jax.Array]]:
     """``init`` then all ``config.num_updates`` updates: ``(final state, metrics [num_updates])``."""
     return scan_updates(step, config, init(config, key), 0, config.num_updates)

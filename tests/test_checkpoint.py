@@ -26,8 +26,19 @@ ROOT = Path(__file__).resolve().parent.parent
 # child is still training when the test kills it.
 PPO_FIELDS = dict(env="CartPole-v1", num_envs=4, num_steps=16, num_minibatches=2, update_epochs=1, hidden=(16, 16))
 PPO_UPDATES = 200
-DQN_FIELDS = dict(env="CartPole-v1", num_envs=2, train_freq=2, gradient_steps=1, batch_size=16, buffer_size=256,
-                  learning_starts=60, hidden=(16, 16), target_update_interval=8, n_step=2, lr=1e-3)
+DQN_FIELDS = dict(
+    env="CartPole-v1",
+    num_envs=2,
+    train_freq=2,
+    gradient_steps=1,
+    batch_size=16,
+    buffer_size=256,
+    learning_starts=60,
+    hidden=(16, 16),
+    target_update_interval=8,
+    n_step=2,
+    lr=1e-3,
+)
 DQN_UPDATES = 200  # iterations of 4 env steps; warm-up ends inside the first chunk
 EVERY = 10
 SEEDS = 2
@@ -38,14 +49,34 @@ def _cli_args(fields: dict, total: int, out: Path) -> list[str]:
     for name, value in fields.items():
         flag = "--" + name.replace("_", "-")
         args += [flag, *map(str, value)] if isinstance(value, tuple) else [flag, str(value)]
-    return args + ["--total-timesteps", str(total), "--seeds", str(SEEDS), "--out", str(out),
-                   "--checkpoint-every", str(EVERY), "--log-interval", "5", "--no-plot", "--no-progress"]
+    return args + [
+        "--total-timesteps",
+        str(total),
+        "--seeds",
+        str(SEEDS),
+        "--out",
+        str(out),
+        "--checkpoint-every",
+        str(EVERY),
+        "--log-interval",
+        "5",
+        "--no-plot",
+        "--no-progress",
+    ]
 
 
 def _run(algo, fields, total, out, **kwargs):
     config = algo.Config(total_timesteps=total, **fields).replace(log_interval=5)
-    return run_experiment(algo, config, seeds=SEEDS, out=out, checkpoint_every=EVERY, progress_bar=False,
-                          name=algo.__name__.rsplit(".", 1)[-1].upper(), **kwargs)
+    return run_experiment(
+        algo,
+        config,
+        seeds=SEEDS,
+        out=out,
+        checkpoint_every=EVERY,
+        progress_bar=False,
+        name=algo.__name__.rsplit(".", 1)[-1].upper(),
+        **kwargs,
+    )
 
 
 def _like(algo, fields, total):
@@ -62,8 +93,12 @@ def _final(run_dir, algo, fields, total):
 def _kill_mid_run(script: str, args: list[str], out: Path, total: int) -> int:
     """Starts the script, SIGKILLs it once its second checkpoint is committed; returns the newest
     committed checkpoint at that moment."""
-    proc = subprocess.Popen([sys.executable, str(ROOT / "experiments" / script), *args],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "experiments" / script), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "JAX_PLATFORMS": "cpu"},
+    )
     directory = out / "checkpoints" / "program-0"
     deadline = time.monotonic() + 240
     try:
@@ -167,15 +202,27 @@ def test_corrupted_checkpoint_is_moved_aside_and_the_previous_one_used(finished,
 
 def test_resume_with_a_different_config_names_the_fields(finished, tmp_path):
     run = _copy(finished, tmp_path)
-    config = ppo.Config(total_timesteps=SHORT * 64, **{**PPO_FIELDS, "hidden": (32, 32)}).replace(lr=1e-2, log_interval=3)
+    config = ppo.Config(total_timesteps=SHORT * 64, **{**PPO_FIELDS, "hidden": (32, 32)}).replace(
+        lr=1e-2, log_interval=3
+    )
     with pytest.raises(IncompatibleCheckpoint) as err:
-        run_experiment(ppo, config, seeds=SEEDS, out=run, checkpoint_every=EVERY, progress_bar=False, name="PPO", resume=True)
+        run_experiment(
+            ppo, config, seeds=SEEDS, out=run, checkpoint_every=EVERY, progress_bar=False, name="PPO", resume=True
+        )
     message = str(err.value)
     assert "hidden: [16, 16] (checkpoint) vs [32, 32] (now)" in message and "lr:" in message
     assert "log_interval" not in message  # changes what is logged, not what is computed
     with pytest.raises(IncompatibleCheckpoint, match=r"seeds: \[0, 1\] \(checkpoint\) vs \[0, 1, 2\]"):
-        run_experiment(ppo, config.replace(hidden=(16, 16), lr=2.5e-4), seeds=3, out=run, checkpoint_every=EVERY,
-                       progress_bar=False, name="PPO", resume=True)
+        run_experiment(
+            ppo,
+            config.replace(hidden=(16, 16), lr=2.5e-4),
+            seeds=3,
+            out=run,
+            checkpoint_every=EVERY,
+            progress_bar=False,
+            name="PPO",
+            resume=True,
+        )
     assert sorted(p.name for p in (run / "checkpoints" / "program-0").iterdir()) == ["10", "20", "30"]  # untouched
 
 
@@ -189,14 +236,24 @@ def test_existing_checkpoints_are_not_overwritten_without_resume(finished, tmp_p
 def test_cli_resume_mismatch_exits_with_the_message(finished, tmp_path):
     run = _copy(finished, tmp_path)
     args = _cli_args(PPO_FIELDS, SHORT * 64, run) + ["--resume", "--gamma", "0.9"]
-    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "ppo.py"), *args], capture_output=True, text=True,
-                          timeout=240, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "experiments" / "ppo.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, "JAX_PLATFORMS": "cpu"},
+    )
     assert proc.returncode != 0 and "gamma: 0.99" in proc.stderr and "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize("extra", [dict(recurrent="lstm", cell_size=8),
-                                   dict(advantage="group", group_size=2, ref_kl_coef=0.1, ref_update_interval=7)],
-                         ids=["lstm", "group"])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        dict(recurrent="lstm", cell_size=8),
+        dict(advantage="group", group_size=2, ref_kl_coef=0.1, ref_update_interval=7),
+    ],
+    ids=["lstm", "group"],
+)
 def test_resume_restores_recurrent_and_critic_free_state(tmp_path, extra):
     """The LSTM's cell state and episode-start flags and the group mode's KL reference go through
     the checkpoint: resuming from update 10 of 30 ends bitwise equal to the whole run."""

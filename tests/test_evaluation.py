@@ -7,12 +7,11 @@ import json
 import jax
 import numpy as np
 import pytest
+from conftest import small_config
 
 import purejaxlib
 from purejaxlib import experiment
 from purejaxlib.algos import dqn, ppo
-
-from conftest import small_config
 
 
 def test_cartpole_episode_returns_equal_lengths():
@@ -77,24 +76,33 @@ def test_periodic_evaluation_is_reported_at_its_iterations_and_equals_evaluate(t
     from purejaxlib.evaluation import eval_key
 
     config = small_config(updates=4).replace(log_interval=1)
-    result = purejaxlib.run_experiment(ppo, config, seeds=2, out=tmp_path, eval_every=2, eval_episodes=3,
-                                       checkpoint_every=2, progress_bar=False)
+    result = purejaxlib.run_experiment(
+        ppo, config, seeds=2, out=tmp_path, eval_every=2, eval_episodes=3, checkpoint_every=2, progress_bar=False
+    )
     iterations = result.metrics["iteration"]
     np.testing.assert_array_equal(iterations, [[1, 2, 3, 4]] * 2)
     evals = result.metrics["eval_return"]
     assert np.isnan(evals[:, [0, 2]]).all() and np.isfinite(evals[:, [1, 3]]).all()
     assert np.isfinite(result.metrics["eval_length"][:, [1, 3]]).all()
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert sorted((r["update"], r["seed"]) for r in rows if r["eval_return"] is not None) == [(2, 0), (2, 1), (4, 0), (4, 1)]
+    assert sorted((r["update"], r["seed"]) for r in rows if r["eval_return"] is not None) == [
+        (2, 0),
+        (2, 1),
+        (4, 0),
+        (4, 1),
+    ]
 
-    like = jax.eval_shape(jax.vmap(ppo.init), jax.tree.map(lambda x: np.broadcast_to(x, (2,) + np.shape(x)), config),
-                          jax.random.split(jax.random.key(0), 2))
+    like = jax.eval_shape(
+        jax.vmap(ppo.init),
+        jax.tree.map(lambda x: np.broadcast_to(x, (2,) + np.shape(x)), config),
+        jax.random.split(jax.random.key(0), 2),
+    )
     ckpt = Checkpoints(tmp_path / "checkpoints" / "program-0")
     try:
         for update in (2, 4):
             states = ckpt.read_state(update, like, ckpt.read_meta(update))
             for seed in (0, 1):
-                state = jax.tree.map(lambda x: x[seed], states)
+                state = jax.tree.map(lambda x, s=seed: x[s], states)
                 alone = purejaxlib.evaluate(config, state, eval_key(jax.random.key(seed), update), 3)
                 assert evals[seed, update - 1] == pytest.approx(float(np.mean(alone.returns)), abs=1e-4), (update, seed)
     finally:
@@ -103,11 +111,14 @@ def test_periodic_evaluation_is_reported_at_its_iterations_and_equals_evaluate(t
     assert summary["final_eval_return"][1] == pytest.approx(evals[1, 3])  # 10% of 2 evaluations: the last
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(eval_every=-1), "eval_every must be >= 0"),
-    (dict(eval_every=3, log_interval=2), r"eval_every \(3\) must be a multiple of log_interval \(2\)"),
-    (dict(eval_every=2, eval_episodes=0), "eval_episodes must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(eval_every=-1), "eval_every must be >= 0"),
+        (dict(eval_every=3, log_interval=2), r"eval_every \(3\) must be a multiple of log_interval \(2\)"),
+        (dict(eval_every=2, eval_episodes=0), "eval_episodes must be >= 1"),
+    ],
+)
 def test_periodic_evaluation_bad_settings_name_the_field(kwargs, match):
     with pytest.raises(purejaxlib.ConfigError, match=match):
         purejaxlib.run_experiment(ppo, small_config(updates=4), progress_bar=False, **kwargs)

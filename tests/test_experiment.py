@@ -51,9 +51,30 @@ def test_cli_runs_a_sweep_and_writes_the_record(tmp_path, capsys):
     script = _load_script()
     out = tmp_path / "run"
     argv = [
-        "--num-envs", "4", "--num-steps", "16", "--num-minibatches", "2", "--update-epochs", "1",
-        "--total-timesteps", "256", "--seeds", "2", "--grid", "lr=1e-3,3e-3", "ent_coef=0,0.01", "--out", str(out),
-        "--log-interval", "2", "--progress", "--eval-every", "4", "--eval-episodes", "2",
+        "--num-envs",
+        "4",
+        "--num-steps",
+        "16",
+        "--num-minibatches",
+        "2",
+        "--update-epochs",
+        "1",
+        "--total-timesteps",
+        "256",
+        "--seeds",
+        "2",
+        "--grid",
+        "lr=1e-3,3e-3",
+        "ent_coef=0,0.01",
+        "--out",
+        str(out),
+        "--log-interval",
+        "2",
+        "--progress",
+        "--eval-every",
+        "4",
+        "--eval-episodes",
+        "2",
     ]
     summary = script.main(argv)
     assert summary["axes"] == ["lr", "ent_coef", "seed"]
@@ -70,7 +91,9 @@ def test_cli_runs_a_sweep_and_writes_the_record(tmp_path, capsys):
     # One record per member per reported update (every 2 updates of 4), labelled with its grid values.
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 8 * 2 and {r["update"] for r in rows} == {2, 4}
-    assert {(r["lr"], r["ent_coef"], r["seed"]) for r in rows} == {(a, b, s) for a in (1e-3, 3e-3) for b in (0.0, 0.01) for s in (0, 1)}
+    assert {(r["lr"], r["ent_coef"], r["seed"]) for r in rows} == {
+        (a, b, s) for a in (1e-3, 3e-3) for b in (0.0, 0.01) for s in (0, 1)
+    }
     assert {r["update"] for r in rows if r["eval_return"] is not None} == {4}
     with np.load(out / "curves.npz") as curves:  # plain arrays: loads without pickle
         assert curves["episode_return"].shape == (2, 2, 2, 2)
@@ -79,17 +102,37 @@ def test_cli_runs_a_sweep_and_writes_the_record(tmp_path, capsys):
     printed = capsys.readouterr()
     assert "seed 0:" in printed.out and "env steps/s" in printed.out and "IQM" in printed.out
     assert "final evaluation return" in printed.out
-    assert "256/256 env steps/agent" in printed.err and "worst" in printed.err  # the progress bar, from inside the program
+    assert (
+        "256/256 env steps/agent" in printed.err and "worst" in printed.err
+    )  # the progress bar, from inside the program
 
 
 def test_cli_env_params_and_env_param_grid_are_recorded(tmp_path):
     script = _load_script()
     out = tmp_path / "run"
-    summary = script.main([
-        "--num-envs", "2", "--num-steps", "16", "--num-minibatches", "2", "--update-epochs", "1",
-        "--total-timesteps", "64", "--env-params", "max_steps_in_episode", "50",
-        "--grid", "env_params.gravity=5,20", "--out", str(out), "--no-plot", "--no-progress",
-    ])
+    summary = script.main(
+        [
+            "--num-envs",
+            "2",
+            "--num-steps",
+            "16",
+            "--num-minibatches",
+            "2",
+            "--update-epochs",
+            "1",
+            "--total-timesteps",
+            "64",
+            "--env-params",
+            "max_steps_in_episode",
+            "50",
+            "--grid",
+            "env_params.gravity=5,20",
+            "--out",
+            str(out),
+            "--no-plot",
+            "--no-progress",
+        ]
+    )
     assert summary["axes"] == ["env_params.gravity", "seed"]
     record = json.loads((out / "record.json").read_text())  # arrays in env_params are JSON too
     assert record["config"]["env_params"] == {"max_steps_in_episode": 50}
@@ -107,9 +150,10 @@ def test_cli_bad_config_exits_with_the_field_named(tmp_path):
 def test_sweep_and_run_experiment_agree_at_the_last_update():
     """Both engines give every metric with its x axis (``iteration``, ``env_steps``): a sweep one
     entry per update, an experiment one per report; ``[..., -1]`` is the last update in both."""
-    import purejaxlib
     from conftest import small_config
     from test_sweep import AnyCompile
+
+    import purejaxlib
 
     config = small_config(updates=4).replace(log_interval=3)  # reports after updates 3 and 4
     swept = purejaxlib.sweep(ppo.train, config, seeds=2, lr=[1e-3, 3e-3])
@@ -121,7 +165,9 @@ def test_sweep_and_run_experiment_agree_at_the_last_update():
         if name in ("iteration", "env_steps", "episodes", "episode_return", "episode_length"):
             np.testing.assert_array_equal(values[..., -1], swept.metrics[name][..., -1], err_msg=name)
         else:  # two programs (init, then a chunk of updates) against one: float rounding apart
-            np.testing.assert_allclose(values[..., -1], swept.metrics[name][..., -1], rtol=1e-5, atol=1e-6, err_msg=name)
+            np.testing.assert_allclose(
+                values[..., -1], swept.metrics[name][..., -1], rtol=1e-5, atol=1e-6, err_msg=name
+            )
         np.testing.assert_allclose(values[..., 0], swept.metrics[name][..., 2], rtol=1e-5, atol=1e-6, err_msg=name)
     # A second experiment with new traced values reuses the cached init and chunk programs.
     counter = AnyCompile()

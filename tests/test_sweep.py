@@ -19,11 +19,10 @@ import textwrap
 import jax
 import numpy as np
 import pytest
+from conftest import small_config
 
 import purejaxlib
 from purejaxlib.algos import ppo
-
-from conftest import small_config
 
 UPDATES = 3
 EXACT = ("episode_return", "episode_length", "episodes", "env_steps")
@@ -247,8 +246,8 @@ def test_sharded_sweep_matches_single_device_sweep():
             f"see the test report).\nstderr tail:\n{(err.stderr or b'')[-3000:]!r}"
         )
     assert proc.returncode == 0, proc.stderr[-5000:]
-    line = next(l for l in proc.stdout.splitlines() if l.startswith("RESULT "))
-    out = json.loads(line[len("RESULT "):])
+    line = next(row for row in proc.stdout.splitlines() if row.startswith("RESULT "))
+    out = json.loads(line[len("RESULT ") :])
     assert out["device_count"] == 4
     assert out["axes"] == ["lr", "seed"]
     for name, single in out["single"].items():
