@@ -307,6 +307,9 @@ def step(
 ) -> tuple[State, dict[str, jax.Array]]:
     """One iteration: random actions and no updates during warm-up, learning afterwards.
 
+    Metrics (scalars): episode statistics, ``algo``'s learner metrics (NaN during warm-up), and
+    ``env_steps`` (per agent) and ``iteration`` after this step.
+
     Pass ``index`` (the iteration's number, unbatched under ``vmap``, as ``train`` does) so the
     phase is a real branch; without it the phase comes from ``state.iteration``, which under
     ``vmap`` is batched and makes the branch a select that runs both sides.
