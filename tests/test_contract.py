@@ -34,23 +34,39 @@ class Case(NamedTuple):
 
 
 CASES = {
-    "ppo": Case(ppo, lambda: ppo.Config(env="CartPole-v1", total_timesteps=192, **SMALL), dict(lr=[1e-3, 3e-3], gamma=[0.9, 0.99])),
+    "ppo": Case(
+        ppo,
+        lambda: ppo.Config(env="CartPole-v1", total_timesteps=192, **SMALL),
+        dict(lr=[1e-3, 3e-3], gamma=[0.9, 0.99]),
+    ),
     "ppo-continuous": Case(
         ppo,
         lambda: ppo.Config(env="Pendulum-v1", total_timesteps=192, normalize_obs=True, **SMALL),
         dict(lr=[1e-3, 3e-3], ent_coef=[0.0, 0.05]),
     ),
     "pqn": Case(
-        pqn, lambda: pqn.Config(env="CartPole-v1", total_timesteps=192, hidden=(16, 16), **SMALL), dict(lr=[1e-3, 3e-3], gamma=[0.9, 0.99])
+        pqn,
+        lambda: pqn.Config(env="CartPole-v1", total_timesteps=192, hidden=(16, 16), **SMALL),
+        dict(lr=[1e-3, 3e-3], gamma=[0.9, 0.99]),
     ),
     "dqn": Case(
         dqn,
-        lambda: dqn.Config(env="CartPole-v1", total_timesteps=128, num_envs=2, target_update_interval=4, **OFFPOLICY_TINY),
+        lambda: dqn.Config(
+            env="CartPole-v1", total_timesteps=128, num_envs=2, target_update_interval=4, **OFFPOLICY_TINY
+        ),
         dict(lr=[1e-3, 3e-3], tau=[0.5, 1.0]),
     ),
-    "td3": Case(td3, lambda: td3.Config(env="Pendulum-v1", total_timesteps=96, **OFFPOLICY_TINY), dict(lr=[1e-3, 3e-3], tau=[0.005, 0.05]), "critic_loss"),
+    "td3": Case(
+        td3,
+        lambda: td3.Config(env="Pendulum-v1", total_timesteps=96, **OFFPOLICY_TINY),
+        dict(lr=[1e-3, 3e-3], tau=[0.005, 0.05]),
+        "critic_loss",
+    ),
     "sac": Case(
-        sac, lambda: sac.Config(env="Pendulum-v1", total_timesteps=96, **OFFPOLICY_TINY), dict(lr=[1e-3, 3e-3], gamma=[0.9, 0.99]), "critic_loss"
+        sac,
+        lambda: sac.Config(env="Pendulum-v1", total_timesteps=96, **OFFPOLICY_TINY),
+        dict(lr=[1e-3, 3e-3], gamma=[0.9, 0.99]),
+        "critic_loss",
     ),
 }
 
@@ -133,7 +149,9 @@ def test_sweep_members_equal_runs_alone(case, first_run, count_compiles):
                     if name in EXACT:
                         np.testing.assert_array_equal(want, got, err_msg=f"{name} {field}={value} seed={seed}")
                     else:
-                        np.testing.assert_allclose(want, got, rtol=1e-5, atol=1e-6, err_msg=f"{name} {field}={value} seed={seed}")
+                        np.testing.assert_allclose(
+                            want, got, rtol=1e-5, atol=1e-6, err_msg=f"{name} {field}={value} seed={seed}"
+                        )
     assert counter.count == 0, counter.messages
     loss = _learned(c, config, swept.metrics)
     assert not np.allclose(loss[0, 0], loss[1, 0]) and not np.allclose(loss[0, 0], loss[0, 1])

@@ -323,22 +323,6 @@ def test_loop_passes_the_training_fraction_to_the_epsilon_schedule(config, first
     assert 0.75 < agree[:16].mean() < 1.0, agree[:16].mean()  # iterations 16..23: eps 0.33 -> 0.04
 
 
-def test_step_then_step_matches_train(config, first_run, step_fn):
-    """``train`` (a scan per phase) is ``init`` then ``num_iterations`` calls of ``step``."""
-    _, result = first_run
-    step = step_fn
-    state = dqn.init(config, jax.random.key(0))
-    history = []
-    for _ in range(ITERATIONS):
-        state, metrics = step(config, state)
-        history.append(metrics)
-    for name, values in result.metrics.items():
-        stepped = np.stack([np.asarray(m[name]) for m in history])
-        np.testing.assert_allclose(stepped, np.asarray(values), rtol=1e-5, atol=1e-6, err_msg=name)
-    for a, b in zip(jax.tree.leaves(state.learner.params), jax.tree.leaves(result.state.learner.params)):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
-
-
 def test_policy_is_greedy_or_epsilon_greedy(config, first_run):
     _, result = first_run
     obs = jax.random.normal(jax.random.key(5), (400, 4)) * 0.1
@@ -350,65 +334,6 @@ def test_policy_is_greedy_or_epsilon_greedy(config, first_run):
     noisy = dqn.policy(config.replace(eps_end=0.5), result.state)(obs, jax.random.key(0))
     agree = float((np.asarray(noisy) == np.asarray(jnp.argmax(q, -1))).mean())
     assert 0.65 < agree < 0.85, agree  # 1 - eps / 2 = 0.75
-
-
-# ---------------------------------------------------------------------------------------------
-# determinism and sweeps
-
-
-def test_same_key_gives_bitwise_identical_results(config, first_run):
-    _, result = first_run
-    again = jax.jit(dqn.train)(config, jax.random.key(0))
-    assert _tree_equal(result.metrics, again.metrics)
-    assert _tree_equal(result.state.learner, again.state.learner)
-    assert _tree_equal(_key_data(result.state), _key_data(again.state))
-
-
-def test_different_keys_give_different_results(config, first_run):
-    fn, result = first_run
-    other = fn(config, jax.random.key(1))
-    assert not np.array_equal(result.metrics["loss"][WARMUP:], other.metrics["loss"][WARMUP:])
-    for a, b in zip(jax.tree.leaves(result.state.learner.params), jax.tree.leaves(other.state.learner.params)):
-        assert not np.array_equal(np.asarray(a), np.asarray(b))
-
-
-def test_sweep_entries_equal_separate_runs(config, first_run):
-    """``sweep(..., seeds=2, lr=[a, b])`` entry [i, s] is ``train(config(lr=lr_i), key(s))``.
-    Vmapped and unbatched programs round floats differently, so float values compare with a
-    tolerance on this short run; episode statistics (which follow from the actions) exactly."""
-    fn, _ = first_run
-    lrs = [1e-3, 3e-3]
-    swept = purejaxlib.sweep(dqn.train, config, seeds=2, lr=lrs)
-    assert swept.axes == ("lr", "seed") and swept.grid["seed"] == [0, 1]
-    for i, lr in enumerate(lrs):
-        for seed in range(2):
-            alone = fn(config.replace(lr=lr), jax.random.key(seed))
-            for name, value in alone.metrics.items():
-                got, value = swept.metrics[name][i, seed], np.asarray(value)
-                if name in EXACT:
-                    np.testing.assert_array_equal(got, value, err_msg=f"{name} lr={lr} seed={seed}")
-                else:
-                    np.testing.assert_allclose(got, value, rtol=1e-5, atol=1e-6, err_msg=f"{name} lr={lr} seed={seed}")
-            params = swept.programs[0]["state"].learner.params
-            for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(alone.state.learner.params)):
-                np.testing.assert_allclose(np.asarray(a)[i, seed], np.asarray(b), rtol=1e-5, atol=1e-6)
-    loss = swept.metrics["loss"][..., WARMUP:]
-    assert not np.allclose(loss[0, 0], loss[1, 0]) and not np.allclose(loss[0, 0], loss[0, 1])
-
-
-def test_new_traced_values_do_not_recompile(config, count_compiles):
-    traces = []
-
-    def dqn_train_under_test(cfg, key):
-        traces.append(1)
-        return dqn.train(cfg, key)
-
-    fn = jax.jit(dqn_train_under_test)
-    with count_compiles("dqn_train_under_test") as counter:
-        base = jax.block_until_ready(fn(config, jax.random.key(0)))
-        other = jax.block_until_ready(fn(config.replace(lr=3e-3, gamma=0.9, tau=0.5, eps_end=0.2), jax.random.key(0)))
-    assert counter.count == 1 and len(traces) == 1, counter.messages
-    assert not np.array_equal(base.metrics["loss"][WARMUP:], other.metrics["loss"][WARMUP:])
 
 
 # ---------------------------------------------------------------------------------------------

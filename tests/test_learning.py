@@ -63,7 +63,9 @@ def random_policy_return(num_episodes: int = 64) -> float:
             _, state, reward, _, _, _ = env.step(step_key, state, action, params)
             return (state, total + reward), None
 
-        (_, total), _ = jax.lax.scan(body, (state, jnp.float32(0.0)), jax.random.split(key, params.max_steps_in_episode))
+        (_, total), _ = jax.lax.scan(
+            body, (state, jnp.float32(0.0)), jax.random.split(key, params.max_steps_in_episode)
+        )
         return total
 
     totals = jax.jit(jax.vmap(episode))(jax.random.split(jax.random.key(123), num_episodes))
@@ -71,7 +73,9 @@ def random_policy_return(num_episodes: int = 64) -> float:
 
 
 @pytest.mark.learning
-@pytest.mark.parametrize("objective", ["ppo", pytest.param("mdpo", marks=pytest.mark.slow), pytest.param("dpo", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "objective", ["ppo", pytest.param("mdpo", marks=pytest.mark.slow), pytest.param("dpo", marks=pytest.mark.slow)]
+)
 def test_continuous_ppo_improves_on_pendulum(objective):
     """Pendulum-v1 returns lie in about [-1600, 0] per 200-step episode. Uniformly random torques
     score about -1200 (measured below), and so does the initial policy (the first update with a
@@ -83,9 +87,20 @@ def test_continuous_ppo_improves_on_pendulum(objective):
     seeds 0-3, and -158 to -219 (MDPO) and -150 to -201 (DPO) on seeds 4-7, from about -1270
     (2026-12-01)."""
     config = ppo.Config(
-        env="Pendulum-v1", total_timesteps=200_000, num_envs=16, num_steps=128, update_epochs=10,
-        num_minibatches=8, normalize_obs=True, normalize_reward=True, gamma=0.95, ent_coef=0.0,
-        lr=1e-3, log_std_init=-0.5, clip_value_loss=False, objective=objective,
+        env="Pendulum-v1",
+        total_timesteps=200_000,
+        num_envs=16,
+        num_steps=128,
+        update_epochs=10,
+        num_minibatches=8,
+        normalize_obs=True,
+        normalize_reward=True,
+        gamma=0.95,
+        ent_coef=0.0,
+        lr=1e-3,
+        log_std_init=-0.5,
+        clip_value_loss=False,
+        objective=objective,
     )
     result = purejaxlib.sweep(ppo.train, config, seeds=4)
     returns = result.metrics["episode_return"]  # [seed, update]; NaN until an episode has ended
@@ -115,8 +130,9 @@ def test_trained_cartpole_policy_solves_cartpole_in_a_fresh_process(trained_cart
     policy (not the training code) on gymnax's and gymnasium's CartPole."""
     state = jax.tree.map(lambda x: x[0], trained_cartpole.programs[0]["state"])
     path = save_policy(tmp_path / "cartpole", CARTPOLE, state)
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(PLAY), str(path)], capture_output=True, text=True,
-                          timeout=240)
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(PLAY), str(path)], capture_output=True, text=True, timeout=240
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     returns = json.loads(done.stdout.strip().splitlines()[-1])
     print(f"exported CartPole policy: gymnax returns {returns['gymnax']}, gymnasium {returns['gymnasium']}")

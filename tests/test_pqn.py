@@ -198,20 +198,6 @@ def test_train_metrics(config, first_run):
     assert int(first_run.state.iteration) == UPDATES
 
 
-def test_step_then_step_matches_train(config, first_run):
-    step = jax.jit(pqn.step)
-    state = pqn.init(config, jax.random.key(0))
-    history = []
-    for _ in range(UPDATES):
-        state, metrics = step(config, state)
-        history.append(metrics)
-    for name, values in first_run.metrics.items():
-        stepped = np.stack([np.asarray(m[name]) for m in history])
-        np.testing.assert_allclose(stepped, np.asarray(values), rtol=1e-4, atol=1e-5, err_msg=name)
-    for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(first_run.state.params)):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
-
-
 def test_policy_greedy_and_epsilon_greedy(config, first_run):
     obs = jax.random.normal(jax.random.key(5), (4000, 4)) * 0.5
     greedy = pqn.make_network(config).apply(first_run.state.params, obs).argmax(-1)
@@ -226,47 +212,6 @@ def test_policy_greedy_and_epsilon_greedy(config, first_run):
     # eps_end=0.1 with 2 actions: a random action differs from the greedy one half the time.
     flipped = np.mean(actions != np.asarray(greedy))
     assert 0.035 < flipped < 0.065, flipped
-
-
-# ---------------------------------------------------------------------------------------------
-# determinism and sweeps
-
-
-def test_same_key_gives_bitwise_identical_results(config, first_run):
-    again = jax.jit(pqn.train)(config, jax.random.key(0))
-    assert _tree_equal(first_run.metrics, again.metrics)
-    assert _tree_equal(first_run.state.params, again.state.params)
-
-
-def test_different_keys_give_different_results(config, first_run, train_fn):
-    other = train_fn(config, jax.random.key(1))
-    assert not np.array_equal(first_run.metrics["loss"], other.metrics["loss"])
-    for a, b in zip(jax.tree.leaves(first_run.state.params), jax.tree.leaves(other.state.params)):
-        assert not np.array_equal(np.asarray(a), np.asarray(b))
-
-
-def test_sweep_entries_equal_runs_alone(config, train_fn, first_run, count_compiles):
-    """Seed ``s`` of a sweep is ``train(config, jax.random.key(s))``. Float results agree to
-    rounding only (the vmapped program vectorizes reductions differently); see test_sweep.py."""
-    lrs = [1e-4, 1e-3]
-    result = purejaxlib.sweep(pqn.train, config, seeds=2, lr=lrs)
-    assert result.axes == ("lr", "seed") and len(result.programs) == 1
-    swept_params = result.programs[0]["state"].params
-    with count_compiles("train") as counter:  # train_fn serves every lr: lr is traced
-        for i, lr in enumerate(lrs):
-            for s in range(2):
-                alone = train_fn(config.replace(lr=lr), jax.random.key(s))
-                for name, value in alone.metrics.items():
-                    got, value = result.metrics[name][i, s], np.asarray(value)
-                    if name in EXACT:
-                        np.testing.assert_array_equal(got, value, err_msg=f"{name} lr={lr} seed={s}")
-                    else:
-                        np.testing.assert_allclose(got, value, rtol=1e-5, atol=1e-6, err_msg=f"{name} lr={lr} seed={s}")
-                for a, b in zip(jax.tree.leaves(swept_params), jax.tree.leaves(alone.state.params)):
-                    np.testing.assert_allclose(np.asarray(a)[i, s], np.asarray(b), rtol=1e-5, atol=1e-6)
-    assert counter.count == 0, counter.messages
-    loss = result.metrics["loss"]
-    assert not np.allclose(loss[0, 0], loss[1, 0]) and not np.allclose(loss[0, 0], loss[0, 1])
 
 
 # ---------------------------------------------------------------------------------------------
