@@ -12,7 +12,7 @@ import faulthandler
 import logging
 import os
 import sys
-from typing import Iterator
+from collections.abc import Iterator
 
 import jax
 import jax.numpy as jnp

@@ -15,13 +15,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from test_export import PLAY
 
 import purejaxlib
 from purejaxlib import envs
 from purejaxlib.algos import ppo
 from purejaxlib.export import save_policy
-from test_export import PLAY
-
 
 CARTPOLE = ppo.Config(env="CartPole-v1", total_timesteps=500_000)
 
