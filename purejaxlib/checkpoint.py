@@ -203,7 +203,7 @@ class Checkpoints:
 
     def read_state(self, step: int, like: Any, meta: dict[str, Any]) -> Any:
         self.wait()
-        layout = meta.get("layout")
+        layout: list[list[Any]] = meta.get("layout") or []
         _check_layout(layout, host_spec(like))
         size = sum(int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize for shape, dtype in layout)
         ocp = self.ocp

@@ -19,9 +19,11 @@ from purejaxlib import envs as envs_lib
 
 
 class Evaluation(NamedTuple):
-    returns: jax.Array  # [episodes] undiscounted return of each episode
-    lengths: jax.Array  # [episodes] int32
-    finished: jax.Array  # [episodes] bool: the episode ended within max_steps
+    """Complete episodes (jax arrays from :func:`evaluate`, numpy from :func:`evaluate_sweep`)."""
+
+    returns: jax.Array | np.ndarray  # [episodes] undiscounted return of each episode
+    lengths: jax.Array | np.ndarray  # [episodes] int32
+    finished: jax.Array | np.ndarray  # [episodes] bool: the episode ended within max_steps
 
 
 def algorithm_module(config: Any) -> Any:

@@ -128,7 +128,8 @@ def write_outputs(result: SweepResult, out_dir: Path, title: str, plot: bool) ->
     """summary.json, curves.npz and (with ``plot``) the learning curves and a sweep heatmap."""
     summary = summarize(result)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    np.savez(out_dir / "curves.npz", **{k: np.asarray(v) for k, v in result.metrics.items()})
+    arrays: dict[str, Any] = {k: np.asarray(v) for k, v in result.metrics.items()}
+    np.savez(out_dir / "curves.npz", **arrays)
     written = [out_dir / "summary.json", out_dir / "curves.npz"]
     if plot:
         written += learning_curves(result, out_dir / "learning_curve", title=title)
@@ -254,7 +255,7 @@ def cli(
     name)`` then turns them into the config to run. A bad config exits with its message.
     """
     try:
-        args = tyro.cli(args_type or Args[algo.Config], args=argv, description=description)
+        args: Any = tyro.cli(args_type or Args[algo.Config], args=argv, description=description)
         if args.distributed or args.coordinator or args.num_processes is not None or args.process_id is not None:
             distributed.initialize(args.coordinator or None, args.num_processes, args.process_id)
         config, label = prepare(args) if prepare else (args.config, name)

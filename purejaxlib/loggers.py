@@ -81,7 +81,7 @@ class JsonlLogger:
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     """Every complete record of a metrics file; a torn last line (a killed writer) is dropped."""
-    records = []
+    records: list[dict[str, Any]] = []
     path = Path(path)
     if not path.exists():
         return records

@@ -210,7 +210,7 @@ def compare_learning_curves(
 
 
 def _draw_curves(
-    lines: list[tuple[np.ndarray, ...]], path: str | Path, metric: str, title: str, num_seeds: int, reps: int, seed: int
+    lines: list[tuple[Any, ...]], path: str | Path, metric: str, title: str, num_seeds: int, reps: int, seed: int
 ) -> list[Path]:
     """Draws ``(label, values [seeds, points], env_steps [seeds, points][, evaluations [seeds,
     points]])`` lines with IQM bands; evaluations dashed with markers at their finite points."""

@@ -29,7 +29,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -226,7 +226,7 @@ def run_experiment(
     config: Any,
     *,
     seeds: int | Sequence[int] = 1,
-    grid: dict[str, Sequence[Any]] | None = None,
+    grid: Mapping[str, Sequence[Any]] | None = None,
     out: str | Path | None = None,
     name: str | None = None,
     log_interval: int | None = None,

@@ -19,7 +19,7 @@ import dataclasses
 import functools
 import itertools
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -70,7 +70,8 @@ ENV_PARAM_PREFIX = "env_params."
 def _check_grid(config: Any, grid: dict[str, Sequence[Any]]) -> tuple[list[str], list[str]]:
     """Splits grid names into (static, traced), failing on unknown fields or empty lists."""
     fields = {f.name: f for f in dataclasses.fields(config)}
-    static, traced = [], []
+    static: list[str] = []
+    traced: list[str] = []
     for name, values in grid.items():
         if name.startswith(ENV_PARAM_PREFIX) and "env_params" in fields:
             traced.append(name)  # names and values are checked when the batched config is built
@@ -104,7 +105,7 @@ def _seed_list(seeds: int | Sequence[int]) -> list[int]:
     return seeds
 
 
-def _batched_config(config: Any, traced_grid: dict[str, Sequence[Any]], num_seeds: int) -> tuple[Any, int]:
+def _batched_config(config: Any, traced_grid: Mapping[str, Sequence[Any]], num_seeds: int) -> tuple[Any, int]:
     """Config whose traced leaves have a leading flat batch axis ``[G * S]``, index ``g * S + s``.
 
     Returns the batched config and ``G``, the number of traced grid points.
@@ -119,7 +120,7 @@ def _batched_config(config: Any, traced_grid: dict[str, Sequence[Any]], num_seed
     def broadcast(value: Any) -> Any:
         return jax.tree.map(lambda x: np.broadcast_to(np.asarray(x), (batch,) + np.shape(x)), value)
 
-    columns = {}
+    columns: dict[str, Any] = {}
     for f in dataclasses.fields(config):
         if is_static_field(f):
             continue
@@ -197,7 +198,7 @@ def vmapped(
     devices: Sequence[Any],
     in_axes: Sequence[int | None] | None = None,
     donate_argnums: tuple[int, ...] = (),
-) -> Callable:
+) -> Any:  # a jax.jit function: call it, or .lower(...).compile() it
     """``jit(vmap(fn))``, sharded over ``devices`` along the batch axis when there are several.
 
     ``in_axes`` as for ``vmap`` (0: batched and sharded, None: the same for every member);
@@ -327,23 +328,24 @@ def make_plan(config: Any, seeds: int | Sequence[int], grid: dict[str, Sequence[
             "sweep grid: env_params takes a dict of param name to list of values, e.g. "
             f"env_params={{'gravity': [5.0, 9.8]}}; got {grid['env_params']!r}"
         )
-    if isinstance(grid.get("env_params"), dict):
+    env_params: Any = grid.get("env_params")
+    if isinstance(env_params, dict):
         grid = {
             **{k: v for k, v in grid.items() if k != "env_params"},
-            **{ENV_PARAM_PREFIX + k: v for k, v in grid["env_params"].items()},
+            **{ENV_PARAM_PREFIX + k: v for k, v in env_params.items()},
         }
     static_names, traced_names = _check_grid(config, grid)
-    grid = {n: list(v) for n, v in grid.items()}
-    traced_grid = {n: grid[n] for n in traced_names}
+    lists = {n: list(v) for n, v in grid.items()}
+    traced_grid = {n: lists[n] for n in traced_names}
     keys = jnp.stack([jax.random.key(s) for s in seed_list])
     # Build (and so validate) every program's config before running any of them: a bad value
     # late in a static grid must not cost the runs before it.
     points = []
-    for static_values in itertools.product(*(grid[n] for n in static_names)):
+    for static_values in itertools.product(*(lists[n] for n in static_names)):
         static_point = dict(zip(static_names, static_values))
         base = config.replace(**static_point)
         points.append(Program(static_point, base, *_batched_config(base, traced_grid, len(seed_list))))
-    return Plan(grid, seed_list, keys, static_names, traced_names, traced_grid, points)
+    return Plan(lists, seed_list, keys, static_names, traced_names, traced_grid, points)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -474,7 +476,7 @@ def run_batch(
     through :func:`execute`: ``(outputs, compile seconds, run seconds)``; compile seconds are 0
     when the compile cache already holds the program."""
     run = execute(train_job(train), config_batch, keys, devices=select_devices(devices))
-    return Output(run.state, run.metrics), run.timing.compile_seconds, run.timing.run_seconds
+    return Output(run.state, run.metrics or {}), run.timing.compile_seconds, run.timing.run_seconds
 
 
 def with_x_axis(metrics: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -523,7 +525,7 @@ def sweep(
         base = program.base
         sinks = [progress.ProgressBar(base.num_updates, base.steps_per_update, members)] if show else []
         run = execute(job, program.config_batch, plan.program_keys(program), devices=devices, sinks=sinks)
-        metrics = with_x_axis({k: np.asarray(v) for k, v in run.metrics.items()})
+        metrics = with_x_axis({k: np.asarray(v) for k, v in (run.metrics or {}).items()})
         programs.append(plan.entry(program, run.state, metrics, run.timing))
     return plan.result(programs)
 
