@@ -6,12 +6,11 @@ from __future__ import annotations
 import re
 
 import pytest
+from conftest import small_config
 
 import purejaxlib
 from purejaxlib import ConfigError
 from purejaxlib.algos import ppo
-
-from conftest import small_config
 
 
 def _config_error(**fields) -> str:
@@ -99,7 +98,9 @@ def test_non_positive_hyperparameters(fields, name):
     assert name in message and (">" in message)
 
 
-@pytest.mark.parametrize("fields,name", [(dict(gamma=1.01), "gamma"), (dict(gamma=-0.5), "gamma"), (dict(gae_lambda=1.5), "gae_lambda")])
+@pytest.mark.parametrize(
+    "fields,name", [(dict(gamma=1.01), "gamma"), (dict(gamma=-0.5), "gamma"), (dict(gae_lambda=1.5), "gae_lambda")]
+)
 def test_discount_out_of_range(fields, name):
     message = _config_error(**fields)
     assert name in message
