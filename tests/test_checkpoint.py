@@ -120,7 +120,11 @@ def _kill_mid_run(script: str, args: list[str], out: Path, total: int) -> int:
 
 @pytest.mark.parametrize(
     "algo, script, fields, updates",
-    [(ppo, "ppo.py", PPO_FIELDS, PPO_UPDATES), (dqn, "dqn.py", DQN_FIELDS, DQN_UPDATES)],
+    [
+        (ppo, "ppo.py", PPO_FIELDS, PPO_UPDATES),
+        # one algorithm in `make test`; the off-policy loop's resume in `make test-all`
+        pytest.param(dqn, "dqn.py", DQN_FIELDS, DQN_UPDATES, marks=pytest.mark.slow),
+    ],
     ids=["ppo", "dqn"],
 )
 def test_sigkilled_run_resumes_bitwise_identical(tmp_path, algo, script, fields, updates):
@@ -250,7 +254,9 @@ def test_cli_resume_mismatch_exits_with_the_message(finished, tmp_path):
     "extra",
     [
         dict(recurrent="lstm", cell_size=8),
-        dict(advantage="group", group_size=2, ref_kl_coef=0.1, ref_update_interval=7),
+        pytest.param(
+            dict(advantage="group", group_size=2, ref_kl_coef=0.1, ref_update_interval=7), marks=pytest.mark.slow
+        ),
     ],
     ids=["lstm", "group"],
 )
