@@ -57,6 +57,47 @@ def orthogonal(scale: float = 1.0) -> nn.initializers.Initializer:
     return init
 
 
+@jax.custom_vjp
+def dense_matmul(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """``x [..., in] @ kernel [in, out]``, with a kernel gradient suited to XLA:CPU.
+
+    The kernel gradient ``x^T g`` contracts both operands over their leading (sample) axis, which
+    XLA:CPU hands to Eigen's generic contraction (packing, threads) rather than its fast small-matmul
+    library. On CPU the backward pass lays ``x^T [in, B]`` out in memory first, so the product is a
+    plain row-major matmul; other platforms keep the usual gradient.
+    """
+    return x @ kernel
+
+
+def _dense_fwd(x: jax.Array, kernel: jax.Array):
+    return x @ kernel, (x, kernel)
+
+
+def _dense_bwd(res, g: jax.Array):
+    x, kernel = res
+    x2, g2 = x.reshape(-1, x.shape[-1]), g.reshape(-1, g.shape[-1])
+    # optimization_barrier keeps XLA from folding the transpose back into the dot.
+    laid_out = lambda x2, g2: jax.lax.optimization_barrier(x2.T) @ g2
+    kernel_grad = jax.lax.platform_dependent(x2, g2, cpu=laid_out, default=lambda x2, g2: x2.T @ g2)
+    return g @ kernel.T, kernel_grad
+
+
+dense_matmul.defvjp(_dense_fwd, _dense_bwd)
+
+
+class Dense(nn.Module):
+    """``nn.Dense`` (same parameters: ``kernel [in, out]``, ``bias [out]``) computed with :func:`dense_matmul`."""
+
+    features: int
+    kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kernel = self.param("kernel", self.kernel_init, (x.shape[-1], self.features))
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        return dense_matmul(jnp.asarray(x, kernel.dtype), kernel) + bias
+
+
 class MLP(nn.Module):
     """Dense layers with an activation after each hidden layer; ``[..., in] -> [..., out]``.
 
@@ -78,11 +119,11 @@ class MLP(nn.Module):
         hidden_init = orthogonal(np.sqrt(2)) if self.orthogonal_init else nn.initializers.lecun_normal()
         out_init = orthogonal(self.out_scale) if self.orthogonal_init else nn.initializers.lecun_normal()
         for width in self.hidden:
-            x = nn.Dense(width, kernel_init=hidden_init)(x)
+            x = Dense(width, kernel_init=hidden_init)(x)
             if self.layer_norm:
                 x = nn.LayerNorm()(x)
             x = act(x)
-        return nn.Dense(self.out, kernel_init=out_init)(x)
+        return Dense(self.out, kernel_init=out_init)(x)
 
 
 class ActorCritic(nn.Module):

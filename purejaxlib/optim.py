@@ -31,6 +31,25 @@ def make_optimizer(
     )
 
 
+def permutation(key: jax.Array, n: int) -> jax.Array:
+    """A random permutation of ``arange(n)``: ``[n]`` int32, from one single-operand sort.
+
+    Each index sits in the low ``ceil(log2 n)`` bits of a uint32 whose high bits are random, and
+    the words are sorted: a plain sort, much cheaper on CPU than ``jax.random.permutation``'s
+    key-value sorts with a compiled comparator. The indices are XORed with a random mask first, so
+    the rare ties between random parts are broken at random as well. Above 2048 elements, where
+    such ties would be common, this is ``jax.random.permutation``.
+    """
+    if n > 2048:
+        return jax.random.permutation(key, n)
+    bits = (n - 1).bit_length()
+    low = jnp.uint32((1 << bits) - 1)
+    words = jax.random.bits(key, (n + 1,), jnp.uint32)
+    mask = words[n] & low
+    packed = (words[:n] & ~low) | (jnp.arange(n, dtype=jnp.uint32) ^ mask)
+    return ((jnp.sort(packed) & low) ^ mask).astype(jnp.int32)
+
+
 def minibatch_sgd(
     loss_fn: Callable[[Any, Any], tuple[jax.Array, dict[str, jax.Array]]],
     tx: optax.GradientTransformation,
@@ -56,7 +75,7 @@ def minibatch_sgd(
         return (optax.apply_updates(params, updates), opt_state), {"loss": loss, **aux}
 
     def epoch(carry, epoch_key):
-        perm = jax.random.permutation(epoch_key, size)
+        perm = permutation(epoch_key, size)
         shuffled = jax.tree.map(lambda x: x[perm].reshape((num_minibatches, -1) + x.shape[1:]), batch)
         return jax.lax.scan(minibatch_step, carry, shuffled)
 

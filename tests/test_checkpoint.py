@@ -253,7 +253,7 @@ def test_cli_resume_mismatch_exits_with_the_message(finished, tmp_path):
 @pytest.mark.parametrize(
     "extra",
     [
-        dict(recurrent="lstm", cell_size=8),
+        pytest.param(dict(recurrent="lstm", cell_size=8), marks=pytest.mark.slow),
         pytest.param(
             dict(advantage="group", group_size=2, ref_kl_coef=0.1, ref_update_interval=7), marks=pytest.mark.slow
         ),

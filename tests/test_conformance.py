@@ -28,9 +28,9 @@ UNBATCHED_COMPARED = (
 )
 
 
-# The brax envs checked by `make test`; every other brax env is checked by `make test-all` (slow):
-# they share one adapter, so two of them cover its code paths (tests/test_brax.py tests it).
-BRAX_FAST = ("brax/inverted_pendulum", "brax/hopper")
+# The brax env checked by `make test`; every other brax env is checked by `make test-all` (slow):
+# they share one adapter (tests/test_brax.py tests it).
+BRAX_FAST = ("brax/inverted_pendulum",)
 
 
 def _env_params(names: list[str]) -> list:

@@ -154,6 +154,8 @@ def test_a_dead_process_ends_the_other_with_an_error_instead_of_a_hang():
     assert "another task died" in survivor["stderr"], survivor["stderr"][-3000:]
 
 
+# make test-all: two more child processes; make test keeps the equality and dead-process tests
+@pytest.mark.slow
 def test_processes_started_with_different_settings_fail_naming_the_setting():
     outputs = launch("mismatch", [(2, 2, ""), (2, 2, "")], timeout=150)
     for out in outputs:

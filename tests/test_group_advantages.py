@@ -209,6 +209,8 @@ def test_masked_steps_do_not_reach_the_gradient():
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
 
 
+# make test-all: the one-program sweep is covered for every algorithm by test_contract.py
+@pytest.mark.slow
 def test_sweep_over_the_kl_penalty_and_baseline_decay_is_one_program():
     import purejaxlib
 

@@ -64,6 +64,8 @@ def executed(tmp_path, monkeypatch):
     return tmp_path, cells, namespace
 
 
+# make test-all: every step it takes (train, sweep, plot, evaluate, export) has its own tests in make test
+@pytest.mark.slow
 def test_quickstart_notebook_trains_sweeps_plots_evaluates_and_exports(executed):
     root, cells, ns = executed
     out = root / "runs" / "quickstart"

@@ -158,6 +158,8 @@ def test_bad_objectives_are_named_before_compiling(fields, match):
         _small(**fields)
 
 
+# make test-all: trains every objective through the script
+@pytest.mark.slow
 def test_objectives_script_compares_objectives_in_one_call(tmp_path):
     import importlib.util
     import sys

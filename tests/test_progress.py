@@ -340,6 +340,8 @@ SHARDED_CHILD = textwrap.dedent(
 )
 
 
+# make test-all: a multi-device child process; make test keeps test_sweep.py's
+@pytest.mark.slow
 def test_sharded_sweep_reports_every_member_once(tmp_path):
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

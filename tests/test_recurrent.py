@@ -86,6 +86,8 @@ def test_recurrent_policy_evaluates_and_refuses_export(tmp_path):
         save_policy(tmp_path / "p", config, result.state)
 
 
+# make test-all: make test keeps the recurrent learning test and the LSTM resume
+@pytest.mark.slow
 def test_recurrent_a2c_sweeps_over_cells_and_learning_rates():
     """PPO's recurrent path is covered by the tests above (and by checkpoint resume); here A2C's,
     through purejaxlib.sweep: one program per cell, each vmapped over lr x seeds."""
