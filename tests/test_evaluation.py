@@ -49,6 +49,8 @@ def test_rejects_bad_episode_count():
         purejaxlib.evaluate(config, ppo.init(config, jax.random.key(0)), jax.random.key(1), 0)
 
 
+# make test-all: compiles a two-program sweep of its own; make test keeps the vmapped evaluation tests
+@pytest.mark.slow
 def test_evaluate_sweep_places_every_member_on_the_grid():
     config = small_config(updates=1)
     result = purejaxlib.sweep(ppo.train, config, seeds=2, lr=[1e-3, 3e-3], num_envs=[2, 4])

@@ -148,6 +148,8 @@ def test_static_grid_entry_equals_train_alone(config, static_sweep, train_alone)
                 assert_params_match(program["state"].params, params, (i, k))
 
 
+# make test-all: make test keeps the traced and static grid tests
+@pytest.mark.slow
 def test_axis_order_follows_keyword_order_and_explicit_seeds(config, static_sweep, train_alone):
     """Static field first this time, and an explicit seed list."""
     r = purejaxlib.sweep(ppo.train, config, seeds=[1], num_envs=[2, 4], lr=[1e-3, 3e-3])
