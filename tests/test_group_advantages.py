@@ -157,6 +157,12 @@ def test_critic_free_updates_learn_from_the_first_episode_only(critic_free_runs)
     assert baseline.shape == (64,) and baseline[0] > 5.0  # the running mean of returns from the reset
 
 
+def _batch(obs: jax.Array, mask: jax.Array) -> ppo.Batch:
+    """A 16-step CartPole batch: action 0, old log-prob -0.7, advantages spread over [-1, 1], ``mask``."""
+    return ppo.Batch(obs, jnp.zeros(16, jnp.int32), jnp.full(16, -0.7), jnp.zeros(16), jnp.linspace(-1, 1, 16),
+                     jnp.zeros(16), None, mask)  # fmt: skip
+
+
 def test_ref_kl_penalty_adds_coef_times_the_kl_to_the_reference():
     config = _critic_free("group")
     state = ppo.init(config, jax.random.PRNGKey(1))
@@ -165,16 +171,7 @@ def test_ref_kl_penalty_adds_coef_times_the_kl_to_the_reference():
     moved = [x + 0.3 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)]
     new_state = state._replace(params=jax.tree.unflatten(treedef, moved))  # a policy away from the reference
     obs = jax.random.normal(jax.random.PRNGKey(2), (16, 4))
-    batch = ppo.Batch(
-        obs,
-        jnp.zeros(16, jnp.int32),
-        jnp.full(16, -0.7),
-        jnp.zeros(16),
-        jnp.linspace(-1, 1, 16),
-        jnp.zeros(16),
-        None,
-        jnp.ones(16),
-    )
+    batch = _batch(obs, jnp.ones(16))
     loss = lambda c: ppo.ppo_loss(c, new_state.params, batch, None, state.critic_free.ref_params)
     base, _ = loss(config.replace(ref_kl_coef=0.0))
     with_kl, aux = loss(config.replace(ref_kl_coef=3.0))
@@ -193,16 +190,7 @@ def test_masked_steps_do_not_reach_the_gradient():
     state = ppo.init(config, jax.random.PRNGKey(1))
     obs = jax.random.normal(jax.random.PRNGKey(2), (16, 4))
     mask = (jnp.arange(16) < 8).astype(jnp.float32)
-    batch = ppo.Batch(
-        obs,
-        jnp.zeros(16, jnp.int32),
-        jnp.full(16, -0.7),
-        jnp.zeros(16),
-        jnp.linspace(-1, 1, 16),
-        jnp.zeros(16),
-        None,
-        mask,
-    )
+    batch = _batch(obs, mask)
     grad = lambda b: jax.grad(lambda p: ppo.ppo_loss(config, p, b, None, state.critic_free.ref_params)[0])(state.params)
     changed = batch._replace(obs=batch.obs.at[8:].set(99.0), advantage=batch.advantage.at[8:].set(-50.0))
     for a, b in zip(jax.tree.leaves(grad(batch)), jax.tree.leaves(grad(changed))):
