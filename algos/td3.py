@@ -102,8 +102,8 @@ def init_learner(config: Config, key: jax.Array, obs: jax.Array) -> Learner:
     actor_key, critic_key = jax.random.split(key)
     actor = make_actor(config).init(actor_key, obs)
     critic = ensemble_init(make_critic(config), critic_key, config.num_critics, obs, jnp.zeros((1, config.action_dim)))
-    tx = offpolicy.make_tx(config)
-    return Learner(actor, critic, actor, critic, tx.init(actor), tx.init(critic), jnp.int32(0))
+    actor_tx, critic_tx = offpolicy.make_tx(config, every=config.policy_delay), offpolicy.make_tx(config)
+    return Learner(actor, critic, actor, critic, actor_tx.init(actor), critic_tx.init(critic), jnp.int32(0))
 
 
 def critic_target(config: Config, learner: Learner, batch: replay.Batch, key: jax.Array) -> jax.Array:
@@ -134,7 +134,7 @@ def update(
     config: Config, learner: Learner, batch: replay.Batch, key: jax.Array, step: jax.Array
 ) -> tuple[Learner, dict]:
     """A critic step; every ``policy_delay``-th gradient step also an actor step and the target updates."""
-    tx = offpolicy.make_tx(config)
+    tx, actor_tx = offpolicy.make_tx(config), offpolicy.make_tx(config, every=config.policy_delay)
     target = jax.lax.stop_gradient(critic_target(config, learner, batch, key))
     (c_loss, aux), grads = jax.value_and_grad(critic_loss, argnums=1, has_aux=True)(
         config, learner.critic, target, batch
@@ -144,7 +144,7 @@ def update(
 
     def actor_step(_):
         a_loss, grads = jax.value_and_grad(actor_loss, argnums=1)(config, learner.actor, critic, batch.obs)
-        actor, actor_opt = offpolicy.apply_gradients(tx, grads, learner.actor, learner.actor_opt)
+        actor, actor_opt = offpolicy.apply_gradients(actor_tx, grads, learner.actor, learner.actor_opt)
         return (
             actor,
             actor_opt,

@@ -104,17 +104,20 @@ ZOO = "RL Baselines3 Zoo benchmark.md"
 # CleanRL ppo.py's defaults are ppo.Config's: 4 envs x 128 steps, 4 epochs x 4 minibatches, lr 2.5e-4 annealed.
 # tests/test_group_advantages.py's config: every env plays a whole episode (500 steps) per update.
 CRITIC_FREE = dict(num_envs=16, num_steps=500, ent_coef=0.0)
+# tests/test_learning.py's Pendulum config, tuned for the RL Zoo's 100k budget on seeds 1000-1005
+# (benchmarks/README.md): 32 minibatches (the Zoo takes ~15k gradient steps in 100k env steps), a
+# constant learning rate, log_std_init 0.
 PENDULUM_PPO = dict(
     num_envs=16,
     num_steps=128,
     update_epochs=10,
-    num_minibatches=8,
+    num_minibatches=32,
+    anneal_lr=False,
     normalize_obs=True,
     normalize_reward=True,
     gamma=0.95,
     ent_coef=0.0,
     lr=1e-3,
-    log_std_init=-0.5,
     clip_value_loss=False,
 )
 # rl-zoo's td3.yml and ddpg.yml for Pendulum (20k steps); train_freq [1, "episode"] with gradient_steps -1
@@ -688,6 +691,50 @@ def report(cells: list[Cell], publish_readme: bool = True) -> None:
     print("wrote", RESULTS / "reference.json", RESULTS / "reference.md", *[p.name for p in paths])
 
 
+# ------------------------------------------------------------------------------------ exploring a cell's config
+
+TUNING_SEEDS = 1000  # --explore trains seeds 1000, 1001, ...: never the reference's 0-7 or the checks' 0-15 and 100-103
+
+
+def explore(cell: Cell, grid_args: list[str], seeds: int, steps: int | None) -> list[dict[str, Any]]:
+    """The cell's config across ``grid_args`` (``field=v1,v2``, read by the field's type), every
+    point on the tuning seeds in one program per static combination; prints and returns each point's
+    score and eval IQMs with their intervals and worst seeds."""
+    from purejaxlib.parsing import parse_field
+
+    module = importlib.import_module(f"purejaxlib.algos.{cell.algo}")
+    grid: dict[str, list[Any]] = {}
+    for arg in grid_args:
+        name, _, text = arg.partition("=")
+        if not text:
+            raise SystemExit(f"--explore: {arg!r} is not field=value,value,...")
+        grid[name] = [parse_field(module.Config, name, v, f"--explore {name}") for v in text.split(",")]
+    config = cell.config(**({"total_timesteps": steps} if steps else {}))
+    result = purejaxlib.sweep(
+        module.train, config, seeds=list(range(TUNING_SEEDS, TUNING_SEEDS + seeds)), progress_bar=False, **grid
+    )
+    evaluation = np.asarray(
+        purejaxlib.evaluate_sweep(result, jax.random.key(10_000), episodes=EVAL_EPISODES).returns
+    ).mean(axis=-1)
+    scores = stats.final_return(np.asarray(result.metrics["episode_return"], np.float64))
+    rows = []
+    for index in np.ndindex(*scores.shape[:-1]):
+        point = {name: result.grid[name][i] for name, i in zip(result.axes, index)}
+        rows.append(
+            dict(
+                point=point,
+                score_iqm=stats.stratified_bootstrap_ci(scores[index], reps=2000, seed=0),
+                eval_iqm=stats.stratified_bootstrap_ci(evaluation[index], reps=2000, seed=0),
+                worst=float(scores[index].min()),
+            )
+        )
+        print(
+            f"{point}: score {fmt(rows[-1]['score_iqm'])} (worst {rows[-1]['worst']:.0f}), "
+            f"eval {fmt(rows[-1]['eval_iqm'])}"
+        )
+    return rows
+
+
 # ------------------------------------------------------------------------------------ regression checks
 
 CHECKS = RESULTS / "reference_checks.json"
@@ -750,6 +797,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-readme", action="store_true", help="do not copy the table into the README")
     parser.add_argument("--list", action="store_true", help="print the cells and exit")
     parser.add_argument(
+        "--explore",
+        nargs="+",
+        metavar="FIELD=V1,V2",
+        help="train one cell (--only CELL) across these values on tuning seeds 1000+ and print each point",
+    )
+    parser.add_argument("--steps", type=int, default=None, help="--explore: budget other than the cell's")
+    parser.add_argument(
         "--checks",
         action="store_true",
         help=f"measure the regression thresholds ({CHECK_SEEDS} seeds at each cell's check_steps) instead",
@@ -759,6 +813,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.list:
         for c in cells:
             print(f"{c.name:24s} {c.algo:4s} {c.env:20s} {c.steps:>9,d} {c.overrides} anchor={c.anchor}")
+        return
+    if args.explore:
+        if len(cells) != 1:
+            parser.error("--explore takes exactly one cell: --only CELL")
+        explore(cells[0], args.explore, args.seeds, args.steps)
         return
     if args.checks:
         run_checks(cells, args.force)

@@ -55,6 +55,8 @@ class Config(EnvConfig):
     """Hidden-layer activation."""
     log_interval: int = static(0)
     """Report progress every this many iterations (0: never)."""
+    anneal_lr: bool = static(False)
+    """Anneal every learning rate linearly to 0 over the run's gradient steps (after warm-up)."""
 
     lr: float = traced(3e-4)
     """Adam learning rate."""
@@ -85,6 +87,11 @@ class Config(EnvConfig):
     @property
     def warmup_iterations(self) -> int:
         return min(math.ceil(self.learning_starts / self.steps_per_iteration), self.num_iterations)
+
+    @property
+    def num_gradient_steps(self) -> int:
+        """Gradient steps over the run: ``gradient_steps`` in every iteration after warm-up."""
+        return (self.num_iterations - self.warmup_iterations) * self.gradient_steps
 
     @property
     def buffer_rows(self) -> int:
@@ -206,9 +213,15 @@ def make_env(config: Config) -> tuple[Any, Any]:
     return envs_lib.VecEnv(env, config.num_envs), env_params
 
 
-def make_tx(config: Config) -> optax.GradientTransformation:
-    """Every network's optimizer: ``clip_by_global_norm(max_grad_norm)`` then Adam at ``lr``."""
-    return make_optimizer(config.lr, config.max_grad_norm)
+def make_tx(config: Config, every: int = 1) -> optax.GradientTransformation:
+    """A network's optimizer: ``clip_by_global_norm(max_grad_norm)`` then Adam at ``lr``.
+
+    With ``config.anneal_lr`` the rate falls linearly to 0 over the network's own updates,
+    ``num_gradient_steps // every``, where ``every`` is how many gradient steps the algorithm takes
+    per update of this network (TD3's actor: ``policy_delay``).
+    """
+    anneal = max(1, config.num_gradient_steps // every) if config.anneal_lr else None
+    return make_optimizer(config.lr, config.max_grad_norm, anneal_steps=anneal)
 
 
 def apply_gradients(tx: optax.GradientTransformation, grads: Any, params: Any, opt_state: Any) -> tuple[Any, Any]:
