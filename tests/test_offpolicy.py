@@ -95,3 +95,42 @@ def test_continuous_actions_are_stored_in_unit_range_and_mapped_to_the_env_bound
     np.testing.assert_allclose(offpolicy.to_env_action(config, action), [[-2.0], [0.0], [1.0], [2.0]])
     discrete = jnp.asarray([0, 1, 1], jnp.int32)
     assert offpolicy.to_env_action(dqn.Config(), discrete) is discrete
+
+
+def _lr_trace(tx, steps: int) -> np.ndarray:
+    """The step size of each of ``steps`` updates of one scalar under a constant gradient of 1
+    (Adam's normalized step is then the learning rate itself)."""
+    params, state = jnp.float32(0.0), tx.init(jnp.float32(0.0))
+
+    def body(carry, _):
+        params, state = carry
+        updates, state = tx.update(jnp.float32(1.0), state, params)
+        return (params + updates, state), -updates
+
+    _, sizes = jax.lax.scan(body, (params, state), None, length=steps)
+    return np.asarray(sizes)
+
+
+def test_anneal_lr_falls_linearly_to_zero_over_the_runs_gradient_steps():
+    from purejaxlib.algos import td3
+
+    config = dqn.Config(env="CartPole-v1", total_timesteps=4_000, learning_starts=1_000, anneal_lr=True, lr=1e-3)
+    # 500 iterations of 8 envs, the first 125 random: 375 gradient steps
+    assert config.num_gradient_steps == 375
+    sizes = _lr_trace(offpolicy.make_tx(config), 380)
+    np.testing.assert_allclose(sizes[0], 1e-3, rtol=1e-3)
+    np.testing.assert_allclose(sizes[187], 1e-3 * (1 - 187 / 375), rtol=1e-2)
+    assert np.all(sizes[375:] < 1e-9) and sizes[374] > 1e-7
+    constant = _lr_trace(offpolicy.make_tx(config.replace(anneal_lr=False)), 380)
+    np.testing.assert_allclose(constant, 1e-3, rtol=1e-3)
+    # TD3's actor is updated every policy_delay-th step: it anneals over its own updates
+    config = td3.Config(total_timesteps=2_000, learning_starts=1_000, anneal_lr=True, policy_delay=2)
+    actor = _lr_trace(offpolicy.make_tx(config, every=2), 502)
+    assert actor[499] > 1e-7 and np.all(actor[500:] < 1e-9)
+
+
+def test_an_annealed_dqn_run_ends_its_schedule_on_its_last_gradient_step():
+    config = dqn.Config(env="CartPole-v1", total_timesteps=2_000, learning_starts=400, anneal_lr=True, hidden=(16,))
+    result = dqn.train(config, jax.random.key(0))
+    counts = [leaf for leaf in jax.tree.leaves(result.state.learner.opt_state) if leaf.dtype == jnp.int32]
+    assert counts and all(int(c) == config.num_gradient_steps for c in counts), counts
