@@ -494,6 +494,11 @@ def run_sb3(cell: Cell, timeout: float) -> dict[str, Any]:
             eval_episodes=EVAL_EPISODES,
             points=CURVE_POINTS,
         )
+        # each finished seed is kept, so an interrupted run resumes at the next one
+        done_path = CELLS_DIR / f"{cell.name}.sb3-seed{seed}.json"
+        if done_path.exists() and json.loads(done_path.read_text()).get("spec") == spec:
+            runs.append(json.loads(done_path.read_text())["run"])
+            continue
         done = subprocess.run(
             [str(SB3_PYTHON), str(HERE / "sb3_reference.py"), json.dumps(spec)],
             capture_output=True,
@@ -503,6 +508,8 @@ def run_sb3(cell: Cell, timeout: float) -> dict[str, Any]:
         if done.returncode != 0:
             raise RuntimeError(f"sb3 {cell.name} seed {seed} failed:\n{done.stderr[-3000:]}")
         runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        CELLS_DIR.mkdir(parents=True, exist_ok=True)
+        done_path.write_text(json.dumps(dict(spec=spec, run=runs[-1])) + "\n")
         print(
             f"  sb3 {cell.name} seed {seed}: score {runs[-1]['score']:.1f}, eval {runs[-1]['eval']:.1f}, "
             f"{runs[-1]['run_s']:.0f} s",
