@@ -57,6 +57,10 @@ class Config(offpolicy.Config):
     """Gradient steps between target-network updates (each moves it by tau)."""
     layer_norm: bool = static(True)
     """LayerNorm before each hidden activation."""
+    anneal_lr: bool = static(True)
+    """Anneal the learning rate linearly to 0 over the run's gradient steps. Without it, runs
+    longer than about 200k steps on CartPole-v1 lose the maximum return they reached
+    (benchmarks/README.md, reference results)."""
 
     lr: float = traced(5e-4)
     """Adam learning rate."""
