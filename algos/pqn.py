@@ -36,8 +36,9 @@ class Config(onpolicy.Config):
     """PQN hyperparameters; the rollout and update sizes are :class:`purejaxlib.onpolicy.Config`'s.
     Static fields set program structure; traced ones are float32 leaves.
 
-    Defaults follow purejaxql's CartPole-v1 config, except Adam for RAdam and ``eps_end`` 0.05 for
-    0.2 (so training returns measure the learned policy rather than its exploration noise).
+    Defaults follow purejaxql's CartPole-v1 config, except Adam for RAdam and ``eps_end`` 0.1 for
+    0.2 (so training returns mostly measure the learned policy rather than its exploration noise;
+    at 0.05, 2 of 8 seeds collapsed late in 500k-step runs: benchmarks/README.md, reference results).
     """
 
     num_envs: int = static(32)
@@ -61,7 +62,7 @@ class Config(onpolicy.Config):
     """Lambda of the Q(lambda) targets (0: one-step Q-learning, 1: Monte Carlo)."""
     eps_start: float = traced(1.0)
     """Exploration epsilon at the start of training."""
-    eps_end: float = traced(0.05)
+    eps_end: float = traced(0.1)
     """Exploration epsilon after the decay (and of the non-deterministic policy)."""
     eps_fraction: float = traced(0.2)
     """Fraction of training over which epsilon falls linearly from eps_start to eps_end."""

@@ -270,8 +270,8 @@ def test_bad_sweep_values_fail_before_tracing(config):
 @pytest.mark.learning
 def test_pqn_solves_cartpole():
     """250k steps (122 updates of 32 envs x 64 steps), otherwise the default Config; CartPole-v1
-    pays 1 per step up to 500. Measured over 36 seeds: 35 finish at 500 (one at 474) in training,
-    with epsilon 0.05, and every greedy final policy averages >= 497. Longer runs are not safer:
+    pays 1 per step up to 500. Measured over 36 seeds (with the earlier eps_end 0.05): 35 finish at
+    500 (one at 474) in training, and every greedy final policy averages >= 497. Longer runs are not safer:
     at 300k and 500k some seeds collapse late (Q-learning on CartPole is known to), which the
     linear LR decay over a shorter run avoids."""
     config = pqn.Config(env="CartPole-v1", total_timesteps=250_000)
@@ -287,4 +287,4 @@ def test_pqn_solves_cartpole():
     assert final.mean() >= 475, f"mean final return {final.mean():.1f} over seeds {final}"
     assert greedy.mean() >= 475, f"greedy policies return {greedy.mean(axis=1)}"
     assert np.nanmean(returns[:, 0]) < 100  # it started far from there
-    assert result.metrics["epsilon"][0, -1] == pytest.approx(0.05)
+    assert result.metrics["epsilon"][0, -1] == pytest.approx(0.1)
