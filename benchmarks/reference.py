@@ -777,15 +777,25 @@ def run_check(cell: Cell, seeds: int = CHECK_SEEDS) -> dict[str, Any]:
 
 
 def run_checks(cells: list[Cell], force: bool) -> None:
-    """Measures the thresholds of ``cells`` (each saved as soon as it is done) into ``reference_checks.json``."""
-    saved = json.loads(CHECKS.read_text()) if CHECKS.exists() else dict(schema=SCHEMA, cells={})
+    """Measures the thresholds of ``cells`` into ``reference_checks.json``, each saved as soon as it
+    is done (merged into the file as it is then, so two processes can measure different cells)."""
+
+    def saved() -> dict[str, Any]:
+        return json.loads(CHECKS.read_text()) if CHECKS.exists() else dict(schema=SCHEMA, cells={})
+
     for cell in cells:
-        if not force and cell.name in saved["cells"] and saved["cells"][cell.name]["steps"] == cell.check_steps:
+        old = saved()["cells"].get(cell.name)
+        if not force and old is not None and old["steps"] == cell.check_steps:
             continue
         print(f"{cell.name}: check thresholds, {CHECK_SEEDS} seeds x {cell.check_steps:,} steps ...", flush=True)
-        saved["cells"][cell.name] = check = run_check(cell)
-        saved["command"] = "python benchmarks/reference.py --checks"
-        CHECKS.write_text(json.dumps(saved, indent=1) + "\n")
+        check = run_check(cell)
+        current = saved()
+        current["cells"][cell.name] = check
+        current["command"] = "python benchmarks/reference.py --checks"
+        current["cells"] = dict(sorted(current["cells"].items()))
+        tmp = CHECKS.with_suffix(".tmp")
+        tmp.write_text(json.dumps(current, indent=1) + "\n")
+        tmp.replace(CHECKS)
         print(
             f"{cell.name}: threshold {check['threshold']} (from {check['start']} at the start) in {check['wall_s']} s"
         )
