@@ -267,6 +267,7 @@ def test_bad_sweep_values_fail_before_tracing(config):
 # learning
 
 
+@pytest.mark.slow  # make test keeps PQN's reference regression check (tests/test_reference.py), which is cheaper
 @pytest.mark.learning
 def test_pqn_solves_cartpole():
     """250k steps (122 updates of 32 envs x 64 steps), otherwise the default Config; CartPole-v1
