@@ -359,7 +359,7 @@ CELLS: tuple[Cell, ...] = (
         "SAC (discrete)",
         "CartPole-v1",
         200_000,
-        dict(num_envs=4),
+        dict(num_envs=4, hidden=(64, 64)),
         Anchor(406.09, 200_000, "train", "SLM-Lab BENCHMARKS.md sac_cartpole_arc, 4 sessions"),
         check_steps=40_000,
     ),
