@@ -36,9 +36,10 @@ class Config(onpolicy.Config):
     """PQN hyperparameters; the rollout and update sizes are :class:`purejaxlib.onpolicy.Config`'s.
     Static fields set program structure; traced ones are float32 leaves.
 
-    Defaults follow purejaxql's CartPole-v1 config, except Adam for RAdam and ``eps_end`` 0.1 for
-    0.2 (so training returns mostly measure the learned policy rather than its exploration noise;
-    at 0.05, 2 of 8 seeds collapsed late in 500k-step runs: benchmarks/README.md, reference results).
+    Defaults follow purejaxql's CartPole-v1 config, except Adam for RAdam, ``lr`` 5e-5 for 1e-4 and
+    ``eps_end`` 0.1 for 0.2 (so training returns mostly measure the learned policy rather than its
+    exploration noise). With 1e-4 and 0.05, 2 of 8 seeds collapsed late in 500k-step runs
+    (benchmarks/README.md, reference results).
     """
 
     num_envs: int = static(32)
@@ -54,8 +55,9 @@ class Config(onpolicy.Config):
     layer_norm: bool = static(True)
     """LayerNorm before each hidden activation (what makes PQN stable without a target network)."""
 
-    lr: float = traced(1e-4)
-    """Adam learning rate."""
+    lr: float = traced(5e-5)
+    """Adam learning rate (annealed to 0 when ``anneal_lr``). purejaxql's 1e-4 let seeds collapse
+    late in 500k-step CartPole runs (benchmarks/README.md, reference results)."""
     max_grad_norm: float = traced(10.0)
     """Global gradient-norm clip."""
     q_lambda: float = traced(0.95)
