@@ -384,26 +384,6 @@ CELLS: tuple[Cell, ...] = (
         note="return = steps balanced, at most 1000",
         check_steps=10_000,
     ),
-    Cell(
-        "ppo-brax-hopper",
-        "ppo",
-        "PPO",
-        "brax/hopper",
-        300_000,
-        dict(
-            num_envs=64,
-            num_steps=32,
-            num_minibatches=8,
-            update_epochs=4,
-            lr=3e-4,
-            normalize_obs=True,
-            normalize_reward=True,
-            ent_coef=0.0,
-            gamma=0.97,
-        ),
-        note="brax's colab trains hopper with SAC for 6.5M steps; 300k is what 8 seeds fit in on 2 CPU cores",
-        check_steps=100_000,
-    ),
 )
 
 
