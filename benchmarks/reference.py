@@ -179,7 +179,7 @@ CELLS: tuple[Cell, ...] = (
         ),
         Anchor(500.0, 500_000, "eval", f"{ZOO} a2c, 1 run"),
         Sb3("a2c", dict(n_envs=8, ent_coef=0.0)),
-        check_steps=100_000,
+        check_steps=200_000,
     ),
     Cell(
         "reinforce-cartpole",
