@@ -324,7 +324,7 @@ CELLS: tuple[Cell, ...] = (
         dict(hidden=(64, 64), lr=1e-3),
         Anchor(-151.86, 20_000, "eval", f"{ZOO} td3, 1 run"),
         Sb3("td3", ZOO_TD3),
-        check_steps=5_000,
+        check_steps=10_000,
     ),
     Cell(
         "ddpg-pendulum",
@@ -335,7 +335,7 @@ CELLS: tuple[Cell, ...] = (
         dict(hidden=(64, 64), lr=1e-3, num_critics=1, policy_delay=1, target_policy_noise=0.0),
         Anchor(-152.1, 20_000, "eval", f"{ZOO} ddpg, 1 run"),
         Sb3("ddpg", ZOO_TD3),
-        check_steps=5_000,
+        check_steps=10_000,
     ),
     Cell(
         "tqc-pendulum",
