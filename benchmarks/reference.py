@@ -291,7 +291,7 @@ CELLS: tuple[Cell, ...] = (
         500_000,
         {},
         Anchor(-88.89, 500_000, "train", f"{CLEANRL} dqn_jax.py, 3 seeds"),
-        check_steps=50_000,
+        check_steps=100_000,
     ),
     Cell(
         "pqn-cartpole",
