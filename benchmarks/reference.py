@@ -353,16 +353,6 @@ CELLS: tuple[Cell, ...] = (
         ),
         check_steps=5_000,
     ),
-    Cell(
-        "sac-discrete-cartpole",
-        "sac",
-        "SAC (discrete)",
-        "CartPole-v1",
-        200_000,
-        dict(num_envs=4, hidden=(64, 64)),
-        Anchor(406.09, 200_000, "train", "SLM-Lab BENCHMARKS.md sac_cartpole_arc, 4 sessions"),
-        check_steps=40_000,
-    ),
     # ---- brax (generalized backend), CPU-sized budgets; brax's own trainers publish curves, not figures
     Cell(
         "ppo-brax-inverted-pendulum",
