@@ -37,6 +37,7 @@ import platform
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -394,20 +395,9 @@ def downsample(x: np.ndarray, points: int = CURVE_POINTS) -> np.ndarray:
     if n <= points:
         return x
     edges = np.linspace(0, n, points + 1).astype(int)
-    with np.errstate(invalid="ignore"), warnings_off():
-        return np.stack([np.nanmean(x[..., a:b], axis=-1) for a, b in itertools.pairwise(edges)], axis=-1)
-
-
-class warnings_off:
-    def __enter__(self) -> None:
-        import warnings
-
-        self._ctx = warnings.catch_warnings()
-        self._ctx.__enter__()
+    with warnings.catch_warnings():  # an all-NaN bin (no episode ended in it) stays NaN, silently
         warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc: Any) -> None:
-        self._ctx.__exit__(*exc)
+        return np.stack([np.nanmean(x[..., a:b], axis=-1) for a, b in itertools.pairwise(edges)], axis=-1)
 
 
 def rounded(x: np.ndarray, digits: int = 2) -> list:
