@@ -44,6 +44,9 @@ class Config(offpolicy.Config):
     """Critic updates per actor and target update. DDPG: 1."""
     layer_norm: bool = static(False)
     """LayerNorm in the critics."""
+    td3_bc: bool = static(False)
+    """TD3+BC (offline): the actor also regresses onto the dataset's actions, and its Q term is
+    scaled by ``bc_alpha / mean |Q|``."""
 
     exploration_noise: float = traced(0.1)
     """Std of the Gaussian noise added to the actor's action when collecting."""
@@ -51,11 +54,19 @@ class Config(offpolicy.Config):
     """Std of the smoothing noise on the target action. DDPG: 0."""
     noise_clip: float = traced(0.5)
     """Bound on the target smoothing noise."""
+    bc_alpha: float = traced(2.5)
+    """TD3+BC: weight of the Q term against the behaviour-cloning term (the paper's alpha)."""
+
+    features = {
+        "td3_bc": "TD3+BC's behaviour-cloning actor term (offline)",
+        "bc_alpha": "TD3+BC's weight of the Q term",
+    }
 
     def validate(self) -> None:
         super().validate()
         self.check_positive("num_critics", "policy_delay")
         self.check_positive("exploration_noise", "target_policy_noise", "noise_clip", allow_zero=True)
+        self.check_positive("bc_alpha")
 
 
 def ddpg_config(**overrides: Any) -> Config:
@@ -123,11 +134,20 @@ def critic_loss(config: Config, critic: Any, target: jax.Array, batch: replay.Ba
     return losses.ensemble_mse(q, target), {"q_mean": q.mean()}
 
 
-def actor_loss(config: Config, actor: Any, critic: Any, obs: jax.Array) -> jax.Array:
-    """Deterministic policy gradient through the first critic."""
+def actor_loss(
+    config: Config, actor: Any, critic: Any, obs: jax.Array, data_action: jax.Array | None = None
+) -> jax.Array:
+    """Deterministic policy gradient through the first critic; with ``td3_bc``, TD3+BC's
+    ``-bc_alpha / mean|Q| * Q + mean (action - data_action)^2`` (``data_action [B, A]``)."""
     action = actor_action(config, actor, obs)
     first = jax.tree.map(lambda x: x[0], critic)
-    return -cast(jax.Array, make_critic(config).apply(first, obs, action)).mean()
+    q = cast(jax.Array, make_critic(config).apply(first, obs, action))
+    if not config.td3_bc:
+        return -q.mean()
+    if data_action is None:
+        raise ValueError("td3_bc's actor loss needs the dataset's actions (data_action)")
+    scale = config.bc_alpha / jax.lax.stop_gradient(jnp.abs(q).mean() + 1e-8)
+    return -scale * q.mean() + losses.bc_mse(action, data_action)
 
 
 def update(
@@ -143,7 +163,9 @@ def update(
     count = learner.updates + 1
 
     def actor_step(_):
-        a_loss, grads = jax.value_and_grad(actor_loss, argnums=1)(config, learner.actor, critic, batch.obs)
+        a_loss, grads = jax.value_and_grad(actor_loss, argnums=1)(
+            config, learner.actor, critic, batch.obs, batch.action
+        )
         actor, actor_opt = offpolicy.apply_gradients(actor_tx, grads, learner.actor, learner.actor_opt)
         return (
             actor,

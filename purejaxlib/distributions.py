@@ -49,3 +49,9 @@ def to_bounds(action: jax.Array, low: ArrayLike, high: ArrayLike) -> jax.Array:
     """Rescales an action in ``[-1, 1]`` to ``[low, high]`` (all ``[..., A]``, broadcast)."""
     low, high = jnp.asarray(low), jnp.asarray(high)
     return low + (action + 1.0) * 0.5 * (high - low)
+
+
+def from_bounds(action: jax.Array, low: ArrayLike, high: ArrayLike) -> jax.Array:
+    """Inverse of :func:`to_bounds`: an action in ``[low, high]`` to ``[-1, 1]`` (clipped)."""
+    low, high = jnp.asarray(low), jnp.asarray(high)
+    return jnp.clip(2.0 * (action - low) / (high - low) - 1.0, -1.0, 1.0)

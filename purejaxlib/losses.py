@@ -73,3 +73,34 @@ def ensemble_mse(q: jax.Array, target: jax.Array) -> jax.Array:
     chex.assert_rank([q, target], [2, 1], custom_message="ensemble_mse: q must be [N, B] and target [B]")
     chex.assert_equal_shape_suffix([q, target], 1, custom_message="ensemble_mse: q [N, B] and target [B] must share B")
     return 0.5 * jnp.square(q - target[None]).mean(axis=1).sum()
+
+
+def expectile_loss(diff: jax.Array, expectile: jax.Array | float) -> jax.Array:
+    """IQL's asymmetric squared loss of ``diff = target - prediction`` (any shape), averaged:
+    ``mean |expectile - 1{diff < 0}| * diff^2``. At 0.5 it is half the squared error."""
+    weight = jnp.where(diff < 0, 1.0 - expectile, expectile)
+    return (weight * jnp.square(diff)).mean()
+
+
+def advantage_weights(advantage: jax.Array, temperature: jax.Array | float, max_weight: float = 100.0) -> jax.Array:
+    """Advantage-weighted regression weights ``min(exp(temperature * advantage), max_weight)``
+    (IQL's and AWAC's policy extraction), any shape, without gradient."""
+    return jax.lax.stop_gradient(jnp.minimum(jnp.exp(temperature * advantage), max_weight))
+
+
+def cql_gap(q_samples: jax.Array, q_data: jax.Array) -> jax.Array:
+    """CQL's conservative term per critic: ``logsumexp`` over sampled actions minus the dataset
+    action's value, averaged over the batch: ``q_samples [N, S, B]``, ``q_data [N, B] -> [N]``.
+
+    For discrete actions ``q_samples`` are the values of all actions (exact logsumexp); for
+    continuous ones, importance-weighted samples ``Q(s, a_i) - log p(a_i)``.
+    """
+    chex.assert_rank([q_samples, q_data], [3, 2], custom_message="cql_gap: q_samples [N, S, B], q_data [N, B]")
+    return (jax.nn.logsumexp(q_samples, axis=1) - q_data).mean(axis=-1)
+
+
+def bc_mse(action: jax.Array, data_action: jax.Array) -> jax.Array:
+    """Behaviour cloning penalty ``mean (action - data_action)^2`` over batch and action
+    dimensions (TD3+BC's): ``[B, A]`` each -> scalar."""
+    chex.assert_equal_shape([action, data_action], custom_message="bc_mse: action and data_action must be [B, A]")
+    return jnp.square(action - data_action).mean()

@@ -57,6 +57,11 @@ class Config(EnvConfig):
     """Report progress every this many iterations (0: never)."""
     anneal_lr: bool = static(False)
     """Anneal every learning rate linearly to 0 over the run's gradient steps (after warm-up)."""
+    dataset: str = static("")
+    """Path of an offline dataset (:func:`purejaxlib.offline.save`). Set, the run learns from it
+    alone: no env steps, ``offline_updates`` gradient steps on minibatches of it."""
+    offline_updates: int = static(100_000)
+    """Offline runs (``dataset`` set): gradient steps over the whole run, ``gradient_steps`` per iteration."""
 
     lr: float = traced(3e-4)
     """Adam learning rate."""
@@ -68,12 +73,18 @@ class Config(EnvConfig):
     """Global gradient-norm clip."""
 
     @property
+    def offline(self) -> bool:
+        """Learning from ``dataset`` alone (no env steps)."""
+        return bool(self.dataset)
+
+    @property
     def steps_per_iteration(self) -> int:
-        return self.num_envs * self.train_freq
+        """Env steps per iteration per agent (offline: the gradient steps, the run's only steps)."""
+        return self.gradient_steps if self.offline else self.num_envs * self.train_freq
 
     @property
     def num_iterations(self) -> int:
-        return self.total_timesteps // self.steps_per_iteration
+        return self.offline_updates // self.gradient_steps if self.offline else self.total_timesteps // self.steps_per_iteration
 
     @property
     def num_updates(self) -> int:
@@ -86,6 +97,8 @@ class Config(EnvConfig):
 
     @property
     def warmup_iterations(self) -> int:
+        if self.offline:
+            return 0
         return min(math.ceil(self.learning_starts / self.steps_per_iteration), self.num_iterations)
 
     @property
@@ -106,6 +119,7 @@ class Config(EnvConfig):
     # Set by subclasses: which action spaces the algorithm supports.
     supports_discrete = True
     supports_continuous = True
+    requires_dataset = False  # an offline-only learner (BC)
 
     def validate(self) -> None:
         self.check_env()
@@ -126,6 +140,37 @@ class Config(EnvConfig):
             "total_timesteps", "num_envs", "train_freq", "gradient_steps", "batch_size", "buffer_size", "n_step"
         )
         self.check_positive("learning_starts", "log_interval", allow_zero=True)
+        if self.offline:
+            self._validate_offline()
+        else:
+            self._validate_online()
+        if not self.hidden or any(int(w) <= 0 for w in self.hidden):
+            self.fail("hidden", f"needs one or more positive widths, got {self.hidden!r}")
+        self.check_choice("activation", ACTIVATIONS)
+        self.check_positive("lr", "max_grad_norm")
+        self.check_range("gamma", 0.0, 1.0)
+        self.check_range("tau", 0.0, 1.0)
+
+    def _validate_offline(self) -> None:
+        from purejaxlib import offline
+
+        self.check_positive("offline_updates")
+        if self.offline_updates < self.gradient_steps:
+            self.fail(
+                "offline_updates",
+                f"{self.offline_updates} is less than one iteration (gradient_steps={self.gradient_steps})",
+            )
+        try:
+            data = offline.cached(self.dataset, self.env)
+        except (OSError, offline.DatasetError) as err:
+            self.fail("dataset", str(err))
+        if len(data) < self.n_step:
+            self.fail("dataset", f"{len(data)} transitions are fewer than n_step={self.n_step}")
+
+    def _validate_online(self) -> None:
+        if self.requires_dataset:
+            self.fail("dataset", f"{type(self).__module__.rsplit('.', 1)[-1].upper()} learns from a dataset only; "
+                      "set dataset= to a file made by purejaxlib.offline.save (README, 'Offline RL')")
         if self.num_iterations < 1:
             self.fail(
                 "total_timesteps",
@@ -153,12 +198,6 @@ class Config(EnvConfig):
                 f"the buffer must hold n_step={self.n_step} steps per env before learning; "
                 f"raise learning_starts to at least {self.n_step * self.num_envs}",
             )
-        if not self.hidden or any(int(w) <= 0 for w in self.hidden):
-            self.fail("hidden", f"needs one or more positive widths, got {self.hidden!r}")
-        self.check_choice("activation", ACTIVATIONS)
-        self.check_positive("lr", "max_grad_norm")
-        self.check_range("gamma", 0.0, 1.0)
-        self.check_range("tau", 0.0, 1.0)
 
 
 class Algorithm(NamedTuple):
@@ -243,8 +282,21 @@ def random_action(config: Config, key: jax.Array, count: int) -> jax.Array:
     return jax.random.uniform(key, (count,) + tuple(config.spec.action_shape), minval=-1.0, maxval=1.0)
 
 
+def dataset_buffer(config: Config) -> replay.Buffer:
+    """An offline run's dataset as its (full, read-only) replay buffer; loaded when traced, so the
+    compiled program holds it as a constant."""
+    from purejaxlib import offline
+
+    return offline.as_buffer(offline.cached(config.dataset, config.env), config.env)
+
+
 def init(config: Config, key: jax.Array, algo: Algorithm) -> State:
-    """``algo``'s learner, an empty replay buffer and reset envs, at iteration 0."""
+    """``algo``'s learner, an empty replay buffer and reset envs, at iteration 0. Offline
+    (``config.dataset``): the learner alone; buffer, env state and observation are None."""
+    if config.offline:
+        learner_key, key = jax.random.split(key)
+        obs = dataset_buffer(config).data.obs[:1, 0]
+        return State(algo.init_learner(config, learner_key, obs), None, None, None, key, jnp.int32(0))
     env, env_params = make_env(config)
     key, learner_key, env_key = jax.random.split(key, 3)
     obs, env_state = env.reset(env_key, env_params)
@@ -253,6 +305,41 @@ def init(config: Config, key: jax.Array, algo: Algorithm) -> State:
     flag = jnp.zeros((config.num_envs,), bool)
     example = replay.Stored(obs, action, jnp.zeros((config.num_envs,), jnp.float32), flag, flag, obs)
     return State(learner, replay.init(example, config.buffer_rows), env_state, obs, key, jnp.int32(0))
+
+
+def learn_from(
+    config: Config, algo: Algorithm, learner: Any, buffer: replay.Buffer, key: jax.Array, first: jax.Array
+) -> tuple[Any, dict[str, jax.Array]]:
+    """``gradient_steps`` updates on minibatches of ``buffer``, numbered from ``first``; metrics
+    averaged over them (NaN-aware: a metric only some steps produce)."""
+
+    def gradient_step(learner, inputs):
+        step_key, offset = inputs
+        sample_key, update_key = jax.random.split(step_key)
+        batch = replay.sample(buffer, sample_key, config.batch_size, config.gamma, config.n_step)
+        return algo.update(config, learner, batch, update_key, first + offset)
+
+    steps = (jax.random.split(key, config.gradient_steps), jnp.arange(config.gradient_steps))
+    learner, stats = jax.lax.scan(gradient_step, learner, steps)
+    return learner, jax.tree.map(jnp.nanmean, stats)
+
+
+def _offline_iteration(
+    config: Config, algo: Algorithm, state: State, index: jax.Array
+) -> tuple[State, dict[str, jax.Array]]:
+    """``gradient_steps`` updates on the dataset; no env steps."""
+    key, learn_key = jax.random.split(state.key)
+    learner, stats = learn_from(
+        config, algo, state.learner, dataset_buffer(config), learn_key, index * config.gradient_steps + 1
+    )
+    iteration = state.iteration + 1
+    metrics = {
+        **stats,
+        "gradient_steps": iteration * config.gradient_steps,
+        "env_steps": jnp.int32(0) * iteration,
+        "iteration": iteration,
+    }
+    return state._replace(learner=learner, key=key, iteration=iteration), metrics
 
 
 def _learn_metrics_shape(config: Config, algo: Algorithm, state: State) -> dict[str, Any]:
@@ -292,17 +379,7 @@ def _iteration(
     learner = state.learner
     if learn:
         first = (index - config.warmup_iterations) * config.gradient_steps + 1
-
-        def gradient_step(learner, inputs):
-            step_key, offset = inputs
-            sample_key, update_key = jax.random.split(step_key)
-            batch = replay.sample(buffer, sample_key, config.batch_size, config.gamma, config.n_step)
-            return algo.update(config, learner, batch, update_key, first + offset)
-
-        steps = (jax.random.split(learn_key, config.gradient_steps), jnp.arange(config.gradient_steps))
-        learner, stats = jax.lax.scan(gradient_step, learner, steps)
-        # nanmean: a metric only some steps produce (TD3's delayed actor loss) is NaN on the others.
-        stats = jax.tree.map(jnp.nanmean, stats)
+        learner, stats = learn_from(config, algo, learner, buffer, learn_key, first)
     else:
         stats = jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype), _learn_metrics_shape(config, algo, state))
     iteration = state.iteration + 1
@@ -328,6 +405,8 @@ def step(
     ``vmap`` is batched and makes the branch a select that runs both sides.
     """
     number = state.iteration if index is None else index
+    if config.offline:
+        return _offline_iteration(config, algo, state, number)
     return jax.lax.cond(
         number < config.warmup_iterations,
         lambda s: _iteration(config, algo, s, False, number),

@@ -1,0 +1,499 @@
+"""Offline datasets: a pytree of logged transitions, checked, saved, sampled and collected.
+
+``Dataset`` holds ``[N, ...]`` arrays in time order within each episode (``episode`` ids), with
+termination and truncation apart and the true successor ``next_obs`` of every step. The last
+step of every episode in the file is terminated or truncated (a collection cut short marks its
+last step truncated), so n-step returns never run across episodes. Continuous actions are in the
+env's own units. ``info`` (static) names the env and level and carries the reference returns of
+normalized scores: ``100 * (R - random_return) / (expert_return - random_return)``.
+
+Any replay learner (DQN, TD3, SAC, IQL, BC) learns offline with ``dataset=<path>`` in its
+config: the dataset becomes its replay buffer (:func:`as_buffer`) and the run takes gradient
+steps only. On disk: one ``.npz`` (no pickle) with a JSON header, format :data:`FORMAT` version
+:data:`VERSION` (README, "Offline RL").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from purejaxlib import distributions, replay
+from purejaxlib import envs as envs_lib
+from purejaxlib.rollout import rollout
+
+FORMAT = "purejaxlib.dataset"
+VERSION = 1
+ARRAYS = ("obs", "action", "reward", "next_obs", "terminated", "truncated", "episode", "log_prob")
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be used: the message names the field and the first bad index."""
+
+
+class Dataset(struct.PyTreeNode):
+    """Logged transitions, every array ``[N, ...]``; ``info`` is static metadata."""
+
+    obs: Any
+    """Observations ``[N, *obs_shape]`` float32."""
+    action: Any
+    """Actions: int32 ``[N]`` (discrete) or float32 ``[N, *action_shape]`` in the env's bounds."""
+    reward: Any
+    """Rewards ``[N]`` float32."""
+    next_obs: Any
+    """True successors ``[N, *obs_shape]`` (before any auto-reset)."""
+    terminated: Any
+    """``[N]`` bool: the episode ended here for real (no bootstrap)."""
+    truncated: Any
+    """``[N]`` bool: the episode was cut here (time limit or end of collection; bootstrap)."""
+    episode: Any
+    """``[N]`` int32 episode ids, constant within an episode."""
+    log_prob: Any = None
+    """Behaviour policy's log-probability of each action ``[N]`` float32, where known (else None)."""
+    info: dict[str, Any] = struct.field(pytree_node=False, default_factory=dict)
+    """``env``, ``level``, ``random_return``, ``expert_return``, ``source``... (JSON-able)."""
+
+    def __len__(self) -> int:
+        return int(np.shape(self.reward)[0])
+
+    @property
+    def num_episodes(self) -> int:
+        return int(len(np.unique(np.asarray(self.episode))))
+
+
+# --- checks ------------------------------------------------------------------------------------
+
+
+def _first_bad(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask.reshape(mask.shape[0], -1).any(axis=1))[0])
+
+
+def validate(dataset: Dataset, env: str | None = None) -> None:
+    """Refuses a dataset that cannot be learned from, naming the field and the first bad index.
+
+    Checks lengths, dtypes, NaN/inf, episode structure (ids contiguous, each episode's last step
+    terminated or truncated), and with ``env`` the observation shape and the action space.
+    """
+    arrays = {name: getattr(dataset, name) for name in ARRAYS if getattr(dataset, name) is not None}
+    missing = [name for name in ARRAYS[:-1] if name not in arrays]
+    if missing:
+        raise DatasetError(f"dataset has no {', '.join(missing)}")
+    arrays = {name: np.asarray(x) for name, x in arrays.items()}
+    n = len(arrays["reward"])
+    if n == 0:
+        raise DatasetError("dataset is empty")
+    for name, x in arrays.items():
+        if x.ndim == 0 or len(x) != n:
+            raise DatasetError(f"{name} has {len(x) if x.ndim else 'no'} rows, but reward has {n}")
+        if x.dtype.kind == "f" and not np.isfinite(x).all():
+            raise DatasetError(f"{name}[{_first_bad(~np.isfinite(x))}] is not finite (NaN or inf)")
+    if arrays["obs"].shape != arrays["next_obs"].shape:
+        raise DatasetError(f"next_obs is {arrays['next_obs'].shape[1:]} per step, obs {arrays['obs'].shape[1:]}")
+    for name in ("reward", "terminated", "truncated", "episode", "log_prob"):
+        if name in arrays and arrays[name].ndim != 1:
+            raise DatasetError(f"{name} must be [N], got shape {arrays[name].shape}")
+    episode = arrays["episode"]
+    ended = arrays["terminated"].astype(bool) | arrays["truncated"].astype(bool)
+    changes = np.flatnonzero(episode[1:] != episode[:-1])
+    if len(changes) and not ended[changes].all():
+        i = int(changes[~ended[changes]][0])
+        raise DatasetError(
+            f"episode[{i + 1}] starts a new episode ({episode[i + 1]}) but step {i} of episode {episode[i]} "
+            "is neither terminated nor truncated"
+        )
+    if not ended[-1]:
+        raise DatasetError(f"the last step ({n - 1}) is neither terminated nor truncated; mark a cut episode truncated")
+    starts = np.concatenate([[0], changes + 1])
+    if len(np.unique(episode[starts])) != len(starts):
+        _, first = np.unique(episode[starts], return_index=True)
+        again = int(starts[np.setdiff1d(np.arange(len(starts)), first)[0]])
+        raise DatasetError(f"episode[{again}]: episode {episode[again]} appears twice; its steps must be contiguous")
+    if env is not None:
+        check_spaces(dataset, env)
+
+
+def check_spaces(dataset: Dataset, env: str) -> None:
+    """The dataset's observation shape and actions must fit ``env``'s spaces."""
+    spec = envs_lib.spec(env)
+    obs = np.asarray(dataset.obs)
+    if tuple(obs.shape[1:]) != tuple(spec.obs_shape):
+        raise DatasetError(
+            f"obs are {tuple(obs.shape[1:])} per step, but {env} observes {tuple(spec.obs_shape)}"
+            f" (dataset env: {dataset.info.get('env', 'not recorded')})"
+        )
+    action = np.asarray(dataset.action)
+    if spec.discrete:
+        if action.ndim != 1 or action.dtype.kind not in "iu":
+            raise DatasetError(f"action must be int [N] for {env}'s {spec.num_actions} discrete actions, "
+                               f"got {action.dtype} {action.shape}")
+        bad = (action < 0) | (action >= spec.num_actions)
+        if bad.any():
+            i = _first_bad(bad)
+            raise DatasetError(f"action[{i}] = {action[i]} is outside {env}'s actions 0..{spec.num_actions - 1}")
+        return
+    if tuple(action.shape[1:]) != tuple(spec.action_shape):
+        raise DatasetError(f"actions are {tuple(action.shape[1:])} per step, but {env} takes {spec.action_shape}")
+    tol = 1e-5 * np.maximum(1.0, np.abs(spec.action_high - spec.action_low))
+    bad = (action < spec.action_low - tol) | (action > spec.action_high + tol)
+    if bad.any():
+        i = _first_bad(bad)
+        raise DatasetError(
+            f"action[{i}] = {action[i].tolist()} is outside {env}'s action space "
+            f"[{spec.action_low.tolist()}, {spec.action_high.tolist()}]"
+        )
+
+
+# --- files -------------------------------------------------------------------------------------
+
+
+def save(dataset: Dataset, path: str | Path) -> Path:
+    """Writes ``dataset`` to ``path`` (``.npz``; written to a temporary name, then renamed)."""
+    validate(dataset)
+    path = Path(path)
+    if path.suffix != ".npz":
+        path = path.with_suffix(path.suffix + ".npz")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {name: np.asarray(getattr(dataset, name)) for name in ARRAYS if getattr(dataset, name) is not None}
+    header = {"format": FORMAT, "version": VERSION, "arrays": sorted(arrays), "info": dataset.info}
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, __header__=np.asarray(json.dumps(header)), **arrays)
+    os.replace(tmp, path)
+    return path
+
+
+def load(path: str | Path, env: str | None = None) -> Dataset:
+    """Reads a dataset written by :func:`save` (never unpickles) and validates it (and its spaces
+    against ``env`` when given)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no dataset at {path.resolve()}; make one with experiments/make_dataset.py "
+            "(README, 'Offline RL') or read yours with purejaxlib.offline.read_d4rl / read_minari"
+        )
+    with np.load(path, allow_pickle=False) as data:
+        if "__header__" not in data:
+            raise DatasetError(f"{path} is not a purejaxlib dataset (no header); see purejaxlib.offline.save")
+        header = json.loads(str(data["__header__"]))
+        if header.get("format") != FORMAT:
+            raise DatasetError(f"{path} has format {header.get('format')!r}, not {FORMAT!r}")
+        if header.get("version", 0) > VERSION:
+            raise DatasetError(
+                f"{path} is dataset version {header['version']}, newer than this purejaxlib reads ({VERSION})"
+            )
+        arrays = {name: data[name] for name in header["arrays"]}
+    dataset = Dataset(**arrays, info=header.get("info", {}))
+    validate(dataset, env)
+    return dataset
+
+
+_CACHE: dict[tuple[str, int, int, str], Dataset] = {}
+
+
+def cached(path: str | Path, env: str) -> Dataset:
+    """:func:`load`, remembered while the file is unchanged (same size and modification time)."""
+    resolved = Path(path).resolve()
+    if not resolved.is_file():
+        return load(path, env)  # raises, saying where it looked
+    stat = resolved.stat()
+    key = (str(resolved), stat.st_mtime_ns, stat.st_size, env)
+    if key not in _CACHE:
+        _CACHE.clear()  # one dataset at a time: they can be large
+        _CACHE[key] = load(resolved, env)
+    return _CACHE[key]
+
+
+# --- use ---------------------------------------------------------------------------------------
+
+
+def as_buffer(dataset: Dataset, env: str) -> replay.Buffer:
+    """The dataset as a full replay buffer (one env column, ``N`` rows in file order), with
+    continuous actions scaled to [-1, 1] as the learners store them."""
+    spec = envs_lib.spec(env)
+    action = jnp.asarray(dataset.action)
+    if not spec.discrete:
+        action = distributions.from_bounds(action.astype(jnp.float32), spec.action_low, spec.action_high)
+    else:
+        action = action.astype(jnp.int32)
+    flat = lambda x: spec.flatten(jnp.asarray(x))
+    column = lambda x: x[:, None]
+    data = replay.Stored(
+        column(flat(dataset.obs)),
+        column(action),
+        column(jnp.asarray(dataset.reward, jnp.float32)),
+        column(jnp.asarray(dataset.terminated, bool)),
+        column(jnp.asarray(dataset.truncated, bool)),
+        column(flat(dataset.next_obs)),
+    )
+    n = len(dataset)
+    return replay.Buffer(data, jnp.int32(0), jnp.int32(n))
+
+
+def sample(
+    dataset: Dataset, env: str, key: jax.Array, batch_size: int, gamma: float = 0.99, n_step: int = 1
+) -> replay.Batch:
+    """``batch_size`` transitions drawn uniformly, with n-step returns (:func:`purejaxlib.replay.sample`)."""
+    return replay.sample(as_buffer(dataset, env), key, batch_size, jnp.float32(gamma), n_step)
+
+
+def episode_bounds(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (exclusive) index of every episode, in file order."""
+    episode = np.asarray(dataset.episode)
+    cuts = np.flatnonzero(episode[1:] != episode[:-1]) + 1
+    starts = np.concatenate([[0], cuts])
+    return starts, np.concatenate([cuts, [len(episode)]])
+
+
+def episode_returns(dataset: Dataset, complete: bool = True) -> np.ndarray:
+    """Undiscounted return of every episode (only those that ended within the data when
+    ``complete``: terminated, or truncated by the env's time limit rather than a cut)."""
+    starts, ends = episode_bounds(dataset)
+    sums = np.add.reduceat(np.asarray(dataset.reward, np.float64), starts)
+    if not complete:
+        return sums
+    limit = dataset.info.get("max_steps")
+    done = np.asarray(dataset.terminated)[ends - 1]
+    if limit:
+        done = done | ((ends - starts) >= limit)
+    return sums[done]
+
+
+def statistics(dataset: Dataset) -> dict[str, Any]:
+    """Sizes, observation mean/std per feature, reward and episode-return summaries."""
+    obs = np.asarray(dataset.obs, np.float64).reshape(len(dataset), -1)
+    reward = np.asarray(dataset.reward, np.float64)
+    returns = episode_returns(dataset)
+    return {
+        "transitions": len(dataset),
+        "episodes": dataset.num_episodes,
+        "complete_episodes": len(returns),
+        "obs_mean": obs.mean(0).tolist(),
+        "obs_std": obs.std(0).tolist(),
+        "reward_mean": float(reward.mean()),
+        "reward_std": float(reward.std()),
+        "reward_min": float(reward.min()),
+        "reward_max": float(reward.max()),
+        "return_mean": float(returns.mean()) if len(returns) else float("nan"),
+        "return_min": float(returns.min()) if len(returns) else float("nan"),
+        "return_max": float(returns.max()) if len(returns) else float("nan"),
+        "terminated": int(np.asarray(dataset.terminated).sum()),
+        "truncated": int(np.asarray(dataset.truncated).sum()),
+    }
+
+
+def select(dataset: Dataset, index: np.ndarray) -> Dataset:
+    """The rows ``index`` (host arrays); the caller keeps episodes whole."""
+    pick = lambda x: None if x is None else np.asarray(x)[index]
+    return dataset.replace(**{name: pick(getattr(dataset, name)) for name in ARRAYS})
+
+
+def split(dataset: Dataset, validation: float, seed: int = 0) -> tuple[Dataset, Dataset]:
+    """Whole episodes drawn at random (numpy ``seed``) into (train, validation), about
+    ``validation`` of the episodes in the second."""
+    if not 0.0 < validation < 1.0:
+        raise ValueError(f"validation must be a fraction in (0, 1), got {validation}")
+    starts, ends = episode_bounds(dataset)
+    if len(starts) < 2:
+        raise DatasetError("split needs at least 2 episodes; the dataset has 1")
+    rng = np.random.default_rng(seed)
+    count = min(max(1, round(validation * len(starts))), len(starts) - 1)
+    held = np.zeros(len(starts), bool)
+    held[rng.choice(len(starts), count, replace=False)] = True
+    rows = lambda mask: np.concatenate([np.arange(s, e) for s, e, m in zip(starts, ends, mask) if m])
+    return select(dataset, rows(~held)), select(dataset, rows(held))
+
+
+def concatenate(*datasets: Dataset, info: dict[str, Any] | None = None) -> Dataset:
+    """One dataset holding every episode of each (episode ids renumbered apart); ``log_prob``
+    is kept only where every part has it; ``info`` defaults to the first's."""
+    if not datasets:
+        raise ValueError("concatenate needs at least one dataset")
+    parts, offset = [], 0
+    for d in datasets:
+        episode = np.asarray(d.episode)
+        _, renumbered = np.unique(episode, return_inverse=True)
+        parts.append(renumbered.astype(np.int32) + offset)
+        offset += int(renumbered.max()) + 1
+    joined = {
+        name: np.concatenate([np.asarray(getattr(d, name)) for d in datasets])
+        for name in ARRAYS[:-2]
+        if name != "episode"
+    }
+    log_prob = (
+        np.concatenate([np.asarray(d.log_prob) for d in datasets])
+        if all(d.log_prob is not None for d in datasets)
+        else None
+    )
+    return Dataset(**joined, episode=np.concatenate(parts), log_prob=log_prob, info=info or dict(datasets[0].info))
+
+
+def normalized_score(returns: Any, info: dict[str, Any]) -> np.ndarray:
+    """``100 * (R - random_return) / (expert_return - random_return)`` (D4RL's normalized score)."""
+    low, high = info.get("random_return"), info.get("expert_return")
+    if low is None or high is None:
+        raise DatasetError("this dataset records no random_return/expert_return; set them in its info")
+    if high == low:
+        raise DatasetError(f"random_return and expert_return are equal ({low}); no scale to normalize by")
+    return 100.0 * (np.asarray(returns, np.float64) - low) / (high - low)
+
+
+# --- collection --------------------------------------------------------------------------------
+
+
+def from_steps(
+    obs: Any,
+    action: Any,
+    reward: Any,
+    next_obs: Any,
+    terminated: Any,
+    truncated: Any,
+    log_prob: Any = None,
+    info: dict[str, Any] | None = None,
+) -> Dataset:
+    """A dataset from time-major arrays ``[T, num_envs, ...]`` (a rollout or a replay buffer in
+    time order): each env's steps in order, episodes numbered, and the last step of every env
+    marked truncated if its episode was still running (a cut, bootstrapped)."""
+    host = lambda x: None if x is None else np.asarray(x)
+    obs, action, reward, next_obs = host(obs), host(action), host(reward), host(next_obs)
+    terminated, truncated, log_prob = host(terminated).astype(bool), host(truncated).astype(bool), host(log_prob)
+    truncated = truncated.copy()
+    truncated[-1] |= ~terminated[-1]
+    ended = terminated | truncated
+    env_major = lambda x: None if x is None else np.swapaxes(x, 0, 1).reshape((-1,) + x.shape[2:])
+    flat_ended = env_major(ended)
+    episode = np.concatenate([[0], np.cumsum(flat_ended[:-1])]).astype(np.int32)
+    return Dataset(
+        env_major(obs).astype(np.float32),
+        env_major(action),
+        env_major(reward).astype(np.float32),
+        env_major(next_obs).astype(np.float32),
+        env_major(terminated),
+        env_major(truncated),
+        episode,
+        None if log_prob is None else env_major(log_prob).astype(np.float32),
+        info or {},
+    )
+
+
+def from_replay(buffer: replay.Buffer, env: str, info: dict[str, Any] | None = None) -> Dataset:
+    """The filled part of a replay buffer (leaves ``[rows, num_envs, ...]``, one run's) as a
+    dataset, oldest first; stored [-1, 1] actions are mapped back to the env's bounds. This is
+    how a medium-replay dataset is made from the run that trained the medium policy."""
+    data = jax.tree.map(np.asarray, buffer.data)
+    size, pos = int(buffer.size), int(buffer.pos)
+    rows = (np.arange(size) + (pos - size)) % data.reward.shape[0]
+    steps = jax.tree.map(lambda x: x[rows], data)
+    spec = envs_lib.spec(env)
+    action = steps.action
+    if not spec.discrete:
+        action = np.asarray(distributions.to_bounds(jnp.asarray(action), spec.action_low, spec.action_high))
+    shape = lambda x: x.reshape(x.shape[:2] + tuple(spec.obs_shape))
+    return from_steps(
+        shape(steps.obs), action, steps.reward, shape(steps.next_obs), steps.terminated, steps.truncated, info=info
+    )
+
+
+Behaviour = Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
+"""``(obs [N, *obs_shape], key) -> (env action [N, ...], log-probability [N] or NaN)``."""
+
+
+def behaviour(
+    env: str,
+    act: Callable[[jax.Array, jax.Array], jax.Array] | None,
+    *,
+    epsilon: float = 0.0,
+    noise: float = 0.0,
+) -> Behaviour:
+    """A collecting policy from a deterministic ``act(obs, key) -> env action`` (None: uniform).
+
+    Discrete: with probability ``epsilon`` a uniform action instead, so the log-probability is
+    known exactly. Continuous: Gaussian noise of std ``noise`` (fraction of the half-range) added
+    and clipped to the bounds; log-probabilities are then unknown (NaN), as are those of ``act``
+    itself when it is random.
+    """
+    spec = envs_lib.spec(env)
+    if not 0.0 <= epsilon <= 1.0:
+        raise ValueError(f"epsilon must lie in [0, 1], got {epsilon}")
+    if noise < 0:
+        raise ValueError(f"noise must be >= 0, got {noise}")
+
+    def policy(obs: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        n = obs.shape[0]
+        act_key, mix_key, pick_key = jax.random.split(key, 3)
+        if spec.discrete:
+            uniform = jax.random.randint(pick_key, (n,), 0, spec.num_actions, dtype=jnp.int32)
+            if act is None:
+                return uniform, jnp.full((n,), -np.log(spec.num_actions), jnp.float32)
+            greedy = act(obs, act_key).astype(jnp.int32)
+            explore = jax.random.uniform(mix_key, (n,)) < epsilon
+            action = jnp.where(explore, uniform, greedy)
+            prob = (1.0 - epsilon) * (action == greedy) + epsilon / spec.num_actions
+            return action, jnp.log(prob).astype(jnp.float32)
+        low, high = jnp.asarray(spec.action_low), jnp.asarray(spec.action_high)
+        shape = (n,) + tuple(spec.action_shape)
+        if act is None:
+            action = jax.random.uniform(pick_key, shape, minval=low, maxval=high)
+            return action, jnp.full((n,), -float(np.log(spec.action_high - spec.action_low).sum()), jnp.float32)
+        action = act(obs, act_key)
+        action = jnp.clip(action + noise * (high - low) / 2 * jax.random.normal(mix_key, shape), low, high)
+        return action, jnp.full((n,), jnp.nan if noise > 0 else 0.0, jnp.float32)
+
+    return policy
+
+
+def collect(
+    env: str,
+    policy: Behaviour,
+    key: jax.Array,
+    steps: int,
+    num_envs: int = 8,
+    *,
+    env_params: dict[str, Any] | None = None,
+    info: dict[str, Any] | None = None,
+) -> Dataset:
+    """``steps`` transitions (``steps // num_envs`` per env) of ``policy`` (see :func:`behaviour`)
+    in ``num_envs`` envs, run as one jitted program; log-probabilities kept where all are known."""
+    if steps < num_envs:
+        raise ValueError(f"steps ({steps}) must be at least num_envs ({num_envs})")
+    base, params = envs_lib.make(env, **(env_params or {}))
+    vec = envs_lib.VecEnv(envs_lib.EpisodeStatistics(base), num_envs)
+
+    @jax.jit
+    def run(key: jax.Array):
+        reset_key, run_key = jax.random.split(key)
+        obs, state = vec.reset(reset_key, params)
+
+        def policy_fn(obs, act_key):
+            action, log_prob = policy(obs, act_key)
+            return action, action, log_prob
+
+        _, _, traj = rollout(vec, params, policy_fn, state, obs, run_key, steps // num_envs)
+        return traj
+
+    traj = run(key)
+    log_prob = np.asarray(traj.extras)
+    max_steps = getattr(params, "max_steps_in_episode", None)
+    meta = {"env": env, "max_steps": int(max_steps) if max_steps is not None else None, **(info or {})}
+    return from_steps(
+        traj.obs,
+        traj.action,
+        traj.reward,
+        traj.final_obs,
+        traj.terminated,
+        traj.truncated,
+        None if np.isnan(log_prob).any() else log_prob,
+        meta,
+    )
+
+
+def with_info(dataset: Dataset, **info: Any) -> Dataset:
+    """The same data with ``info`` entries added or replaced."""
+    return dataclasses.replace(dataset, info={**dataset.info, **info})
