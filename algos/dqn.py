@@ -57,6 +57,8 @@ class Config(offpolicy.Config):
     """Gradient steps between target-network updates (each moves it by tau)."""
     layer_norm: bool = static(True)
     """LayerNorm before each hidden activation."""
+    cql: bool = static(False)
+    """Conservative Q-Learning (offline): the loss adds ``cql_alpha * mean(logsumexp_a Q(s, a) - Q(s, a_data))``."""
     anneal_lr: bool = static(True)
     """Anneal the learning rate linearly to 0 over the run's gradient steps. Without it, runs
     longer than about 200k steps on CartPole-v1 lose the maximum return they reached
@@ -72,6 +74,8 @@ class Config(offpolicy.Config):
     """Exploration epsilon after the decay."""
     eps_fraction: float = traced(0.2)
     """Fraction of training over which epsilon decays linearly."""
+    cql_alpha: float = traced(1.0)
+    """CQL: weight of the conservative gap."""
 
     def validate(self) -> None:
         super().validate()
@@ -80,6 +84,7 @@ class Config(offpolicy.Config):
         self.check_range("eps_start", 0.0, 1.0)
         self.check_range("eps_end", 0.0, 1.0)
         self.check_range("eps_fraction", 0.0, 1.0)
+        self.check_positive("cql_alpha")
 
 
 class Learner(NamedTuple):
@@ -138,7 +143,11 @@ def q_loss(config: Config, params: Any, target: jax.Array, batch: replay.Batch) 
     """TD loss of the taken actions' Q-values against ``target [B]``, and their mean ``q_mean``."""
     q = q_values(config, params, batch.obs)
     q_taken = jnp.take_along_axis(q, batch.action[:, None].astype(jnp.int32), axis=-1)[:, 0]
-    return losses.td_loss(q_taken - target, config.loss), {"q_mean": q_taken.mean()}
+    loss, aux = losses.td_loss(q_taken - target, config.loss), {"q_mean": q_taken.mean()}
+    if config.cql:
+        gap = losses.cql_gap(q.T[None], q_taken[None])[0]
+        loss, aux = loss + config.cql_alpha * gap, {**aux, "cql_gap": gap}
+    return loss, aux
 
 
 def update(

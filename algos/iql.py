@@ -17,7 +17,7 @@ in [-1, 1] (continuous, as in the IQL paper's code) or a softmax over logits (di
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple, cast
+from typing import Any, ClassVar, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -47,10 +47,10 @@ class Config(offpolicy.Config):
     temperature: float = traced(3.0)
     """Inverse temperature of the advantage weights (0: behaviour cloning)."""
 
-    features = {
-        "expectile": "IQL's value expectile",
-        "temperature": "IQL's advantage-weight inverse temperature",
-        "max_weight": "IQL's cap on advantage weights",
+    features: ClassVar[dict[str, str]] = {
+        "expectile": "implicit Q-learning (IQL)",
+        "temperature": "implicit Q-learning (IQL)",
+        "max_weight": "implicit Q-learning (IQL)",
     }
 
     def validate(self) -> None:

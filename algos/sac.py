@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, NamedTuple, cast
+from typing import Any, ClassVar, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -49,16 +49,33 @@ class Config(offpolicy.Config):
     """Learn the temperature so the policy's entropy tracks the target entropy."""
     layer_norm: bool = static(False)
     """LayerNorm in the critics."""
+    cql: bool = static(False)
+    """Conservative Q-Learning (offline): each critic's loss adds ``cql_alpha`` times the gap
+    between the logsumexp of its values over actions and its value of the dataset's action."""
+    cql_samples: int = static(10)
+    """CQL, continuous actions: uniform, current-policy and next-state-policy samples each per state."""
 
     alpha_init: float = traced(1.0)
     """Initial entropy temperature (fixed value when autotune_alpha is off)."""
     target_entropy_scale: float = traced(-1.0)
     """Target entropy as a multiple of -|A| (continuous) or of log|A| (discrete); < 0: automatic."""
+    cql_alpha: float = traced(5.0)
+    """CQL: weight of the conservative gap (the start value when ``cql_target_gap`` >= 0)."""
+    cql_target_gap: float = traced(-1.0)
+    """CQL: < 0 keeps ``cql_alpha`` fixed; >= 0 learns it (Lagrangian) so the gap stays at this value."""
+
+    features: ClassVar[dict[str, str]] = {  # CQL's other fields are DQN's too
+        "cql_samples": "continuous CQL (sampled actions)",
+        "cql_target_gap": "continuous CQL (Lagrangian weight)",
+    }
 
     def validate(self) -> None:
         super().validate()
         self.check_positive("num_critics", "alpha_init")
         self.check_positive("num_quantiles", "drop_quantiles", allow_zero=True)
+        self.check_positive("cql_samples", "cql_alpha")
+        if self.cql and self.num_quantiles:
+            self.fail("cql", "CQL on quantile critics (TQC) is not supported; use num_quantiles=0")
         if self.num_quantiles:
             if self.spec.discrete:
                 self.fail(
@@ -91,6 +108,10 @@ class Learner(NamedTuple):
     """Optimizer state of ``critic``."""
     alpha_opt: Any
     """Optimizer state of ``log_alpha``."""
+    cql_log_alpha: jax.Array
+    """float32 scalar: log of CQL's gap weight (learned when ``cql_target_gap`` >= 0)."""
+    cql_alpha_opt: Any
+    """Optimizer state of ``cql_log_alpha``."""
 
 
 def make_actor(config: Config) -> MLP | GaussianActor:
@@ -124,8 +145,12 @@ def init_learner(config: Config, key: jax.Array, obs: jax.Array) -> Learner:
     critic_inputs = (obs,) if config.spec.discrete else (obs, jnp.zeros((1, config.action_dim)))
     critic = ensemble_init(make_critic(config), critic_key, config.num_critics, *critic_inputs)
     log_alpha = jnp.log(jnp.asarray(config.alpha_init, jnp.float32))
+    cql_log_alpha = jnp.log(jnp.asarray(config.cql_alpha, jnp.float32))
     tx = offpolicy.make_tx(config)
-    return Learner(actor, critic, critic, log_alpha, tx.init(actor), tx.init(critic), tx.init(log_alpha))
+    return Learner(
+        actor, critic, critic, log_alpha, tx.init(actor), tx.init(critic), tx.init(log_alpha),
+        cql_log_alpha, tx.init(cql_log_alpha),
+    )
 
 
 def _logits(config: Config, actor: Any, obs: jax.Array) -> jax.Array:
@@ -190,6 +215,30 @@ def critic_loss(config: Config, critic: Any, target: jax.Array, batch: replay.Ba
     return loss, {"q_mean": q.mean()}
 
 
+def cql_gap(config: Config, critic: Any, actor: Any, batch: replay.Batch, key: jax.Array) -> jax.Array:
+    """Each critic's conservative gap ``[N]`` (:func:`purejaxlib.losses.cql_gap`): discrete, the
+    exact logsumexp over actions; continuous, CQL(H)'s importance-weighted estimate from
+    ``cql_samples`` uniform actions and as many policy samples at ``obs`` and at ``next_obs``."""
+    if config.spec.discrete:
+        q = critic_values(config, critic, batch.obs)  # [N, B, A]
+        q_data = jnp.take_along_axis(q, batch.action[None, :, None].astype(jnp.int32), axis=-1)[..., 0]
+        return losses.cql_gap(jnp.moveaxis(q, -1, 1), q_data)
+    k = config.cql_samples
+    uniform_key, pi_key, next_key = jax.random.split(key, 3)
+    repeat = lambda x: jnp.broadcast_to(x, (k,) + x.shape)  # [K, B, ...]
+    obs, next_obs = repeat(batch.obs), repeat(batch.next_obs)
+    shape = obs.shape[:2] + (config.action_dim,)
+    uniform = jax.random.uniform(uniform_key, shape, minval=-1.0, maxval=1.0)
+    uniform_log_prob = -config.action_dim * jnp.log(2.0)
+    pi, pi_log_prob = jax.lax.stop_gradient(_sample(config, actor, obs, pi_key))
+    nxt, next_log_prob = jax.lax.stop_gradient(_sample(config, actor, next_obs, next_key))
+    q = lambda action: critic_values(config, critic, obs, action)  # [N, K, B]
+    samples = jnp.concatenate(
+        [q(uniform) - uniform_log_prob, q(pi) - pi_log_prob[None], q(nxt) - next_log_prob[None]], axis=1
+    )
+    return losses.cql_gap(samples, critic_values(config, critic, batch.obs, batch.action))
+
+
 def actor_loss(
     config: Config, actor: Any, learner: Learner, obs: jax.Array, key: jax.Array
 ) -> tuple[jax.Array, jax.Array]:
@@ -216,15 +265,33 @@ def update(
 ) -> tuple[Learner, dict]:
     """Critic step, then actor step against the updated critics, then temperature, then targets."""
     del step
-    target_key, actor_key = jax.random.split(key)
+    target_key, actor_key, cql_key = jax.random.split(key, 3)
     tx = offpolicy.make_tx(config)
 
     target = jax.lax.stop_gradient(critic_target(config, learner, batch, target_key))
-    (c_loss, aux), grads = jax.value_and_grad(critic_loss, argnums=1, has_aux=True)(
-        config, learner.critic, target, batch
-    )
+    cql_weight = jnp.exp(learner.cql_log_alpha)
+
+    def total_critic_loss(critic: Any) -> tuple[jax.Array, dict]:
+        loss, aux = critic_loss(config, critic, target, batch)
+        if not config.cql:
+            return loss, aux
+        gap = cql_gap(config, critic, learner.actor, batch, cql_key)
+        return loss + cql_weight * gap.sum(), {**aux, "cql_gap": gap.mean()}
+
+    (c_loss, aux), grads = jax.value_and_grad(total_critic_loss, has_aux=True)(learner.critic)
     critic, critic_opt = offpolicy.apply_gradients(tx, grads, learner.critic, learner.critic_opt)
     learner = learner._replace(critic=critic, critic_opt=critic_opt)
+    if config.cql:
+        # Lagrangian weight: gradient descent on -w * (gap - target) raises w while the gap exceeds it.
+        lagrange = lambda log_w: -jnp.exp(log_w) * (aux["cql_gap"] - config.cql_target_gap)
+        grads = jnp.where(config.cql_target_gap >= 0, jax.grad(lagrange)(learner.cql_log_alpha), 0.0)
+        cql_log_alpha, cql_alpha_opt = offpolicy.apply_gradients(
+            tx, grads, learner.cql_log_alpha, learner.cql_alpha_opt
+        )
+        learner = learner._replace(
+            cql_log_alpha=jnp.clip(cql_log_alpha, -10.0, 10.0), cql_alpha_opt=cql_alpha_opt
+        )
+        aux = {**aux, "cql_alpha": jnp.exp(learner.cql_log_alpha)}
 
     (a_loss, entropy), grads = jax.value_and_grad(actor_loss, argnums=1, has_aux=True)(
         config, learner.actor, learner, batch.obs, actor_key

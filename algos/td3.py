@@ -15,7 +15,7 @@ inside the learner, so the noise scales are fractions of the action range's half
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple, cast
+from typing import Any, ClassVar, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -57,9 +57,9 @@ class Config(offpolicy.Config):
     bc_alpha: float = traced(2.5)
     """TD3+BC: weight of the Q term against the behaviour-cloning term (the paper's alpha)."""
 
-    features = {
-        "td3_bc": "TD3+BC's behaviour-cloning actor term (offline)",
-        "bc_alpha": "TD3+BC's weight of the Q term",
+    features: ClassVar[dict[str, str]] = {
+        "td3_bc": "TD3+BC (offline behaviour-cloning actor term)",
+        "bc_alpha": "TD3+BC (offline behaviour-cloning actor term)",
     }
 
     def validate(self) -> None:

@@ -497,3 +497,82 @@ def collect(
 def with_info(dataset: Dataset, **info: Any) -> Dataset:
     """The same data with ``info`` entries added or replaced."""
     return dataclasses.replace(dataset, info={**dataset.info, **info})
+
+
+# --- levels ------------------------------------------------------------------------------------
+
+LEVELS = ("random", "medium", "medium-replay", "expert", "medium-expert")
+
+
+def make_levels(
+    module: Any,
+    config: Any,
+    key: jax.Array,
+    *,
+    steps: int,
+    chunks: int = 100,
+    num_envs: int = 8,
+    epsilon: float = 0.1,
+    noise: float = 0.1,
+    eval_episodes: int = 64,
+    medium_fraction: float = 1.0 / 3.0,
+) -> dict[str, Dataset]:
+    """Trains ``module`` (a replay learner: its buffer becomes medium-replay) on ``config`` and
+    collects the usual levels, ``steps`` transitions each (medium-replay: what the buffer held):
+
+    - random: uniform actions; expert: the final policy; medium: of ``chunks`` snapshots, the
+      one whose deterministic return is nearest ``medium_fraction`` of the way from random to
+      expert; medium-replay: the replay buffer when that snapshot was taken; medium-expert: the
+      union of medium and expert. Policies collect with :func:`behaviour` (``epsilon`` /
+      ``noise``). Every dataset's info holds ``random_return`` and ``expert_return`` (mean
+      returns of the random policy's and of the expert's deterministic episodes).
+    """
+    from purejaxlib import evaluation, training
+
+    if not hasattr(module, "ALGORITHM"):
+        raise TypeError(f"{module.__name__} is not a replay learner; train medium/expert with dqn, sac, td3 or iql")
+    env = config.env
+    train_key, random_key, medium_key, expert_key, eval_key = jax.random.split(key, 5)
+    per_chunk = max(1, config.num_updates // chunks)
+
+    @jax.jit
+    def advance(state: Any, start: jax.Array) -> Any:
+        return training.scan_updates(module.step, config, state, start, per_chunk)[0]
+
+    @jax.jit
+    def score(state: Any, key: jax.Array) -> jax.Array:
+        return evaluation.evaluate(config, state, key, eval_episodes, deterministic=True).returns.mean()
+
+    state = jax.jit(module.init)(config, train_key)
+    snapshots = []
+    for chunk in range(config.num_updates // per_chunk):
+        state = advance(state, jnp.int32(chunk * per_chunk))
+        snapshots.append((jax.device_get(state), float(score(state, jax.random.fold_in(eval_key, chunk)))))
+    meta = {"env": env, "trained_with": module.__name__.rsplit(".", 1)[-1], "config": config.to_dict()}
+    random = collect(env, behaviour(env, None), random_key, steps, num_envs, info={**meta, "level": "random"})
+    random_return = float(episode_returns(random).mean())
+    expert_state, expert_return = snapshots[-1]
+    goal = random_return + medium_fraction * (expert_return - random_return)
+    medium_index = int(np.argmin([abs(r - goal) for _, r in snapshots]))
+    medium_state, medium_return = snapshots[medium_index]
+    refs = {"random_return": random_return, "expert_return": expert_return}
+    act = lambda s: module.policy(config, s, deterministic=True)
+    how = {"epsilon": epsilon} if config.spec.discrete else {"noise": noise}
+    medium = collect(
+        env, behaviour(env, act(medium_state), **how), medium_key, steps, num_envs,
+        info={**meta, **refs, **how, "level": "medium", "policy_return": medium_return,
+              "policy_env_steps": (medium_index + 1) * per_chunk * config.steps_per_update},
+    )
+    expert = collect(
+        env, behaviour(env, act(expert_state), **how), expert_key, steps, num_envs,
+        info={**meta, **refs, **how, "level": "expert", "policy_return": expert_return},
+    )
+    replay_data = from_replay(medium_state.buffer, env, info={**meta, **refs, "level": "medium-replay"})
+    replay_data = with_info(replay_data, max_steps=medium.info.get("max_steps"))
+    return {
+        "random": with_info(random, **refs),
+        "medium": medium,
+        "medium-replay": replay_data,
+        "expert": expert,
+        "medium-expert": concatenate(medium, expert, info={**medium.info, "level": "medium-expert"}),
+    }
