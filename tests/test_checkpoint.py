@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from purejaxlib import ConfigError
-from purejaxlib.algos import dqn, ppo
+from purejaxlib.algos import dqn, iql, ppo
 from purejaxlib.checkpoint import IncompatibleCheckpoint, to_host
 from purejaxlib.runner import load_state, run_experiment
 
@@ -40,8 +40,21 @@ DQN_FIELDS = dict(
     lr=1e-3,
 )
 DQN_UPDATES = 200  # iterations of 4 env steps; warm-up ends inside the first chunk
+# offline: gradient steps on a dataset written by the test (_offline_data)
+IQL_DATA = Path(os.environ.get("TMPDIR", "/tmp")) / f"purejaxlib-test-iql-{os.getpid()}.npz"
+IQL_FIELDS = dict(
+    env="CartPole-v1", hidden=(16, 16), batch_size=16, gradient_steps=2, offline_updates=400, dataset=str(IQL_DATA)
+)
+IQL_UPDATES = 200
 EVERY = 10
 SEEDS = 2
+
+
+def _offline_data(path: Path) -> None:
+    from purejaxlib import offline
+
+    data = offline.collect("CartPole-v1", offline.behaviour("CartPole-v1", None), jax.random.key(0), 512, 4)
+    offline.save(data, path)
 
 
 def _cli_args(fields: dict, total: int, out: Path) -> list[str]:
@@ -124,10 +137,13 @@ def _kill_mid_run(script: str, args: list[str], out: Path, total: int) -> int:
         (ppo, "ppo.py", PPO_FIELDS, PPO_UPDATES),
         # one algorithm in `make test`; the off-policy loop's resume in `make test-all`
         pytest.param(dqn, "dqn.py", DQN_FIELDS, DQN_UPDATES, marks=pytest.mark.slow),
+        pytest.param(iql, "iql.py", IQL_FIELDS, IQL_UPDATES, marks=pytest.mark.slow),
     ],
-    ids=["ppo", "dqn"],
+    ids=["ppo", "dqn", "iql-offline"],
 )
 def test_sigkilled_run_resumes_bitwise_identical(tmp_path, algo, script, fields, updates):
+    if "dataset" in fields:
+        _offline_data(Path(fields["dataset"]))
     total = updates * algo.Config(**fields).steps_per_update
     whole = _run(algo, fields, total, tmp_path / "whole")
 

@@ -1,6 +1,6 @@
 """The contract every algorithm keeps, checked once for all of them.
 
-For each algorithm (PPO discrete and continuous, PQN, DQN, TD3, SAC) on a tiny config: the same key
+For each algorithm (PPO discrete and continuous, PQN, DQN, TD3, SAC, offline IQL) on a tiny config: the same key
 gives bitwise identical results, different keys differ, ``step`` repeated equals ``train``, a sweep
 member equals the run alone, new traced values reuse the compiled program, and bad input (an
 unknown field, a bad sweep value) fails before anything is traced. Each case compiles its ``train``
@@ -19,12 +19,27 @@ from conftest import SMALL, key_data, tree_equal
 
 import purejaxlib
 from purejaxlib import ConfigError
-from purejaxlib.algos import dqn, ppo, pqn, sac, td3
+from purejaxlib.algos import dqn, iql, ppo, pqn, sac, td3
 from purejaxlib.config import UnknownFieldError
 
 OFFPOLICY_TINY = dict(hidden=(16, 16), batch_size=8, buffer_size=256, learning_starts=32)
 # episode statistics follow from the actions, so a sweep member reproduces them exactly
 EXACT = ("episode_return", "episode_length", "episodes", "env_steps", "iteration")
+
+
+def offline_data(env: str) -> str:
+    """A small random-policy dataset of ``env`` written once per test process; its path."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from purejaxlib import offline
+
+    path = Path(tempfile.gettempdir()) / f"purejaxlib-contract-{env}-{os.getpid()}.npz"
+    if not path.is_file():
+        data = offline.collect(env, offline.behaviour(env, None), jax.random.key(0), 512, 4)
+        offline.save(data, path)
+    return str(path)
 
 
 class Case(NamedTuple):
@@ -61,6 +76,15 @@ CASES = {
         td3,
         lambda: td3.Config(env="Pendulum-v1", total_timesteps=96, **OFFPOLICY_TINY),
         dict(lr=[1e-3, 3e-3], tau=[0.005, 0.05]),
+        "critic_loss",
+    ),
+    "iql-offline": Case(
+        iql,
+        lambda: iql.Config(
+            env="CartPole-v1", hidden=(16, 16), batch_size=8, gradient_steps=2, offline_updates=16,
+            dataset=offline_data("CartPole-v1"),
+        ),
+        dict(lr=[1e-3, 3e-3], expectile=[0.6, 0.9]),
         "critic_loss",
     ),
     "sac": Case(
