@@ -50,17 +50,17 @@ class Learner(NamedTuple):
 
 SMALL = dict(hidden=(64, 64), batch_size=256, gradient_steps=1000)
 LEARNERS = {
-    "Pendulum-v1": [
-        Learner("bc", "BC", "bc", dict(SMALL, offline_updates=20_000)),
-        Learner("td3bc", "TD3+BC", "td3", dict(SMALL, offline_updates=20_000, td3_bc=True)),
-        Learner("iql", "IQL", "iql", dict(SMALL, offline_updates=20_000)),
-        # CQL's 30 sampled actions per state cost 30 critic passes; 4 of each keep it CPU-sized
-        Learner("cql", "CQL (SAC, 12 samples)", "sac", dict(SMALL, offline_updates=20_000, cql=True, cql_samples=4)),
-    ],
     "CartPole-v1": [
         Learner("bc", "BC", "bc", dict(SMALL, offline_updates=10_000)),
         Learner("iql", "IQL (discrete)", "iql", dict(SMALL, offline_updates=10_000)),
         Learner("cql", "CQL (DQN)", "dqn", dict(SMALL, offline_updates=10_000, cql=True, n_step=1)),
+    ],
+    "Pendulum-v1": [
+        Learner("bc", "BC", "bc", dict(SMALL, offline_updates=50_000)),
+        Learner("td3bc", "TD3+BC", "td3", dict(SMALL, offline_updates=50_000, td3_bc=True)),
+        Learner("iql", "IQL", "iql", dict(SMALL, offline_updates=50_000)),
+        # each sampled action costs a critic pass per state: 2 of each kind (6) keep CQL CPU-sized
+        Learner("cql", "CQL (SAC, 6 samples)", "sac", dict(SMALL, offline_updates=50_000, cql=True, cql_samples=2)),
     ],
 }
 

@@ -576,3 +576,132 @@ def make_levels(
         "expert": expert,
         "medium-expert": concatenate(medium, expert, info={**medium.info, "level": "medium-expert"}),
     }
+
+
+# --- readers (optional extra: pip install 'purejaxlib[offline]') --------------------------------
+
+
+def _episodes_to_dataset(episodes: list[dict[str, np.ndarray]], info: dict[str, Any]) -> Dataset:
+    """Episodes of ``observations [T+1]``, ``actions``, ``rewards``, ``terminations``,
+    ``truncations`` (each ``[T]``) as one dataset."""
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("obs", "action", "reward", "next_obs", "terminated",
+                                                            "truncated", "episode")}
+    for e, ep in enumerate(episodes):
+        obs = np.asarray(ep["observations"], np.float32)
+        t = len(ep["rewards"])
+        terminated = np.asarray(ep["terminations"], bool).copy()
+        truncated = np.asarray(ep["truncations"], bool).copy()
+        truncated[-1] |= ~terminated[-1]  # an episode recorded without an end was cut
+        parts["obs"].append(obs[:t])
+        parts["next_obs"].append(obs[1 : t + 1])
+        parts["action"].append(np.asarray(ep["actions"]))
+        parts["reward"].append(np.asarray(ep["rewards"], np.float32))
+        parts["terminated"].append(terminated)
+        parts["truncated"].append(truncated)
+        parts["episode"].append(np.full(t, e, np.int32))
+    if not episodes:
+        raise DatasetError("the dataset holds no episodes")
+    arrays = {k: np.concatenate(v) for k, v in parts.items()}
+    if arrays["action"].dtype.kind in "iu":
+        arrays["action"] = arrays["action"].astype(np.int32)
+    else:
+        arrays["action"] = arrays["action"].astype(np.float32)
+    return Dataset(**arrays, info=info)
+
+
+def read_minari(dataset_id: str, env: str, *, root: str | Path | None = None) -> Dataset:
+    """A Minari dataset already on local disk (never downloaded), checked against ``env``'s spaces.
+
+    ``root``: Minari's datasets directory (default: ``MINARI_DATASETS_PATH``, else ``~/.minari/datasets``).
+    Flat Box observations and Discrete or Box actions.
+    """
+    try:
+        import minari
+    except ImportError as err:
+        raise ImportError("reading Minari datasets needs minari: pip install 'purejaxlib[offline]'") from err
+    if root is not None:
+        os.environ["MINARI_DATASETS_PATH"] = str(root)
+    where = Path(os.environ.get("MINARI_DATASETS_PATH", Path.home() / ".minari" / "datasets"))
+    local = {str(name) for name in minari.list_local_datasets()}
+    if dataset_id not in local:
+        raise FileNotFoundError(
+            f"no Minari dataset {dataset_id!r} under {where.resolve()} (local: {sorted(local) or 'none'}); "
+            f"download it yourself with `minari download {dataset_id}` (purejaxlib never downloads), "
+            "or pass root= the directory that holds it"
+        )
+    data = minari.load_dataset(dataset_id)
+    episodes = [
+        {"observations": ep.observations, "actions": ep.actions, "rewards": ep.rewards,
+         "terminations": ep.terminations, "truncations": ep.truncations}
+        for ep in data.iterate_episodes()
+    ]
+    spec = envs_lib.spec(env)
+    params = envs_lib.make(env)[1]
+    max_steps = getattr(params, "max_steps_in_episode", None)
+    info = {"env": env, "source": f"minari:{dataset_id}", "max_steps": int(max_steps) if max_steps else None}
+    dataset = _episodes_to_dataset(episodes, info)
+    if spec.discrete and dataset.action.ndim > 1:
+        dataset = dataset.replace(action=dataset.action.reshape(len(dataset)))
+    validate(dataset, env)
+    return dataset
+
+
+def read_d4rl(path: str | Path, env: str) -> Dataset:
+    """A D4RL-style HDF5 file (``observations``, ``actions``, ``rewards``, ``terminals``,
+    ``timeouts``; ``next_observations`` where present), checked against ``env``'s spaces.
+
+    Without ``next_observations`` the successor of a step is the next row of its episode; a step
+    that ends by timeout then has no recorded successor and is dropped, its predecessor becoming
+    the episode's (truncated) last step.
+    """
+    try:
+        import h5py
+    except ImportError as err:
+        raise ImportError("reading D4RL files needs h5py: pip install 'purejaxlib[offline]'") from err
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no D4RL file at {path.resolve()}; purejaxlib never downloads: fetch the .hdf5 yourself and pass its path"
+        )
+    with h5py.File(path, "r") as f:
+        missing = [k for k in ("observations", "actions", "rewards", "terminals", "timeouts") if k not in f]
+        if missing:
+            raise DatasetError(f"{path} has no {', '.join(missing)} (keys: {sorted(f.keys())})")
+        obs = np.asarray(f["observations"], np.float32)
+        action = np.asarray(f["actions"])
+        reward = np.asarray(f["rewards"], np.float32).reshape(-1)
+        terminal = np.asarray(f["terminals"], bool).reshape(-1)
+        timeout = np.asarray(f["timeouts"], bool).reshape(-1)
+        next_obs = np.asarray(f["next_observations"], np.float32) if "next_observations" in f else None
+    n = len(reward)
+    for name, x in (("observations", obs), ("actions", action), ("terminals", terminal), ("timeouts", timeout)):
+        if len(x) != n:
+            raise DatasetError(f"{name} has {len(x)} rows, but rewards has {n}")
+    timeout = timeout & ~terminal
+    if next_obs is None:
+        keep = ~timeout
+        keep[-1] &= bool(terminal[-1])  # the file's last step has no successor unless it terminated
+        successor = np.concatenate([obs[1:], obs[-1:]])
+        truncated = np.zeros(n, bool)
+        # a dropped step's predecessor (same episode) becomes the episode's truncated end
+        dropped = np.flatnonzero(~keep)
+        previous = dropped - 1
+        ok = (previous >= 0) & ~terminal[np.maximum(previous, 0)] & keep[np.maximum(previous, 0)]
+        truncated[previous[ok]] = True
+        idx = np.flatnonzero(keep)
+        obs, action, reward, terminal, truncated, next_obs = (
+            obs[idx], action[idx], reward[idx], terminal[idx], truncated[idx], successor[idx]
+        )
+    else:
+        truncated = timeout.copy()
+        truncated[-1] |= ~terminal[-1]
+    ended = terminal | truncated
+    episode = np.concatenate([[0], np.cumsum(ended[:-1])]).astype(np.int32)
+    spec = envs_lib.spec(env)
+    action = action.reshape(len(reward)).astype(np.int32) if spec.discrete else action.astype(np.float32)
+    params = envs_lib.make(env)[1]
+    max_steps = getattr(params, "max_steps_in_episode", None)
+    info = {"env": env, "source": f"d4rl:{path.name}", "max_steps": int(max_steps) if max_steps else None}
+    dataset = Dataset(obs, action, reward, next_obs, terminal, truncated, episode, None, info)
+    validate(dataset, env)
+    return dataset

@@ -326,3 +326,71 @@ def test_discrete_iql_learns_cartpole_from_noisy_controller_data(tmp_path):
     swept = purejaxlib.sweep(iql.train, config, seeds=2)
     returns = purejaxlib.evaluate_sweep(swept, jax.random.key(0), 32).returns.mean(-1)
     assert (returns >= 400).all(), returns
+
+
+# --- readers -----------------------------------------------------------------------------------
+
+
+def _d4rl_file(path, with_next: bool) -> np.ndarray:
+    h5py = pytest.importorskip("h5py")
+    obs = np.arange(7 * 4, dtype=np.float32).reshape(7, 4) / 100  # episode 0: rows 0-2, episode 1: rows 3-6
+    with h5py.File(path, "w") as f:
+        f["observations"] = obs
+        f["actions"] = np.asarray([0, 1, 0, 1, 1, 0, 1])
+        f["rewards"] = np.ones(7, np.float32)
+        f["terminals"] = np.asarray([0, 0, 1, 0, 0, 0, 0], bool)
+        f["timeouts"] = np.asarray([0, 0, 0, 0, 0, 0, 1], bool)
+        if with_next:
+            f["next_observations"] = obs + 0.5
+    return obs
+
+
+def test_read_d4rl_without_next_observations_drops_the_timeout_step(tmp_path):
+    obs = _d4rl_file(tmp_path / "d.hdf5", with_next=False)
+    data = offline.read_d4rl(tmp_path / "d.hdf5", "CartPole-v1")
+    assert len(data) == 6  # the timeout row has no successor on file
+    np.testing.assert_array_equal(data.episode, [0, 0, 0, 1, 1, 1])
+    np.testing.assert_array_equal(data.terminated, [0, 0, 1, 0, 0, 0])
+    np.testing.assert_array_equal(data.truncated, [0, 0, 0, 0, 0, 1])
+    np.testing.assert_array_equal(data.next_obs[[0, 1, 3, 4, 5]], obs[[1, 2, 4, 5, 6]])
+    assert data.info["source"] == "d4rl:d.hdf5"
+
+
+def test_read_d4rl_with_next_observations_keeps_every_step(tmp_path):
+    obs = _d4rl_file(tmp_path / "d.hdf5", with_next=True)
+    data = offline.read_d4rl(tmp_path / "d.hdf5", "CartPole-v1")
+    assert len(data) == 7
+    np.testing.assert_array_equal(data.next_obs, obs + 0.5)
+    np.testing.assert_array_equal(data.truncated, [0, 0, 0, 0, 0, 0, 1])
+    with pytest.raises(offline.DatasetError, match=r"obs are \(4,\).*Pendulum-v1 observes \(3,\)"):
+        offline.read_d4rl(tmp_path / "d.hdf5", "Pendulum-v1")
+    with pytest.raises(FileNotFoundError, match="never downloads"):
+        offline.read_d4rl(tmp_path / "missing.hdf5", "CartPole-v1")
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # minari asks for author and description
+def test_read_minari_from_local_disk(tmp_path, monkeypatch):
+    minari = pytest.importorskip("minari")
+    gym = pytest.importorskip("gymnasium")
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
+    env = minari.DataCollector(gym.make("CartPole-v1"))
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    for _ in range(3):
+        done = False
+        while not done:
+            _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+            done = terminated or truncated
+        env.reset()
+    env.create_dataset(dataset_id="cartpole/test-v0", algorithm_name="uniform")
+    data = offline.read_minari("cartpole/test-v0", "CartPole-v1")
+    episodes = list(minari.load_dataset("cartpole/test-v0").iterate_episodes())
+    assert data.num_episodes == 3 and len(data) == sum(len(ep.rewards) for ep in episodes)
+    first = episodes[0]
+    n = len(first.rewards)
+    np.testing.assert_array_equal(data.obs[:n], first.observations[:-1])
+    np.testing.assert_array_equal(data.next_obs[:n], first.observations[1:])
+    np.testing.assert_array_equal(data.action[:n], first.actions)
+    assert data.terminated[n - 1] and data.info["source"] == "minari:cartpole/test-v0"
+    with pytest.raises(FileNotFoundError, match=r"no Minari dataset 'cartpole/other-v0'.*never downloads"):
+        offline.read_minari("cartpole/other-v0", "CartPole-v1")
