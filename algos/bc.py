@@ -16,7 +16,6 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 
 from purejaxlib import offpolicy, replay
 from purejaxlib.algos import iql
@@ -91,7 +90,9 @@ def policy(config: Config, state: State, *, deterministic: bool = False) -> Call
     """``act(obs, key) -> env action``: the policy's mode when deterministic, else a sample."""
 
     def act(obs: jax.Array, key: jax.Array) -> jax.Array:
-        action = iql.policy_action(config, state.learner.actor, config.spec.flatten(obs), None if deterministic else key)
+        action = iql.policy_action(
+            config, state.learner.actor, config.spec.flatten(obs), None if deterministic else key
+        )
         return offpolicy.to_env_action(config, action)
 
     return act

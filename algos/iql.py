@@ -104,9 +104,7 @@ def log_likelihood(config: offpolicy.Config, actor: Any, obs: jax.Array, action:
     return (-0.5 * jnp.square(z) - log_std - 0.5 * jnp.log(2.0 * jnp.pi)).sum(axis=-1)
 
 
-def policy_action(
-    config: offpolicy.Config, actor: Any, obs: jax.Array, key: jax.Array | None = None
-) -> jax.Array:
+def policy_action(config: offpolicy.Config, actor: Any, obs: jax.Array, key: jax.Array | None = None) -> jax.Array:
     """The policy's mode (``key`` None) or a sample: int32 ``[N]`` or ``[N, A]`` in [-1, 1]."""
     out = make_actor(config).apply(actor, obs)
     if config.spec.discrete:

@@ -148,8 +148,15 @@ def init_learner(config: Config, key: jax.Array, obs: jax.Array) -> Learner:
     cql_log_alpha = jnp.log(jnp.asarray(config.cql_alpha, jnp.float32))
     tx = offpolicy.make_tx(config)
     return Learner(
-        actor, critic, critic, log_alpha, tx.init(actor), tx.init(critic), tx.init(log_alpha),
-        cql_log_alpha, tx.init(cql_log_alpha),
+        actor,
+        critic,
+        critic,
+        log_alpha,
+        tx.init(actor),
+        tx.init(critic),
+        tx.init(log_alpha),
+        cql_log_alpha,
+        tx.init(cql_log_alpha),
     )
 
 
@@ -232,9 +239,10 @@ def cql_gap(config: Config, critic: Any, actor: Any, batch: replay.Batch, key: j
     uniform_log_prob = -config.action_dim * jnp.log(2.0)
     pi, pi_log_prob = jax.lax.stop_gradient(_sample(config, actor, obs, pi_key))
     nxt, next_log_prob = jax.lax.stop_gradient(_sample(config, actor, next_obs, next_key))
-    q = lambda action: critic_values(config, critic, obs, action)  # [N, K, B]
+    values = lambda action: critic_values(config, critic, obs, action)  # [N, K, B]
     samples = jnp.concatenate(
-        [q(uniform) - uniform_log_prob, q(pi) - pi_log_prob[None], q(nxt) - next_log_prob[None]], axis=1
+        [values(uniform) - uniform_log_prob, values(pi) - pi_log_prob[None], values(nxt) - next_log_prob[None]],
+        axis=1,
     )
     return losses.cql_gap(samples, critic_values(config, critic, batch.obs, batch.action))
 
@@ -288,9 +296,7 @@ def update(
         cql_log_alpha, cql_alpha_opt = offpolicy.apply_gradients(
             tx, grads, learner.cql_log_alpha, learner.cql_alpha_opt
         )
-        learner = learner._replace(
-            cql_log_alpha=jnp.clip(cql_log_alpha, -10.0, 10.0), cql_alpha_opt=cql_alpha_opt
-        )
+        learner = learner._replace(cql_log_alpha=jnp.clip(cql_log_alpha, -10.0, 10.0), cql_alpha_opt=cql_alpha_opt)
         aux = {**aux, "cql_alpha": jnp.exp(learner.cql_log_alpha)}
 
     (a_loss, entropy), grads = jax.value_and_grad(actor_loss, argnums=1, has_aux=True)(

@@ -103,11 +103,14 @@ def run_cell(env: str, learner: Learner, level: str, data_dir: Path) -> dict[str
         "learner": learner.label,
         "level": level,
         "overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in learner.overrides.items()},
-        "dataset": {"path": str(path.relative_to(ROOT)), "transitions": len(dataset),
-                    "return_mean": offline.statistics(dataset)["return_mean"],
-                    "normalized": float(offline.normalized_score(offline.statistics(dataset)["return_mean"],
-                                                                 dataset.info)),
-                    "random_return": dataset.info["random_return"], "expert_return": dataset.info["expert_return"]},
+        "dataset": {
+            "path": str(path.relative_to(ROOT)),
+            "transitions": len(dataset),
+            "return_mean": offline.statistics(dataset)["return_mean"],
+            "normalized": float(offline.normalized_score(offline.statistics(dataset)["return_mean"], dataset.info)),
+            "random_return": dataset.info["random_return"],
+            "expert_return": dataset.info["expert_return"],
+        },
         "scores": scores.tolist(),
         "returns": np.asarray(returns).mean(-1).tolist(),
         "iqm": point,
@@ -128,8 +131,12 @@ def report() -> str:
         "| env | level (data's score) | learner | normalized score IQM [95% CI] | worst seed | grad steps | s |",
         "|---|---|---|---|---|---|---|",
     ]
-    order = {(env, lv.name, level): i for i, (env, lv, level) in enumerate(
-        (e, learner, level) for e, ls in LEARNERS.items() for level in LEVELS for learner in ls)}
+    order = {
+        (env, lv.name, level): i
+        for i, (env, lv, level) in enumerate(
+            (e, learner, level) for e, ls in LEARNERS.items() for level in LEVELS for learner in ls
+        )
+    }
     rows.sort(key=lambda r: order.get((r["env"], r["cell"].split("-")[0], r["level"]), 1_000))
     for r in rows:
         lines.append(
@@ -165,8 +172,11 @@ def main(argv: list[str] | None = None) -> None:
                     tmp = out.with_suffix(".tmp")
                     tmp.write_text(json.dumps(result, indent=1) + "\n")
                     tmp.replace(out)
-                    print(f"{name}: IQM {result['iqm']:.1f} [{result['ci'][0]:.1f}, {result['ci'][1]:.1f}] "
-                          f"({result['run_seconds']:.0f} s)", flush=True)
+                    print(
+                        f"{name}: IQM {result['iqm']:.1f} [{result['ci'][0]:.1f}, {result['ci'][1]:.1f}] "
+                        f"({result['run_seconds']:.0f} s)",
+                        flush=True,
+                    )
     print(report())
 
 

@@ -1,7 +1,8 @@
 """IQL (implicit Q-learning) from the command line, offline on a dataset file, many seeds in one program.
 
     python experiments/make_dataset.py --env Pendulum-v1 --algo sac --out data/pendulum
-    python experiments/iql.py --env Pendulum-v1 --dataset data/pendulum/medium-expert.npz --offline-updates 50000 --seeds 4
+    python experiments/iql.py --env Pendulum-v1 --dataset data/pendulum/medium-expert.npz \
+        --offline-updates 50000 --gradient-steps 1000 --seeds 4
     python experiments/iql.py --env CartPole-v1 --dataset data/cartpole/medium.npz --seeds 4   # discrete IQL
     python experiments/iql.py --help           # every Config field is a flag
 

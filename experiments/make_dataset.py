@@ -67,11 +67,19 @@ def main(argv: list[str] | None = None) -> dict:
     overrides = {k: v[0] for k, v in parse_grid(module.Config, args.set).items()}
     config = module.Config(env=args.env, **{**PRESETS.get((args.algo, args.env), {}), **overrides})
     levels = offline.make_levels(
-        module, config, jax.random.key(args.seed), steps=args.steps, chunks=args.chunks,
-        num_envs=args.num_envs, epsilon=args.epsilon, noise=args.noise,
+        module,
+        config,
+        jax.random.key(args.seed),
+        steps=args.steps,
+        chunks=args.chunks,
+        num_envs=args.num_envs,
+        epsilon=args.epsilon,
+        noise=args.noise,
     )
     out = Path(args.out)
-    summary = {"command": " ".join(["python experiments/make_dataset.py", *(argv if argv is not None else sys.argv[1:])])}
+    summary = {
+        "command": " ".join(["python experiments/make_dataset.py", *(argv if argv is not None else sys.argv[1:])])
+    }
     for level, data in levels.items():
         path = offline.save(data, out / f"{level}.npz")
         stats = offline.statistics(data)

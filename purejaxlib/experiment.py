@@ -85,6 +85,9 @@ def summarize(result: SweepResult) -> dict[str, Any]:
             "env_steps_per_second": _steps_run(result, steps) / max(result.run_seconds, 1e-9),
         }
     )
+    if "gradient_steps" in result.metrics:  # offline: the run's steps are gradient steps
+        grads = np.nanmax(np.asarray(result.metrics["gradient_steps"], np.float64), axis=-1)
+        summary["gradient_steps_per_second"] = float(np.nansum(grads)) / max(result.run_seconds, 1e-9)
     return summary
 
 
@@ -117,11 +120,12 @@ def print_summary(summary: dict[str, Any], stream=None) -> None:
             f"IQM {iqm if iqm is None else round(iqm, 1)}",
             file=stream,
         )
-    print(
-        f"compile: {summary['compile_seconds']:.1f} s   run: {summary['run_seconds']:.1f} s   "
-        f"env steps/s (all agents, excluding compile): {summary['env_steps_per_second']:,.0f}",
-        file=stream,
+    rate = (
+        f"gradient steps/s (all agents, excluding compile): {summary['gradient_steps_per_second']:,.0f}"
+        if "gradient_steps_per_second" in summary
+        else f"env steps/s (all agents, excluding compile): {summary['env_steps_per_second']:,.0f}"
     )
+    print(f"compile: {summary['compile_seconds']:.1f} s   run: {summary['run_seconds']:.1f} s   {rate}", file=stream)
 
 
 def write_outputs(result: SweepResult, out_dir: Path, title: str, plot: bool) -> list[Path]:
@@ -131,11 +135,14 @@ def write_outputs(result: SweepResult, out_dir: Path, title: str, plot: bool) ->
     arrays: dict[str, Any] = {k: np.asarray(v) for k, v in result.metrics.items()}
     np.savez(out_dir / "curves.npz", **arrays)
     written = [out_dir / "summary.json", out_dir / "curves.npz"]
-    if plot:
-        written += learning_curves(result, out_dir / "learning_curve", title=title)
+    # offline runs have no training episodes: their curve is the periodic evaluation (--eval-every)
+    metric = "episode_return" if "episode_return" in result.metrics else "eval_return"
+    if plot and metric in result.metrics:
+        evaluation = "eval_return" if metric == "episode_return" else None
+        written += learning_curves(result, out_dir / "learning_curve", metric, title=title, evaluation=evaluation)
         grid_axes = [a for a in result.axes if a != "seed" and len(result.grid[a]) > 1]
         if len(grid_axes) >= 2:
-            written += sweep_heatmap(result, out_dir / "heatmap", grid_axes[0], grid_axes[1], title=title)
+            written += sweep_heatmap(result, out_dir / "heatmap", grid_axes[0], grid_axes[1], metric, title=title)
     return written
 
 
@@ -164,8 +171,9 @@ def run(
     main = distributed.is_main()  # across processes, process 0 alone prints and writes
     processes = f" of {jax.process_count()} processes" if distributed.is_multiprocess() else ""
     if main:
+        steps = f"{config.num_updates * config.steps_per_update:,} {progress_lib.step_unit(config)}"
         print(
-            f"{name}: {config.env}, {members} agents x {config.num_updates * config.steps_per_update:,} env steps "
+            f"{name}: {config.env}, {members} agents x {steps} "
             f"on {jax.device_count()} {jax.default_backend()} device(s){processes}; compiling...",
             file=sys.stderr,
             flush=True,

@@ -67,10 +67,18 @@ class Dataset(struct.PyTreeNode):
 
     @property
     def num_episodes(self) -> int:
-        return int(len(np.unique(np.asarray(self.episode))))
+        return len(np.unique(np.asarray(self.episode)))
 
 
 # --- checks ------------------------------------------------------------------------------------
+
+
+def bounds(env: str) -> tuple[np.ndarray, np.ndarray]:
+    """The continuous action bounds ``(low, high)`` of ``env``."""
+    spec = envs_lib.spec(env)
+    if spec.action_low is None or spec.action_high is None:
+        raise ValueError(f"{env} has discrete actions: no bounds")
+    return spec.action_low, spec.action_high
 
 
 def _first_bad(mask: np.ndarray) -> int:
@@ -133,8 +141,10 @@ def check_spaces(dataset: Dataset, env: str) -> None:
     action = np.asarray(dataset.action)
     if spec.discrete:
         if action.ndim != 1 or action.dtype.kind not in "iu":
-            raise DatasetError(f"action must be int [N] for {env}'s {spec.num_actions} discrete actions, "
-                               f"got {action.dtype} {action.shape}")
+            raise DatasetError(
+                f"action must be int [N] for {env}'s {spec.num_actions} discrete actions, "
+                f"got {action.dtype} {action.shape}"
+            )
         bad = (action < 0) | (action >= spec.num_actions)
         if bad.any():
             i = _first_bad(bad)
@@ -142,13 +152,13 @@ def check_spaces(dataset: Dataset, env: str) -> None:
         return
     if tuple(action.shape[1:]) != tuple(spec.action_shape):
         raise DatasetError(f"actions are {tuple(action.shape[1:])} per step, but {env} takes {spec.action_shape}")
-    tol = 1e-5 * np.maximum(1.0, np.abs(spec.action_high - spec.action_low))
-    bad = (action < spec.action_low - tol) | (action > spec.action_high + tol)
+    low, high = bounds(env)
+    tol = 1e-5 * np.maximum(1.0, np.abs(high - low))
+    bad = (action < low - tol) | (action > high + tol)
     if bad.any():
         i = _first_bad(bad)
         raise DatasetError(
-            f"action[{i}] = {action[i].tolist()} is outside {env}'s action space "
-            f"[{spec.action_low.tolist()}, {spec.action_high.tolist()}]"
+            f"action[{i}] = {action[i].tolist()} is outside {env}'s action space [{low.tolist()}, {high.tolist()}]"
         )
 
 
@@ -165,7 +175,8 @@ def save(dataset: Dataset, path: str | Path) -> Path:
     arrays = {name: np.asarray(getattr(dataset, name)) for name in ARRAYS if getattr(dataset, name) is not None}
     header = {"format": FORMAT, "version": VERSION, "arrays": sorted(arrays), "info": dataset.info}
     tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, __header__=np.asarray(json.dumps(header)), **arrays)
+    payload: dict[str, Any] = {"__header__": np.asarray(json.dumps(header)), **arrays}
+    np.savez(tmp, **payload)
     os.replace(tmp, path)
     return path
 
@@ -220,7 +231,7 @@ def as_buffer(dataset: Dataset, env: str) -> replay.Buffer:
     spec = envs_lib.spec(env)
     action = jnp.asarray(dataset.action)
     if not spec.discrete:
-        action = distributions.from_bounds(action.astype(jnp.float32), spec.action_low, spec.action_high)
+        action = distributions.from_bounds(action.astype(jnp.float32), *bounds(env))
     else:
         action = action.astype(jnp.int32)
     flat = lambda x: spec.flatten(jnp.asarray(x))
@@ -361,13 +372,13 @@ def from_steps(
     """A dataset from time-major arrays ``[T, num_envs, ...]`` (a rollout or a replay buffer in
     time order): each env's steps in order, episodes numbered, and the last step of every env
     marked truncated if its episode was still running (a cut, bootstrapped)."""
-    host = lambda x: None if x is None else np.asarray(x)
+    host: Callable[[Any], Any] = lambda x: None if x is None else np.asarray(x)
     obs, action, reward, next_obs = host(obs), host(action), host(reward), host(next_obs)
     terminated, truncated, log_prob = host(terminated).astype(bool), host(truncated).astype(bool), host(log_prob)
     truncated = truncated.copy()
     truncated[-1] |= ~terminated[-1]
     ended = terminated | truncated
-    env_major = lambda x: None if x is None else np.swapaxes(x, 0, 1).reshape((-1,) + x.shape[2:])
+    env_major: Callable[[np.ndarray], np.ndarray] = lambda x: np.swapaxes(x, 0, 1).reshape((-1,) + x.shape[2:])
     flat_ended = env_major(ended)
     episode = np.concatenate([[0], np.cumsum(flat_ended[:-1])]).astype(np.int32)
     return Dataset(
@@ -394,7 +405,7 @@ def from_replay(buffer: replay.Buffer, env: str, info: dict[str, Any] | None = N
     spec = envs_lib.spec(env)
     action = steps.action
     if not spec.discrete:
-        action = np.asarray(distributions.to_bounds(jnp.asarray(action), spec.action_low, spec.action_high))
+        action = np.asarray(distributions.to_bounds(jnp.asarray(action), *bounds(env)))
     shape = lambda x: x.reshape(x.shape[:2] + tuple(spec.obs_shape))
     return from_steps(
         shape(steps.obs), action, steps.reward, shape(steps.next_obs), steps.terminated, steps.truncated, info=info
@@ -437,11 +448,12 @@ def behaviour(
             action = jnp.where(explore, uniform, greedy)
             prob = (1.0 - epsilon) * (action == greedy) + epsilon / spec.num_actions
             return action, jnp.log(prob).astype(jnp.float32)
-        low, high = jnp.asarray(spec.action_low), jnp.asarray(spec.action_high)
+        low_np, high_np = bounds(env)
+        low, high = jnp.asarray(low_np), jnp.asarray(high_np)
         shape = (n,) + tuple(spec.action_shape)
         if act is None:
             action = jax.random.uniform(pick_key, shape, minval=low, maxval=high)
-            return action, jnp.full((n,), -float(np.log(spec.action_high - spec.action_low).sum()), jnp.float32)
+            return action, jnp.full((n,), -float(np.log(high_np - low_np).sum()), jnp.float32)
         action = act(obs, act_key)
         action = jnp.clip(action + noise * (high - low) / 2 * jax.random.normal(mix_key, shape), low, high)
         return action, jnp.full((n,), jnp.nan if noise > 0 else 0.0, jnp.float32)
@@ -559,12 +571,26 @@ def make_levels(
     act = lambda s: module.policy(config, s, deterministic=True)
     how = {"epsilon": epsilon} if config.spec.discrete else {"noise": noise}
     medium = collect(
-        env, behaviour(env, act(medium_state), **how), medium_key, steps, num_envs,
-        info={**meta, **refs, **how, "level": "medium", "policy_return": medium_return,
-              "policy_env_steps": (medium_index + 1) * per_chunk * config.steps_per_update},
+        env,
+        behaviour(env, act(medium_state), **how),
+        medium_key,
+        steps,
+        num_envs,
+        info={
+            **meta,
+            **refs,
+            **how,
+            "level": "medium",
+            "policy_return": medium_return,
+            "policy_env_steps": (medium_index + 1) * per_chunk * config.steps_per_update,
+        },
     )
     expert = collect(
-        env, behaviour(env, act(expert_state), **how), expert_key, steps, num_envs,
+        env,
+        behaviour(env, act(expert_state), **how),
+        expert_key,
+        steps,
+        num_envs,
         info={**meta, **refs, **how, "level": "expert", "policy_return": expert_return},
     )
     replay_data = from_replay(medium_state.buffer, env, info={**meta, **refs, "level": "medium-replay"})
@@ -584,8 +610,9 @@ def make_levels(
 def _episodes_to_dataset(episodes: list[dict[str, np.ndarray]], info: dict[str, Any]) -> Dataset:
     """Episodes of ``observations [T+1]``, ``actions``, ``rewards``, ``terminations``,
     ``truncations`` (each ``[T]``) as one dataset."""
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("obs", "action", "reward", "next_obs", "terminated",
-                                                            "truncated", "episode")}
+    parts: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("obs", "action", "reward", "next_obs", "terminated", "truncated", "episode")
+    }
     for e, ep in enumerate(episodes):
         obs = np.asarray(ep["observations"], np.float32)
         t = len(ep["rewards"])
@@ -631,8 +658,13 @@ def read_minari(dataset_id: str, env: str, *, root: str | Path | None = None) ->
         )
     data = minari.load_dataset(dataset_id)
     episodes = [
-        {"observations": ep.observations, "actions": ep.actions, "rewards": ep.rewards,
-         "terminations": ep.terminations, "truncations": ep.truncations}
+        {
+            "observations": ep.observations,
+            "actions": ep.actions,
+            "rewards": ep.rewards,
+            "terminations": ep.terminations,
+            "truncations": ep.truncations,
+        }
         for ep in data.iterate_episodes()
     ]
     spec = envs_lib.spec(env)
@@ -690,7 +722,12 @@ def read_d4rl(path: str | Path, env: str) -> Dataset:
         truncated[previous[ok]] = True
         idx = np.flatnonzero(keep)
         obs, action, reward, terminal, truncated, next_obs = (
-            obs[idx], action[idx], reward[idx], terminal[idx], truncated[idx], successor[idx]
+            obs[idx],
+            action[idx],
+            reward[idx],
+            terminal[idx],
+            truncated[idx],
+            successor[idx],
         )
     else:
         truncated = timeout.copy()

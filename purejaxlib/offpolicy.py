@@ -84,7 +84,11 @@ class Config(EnvConfig):
 
     @property
     def num_iterations(self) -> int:
-        return self.offline_updates // self.gradient_steps if self.offline else self.total_timesteps // self.steps_per_iteration
+        return (
+            self.offline_updates // self.gradient_steps
+            if self.offline
+            else self.total_timesteps // self.steps_per_iteration
+        )
 
     @property
     def num_updates(self) -> int:
@@ -169,8 +173,11 @@ class Config(EnvConfig):
 
     def _validate_online(self) -> None:
         if self.requires_dataset:
-            self.fail("dataset", f"{type(self).__module__.rsplit('.', 1)[-1].upper()} learns from a dataset only; "
-                      "set dataset= to a file made by purejaxlib.offline.save (README, 'Offline RL')")
+            self.fail(
+                "dataset",
+                f"{type(self).__module__.rsplit('.', 1)[-1].upper()} learns from a dataset only; "
+                "set dataset= to a file made by purejaxlib.offline.save (README, 'Offline RL')",
+            )
         if self.num_iterations < 1:
             self.fail(
                 "total_timesteps",
@@ -223,12 +230,12 @@ class State(NamedTuple):
 
     learner: Any
     """The algorithm's learner pytree (its ``Learner``: params, targets, optimizer states)."""
-    buffer: replay.Buffer
-    """Replay buffer, leaves ``[buffer_rows, num_envs, ...]``."""
+    buffer: replay.Buffer | None
+    """Replay buffer, leaves ``[buffer_rows, num_envs, ...]`` (offline: None; the dataset is the buffer)."""
     env_state: Any
-    """The vectorized env's state, leaves ``[num_envs, ...]``."""
-    obs: jax.Array
-    """Current observations ``[num_envs, obs_dim]`` float32."""
+    """The vectorized env's state, leaves ``[num_envs, ...]`` (offline: None)."""
+    obs: jax.Array | None
+    """Current observations ``[num_envs, obs_dim]`` float32 (offline: None)."""
     key: jax.Array
     """PRNG key (scalar) for the next iteration."""
     iteration: jax.Array
@@ -362,6 +369,7 @@ def _iteration(
     env, env_params = make_env(config)
     key, collect_key, learn_key = jax.random.split(state.key, 3)
     fraction = state.iteration.astype(jnp.float32) / config.num_iterations
+    assert state.buffer is not None and state.obs is not None, "an online run's state holds its buffer and obs"
 
     def policy_fn(obs, act_key):
         if learn:

@@ -16,6 +16,7 @@ datasets from :func:`purejaxlib.offline.collect` start every episode at a reset.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -111,8 +112,9 @@ def _weights(data: Episodes, probs: Probs) -> np.ndarray:
 def _interval(name: str, count: int, estimator: Callable[[np.ndarray], float], seed: int = 0) -> Estimate:
     """Point estimate on all episodes; interval from resampling them (the statistic sees indices)."""
     index = np.arange(count, dtype=np.float64)
-    point, low, high = stats.stratified_bootstrap_ci(index, lambda i: estimator(i.reshape(-1).astype(np.int64)),
-                                                     reps=1000, seed=seed)
+    point, low, high = stats.stratified_bootstrap_ci(
+        index, lambda i: estimator(i.reshape(-1).astype(np.int64)), reps=1000, seed=seed
+    )
     return Estimate(name, point, low, high, count)
 
 
@@ -177,7 +179,7 @@ def fitted_q(
         params = net.init(key, obs0, jnp.zeros((1,) + tuple(spec.action_shape)))
 
     def to_unit(action: jax.Array) -> jax.Array:
-        return distributions.from_bounds(action, spec.action_low, spec.action_high)
+        return distributions.from_bounds(action, *offline.bounds(env))
 
     def next_value(p: Any, obs: jax.Array) -> jax.Array:
         if spec.discrete:
@@ -199,7 +201,9 @@ def fitted_q(
             p, t, opt = carry
             batch = replay.sample(buffer, k, batch_size, jnp.float32(gamma))
             y = jax.lax.stop_gradient(batch.reward + batch.discount * next_value(t, batch.next_obs))
-            loss, grads = jax.value_and_grad(lambda p: 0.5 * jnp.mean(jnp.square(q_taken(p, batch.obs, batch.action) - y)))(p)
+            loss, grads = jax.value_and_grad(
+                lambda p: 0.5 * jnp.mean(jnp.square(q_taken(p, batch.obs, batch.action) - y))
+            )(p)
             updates, opt = tx.update(grads, opt, p)
             p = optax.apply_updates(p, updates)
             return (p, replay.polyak(t, p, tau), opt), loss
@@ -212,10 +216,7 @@ def fitted_q(
     first = spec.flatten(jnp.asarray(np.asarray(dataset.obs)[starts]))
     values = np.asarray(jax.jit(lambda o: next_value(params, o))(first), np.float64)
     point, low, high = stats.stratified_bootstrap_ci(values, lambda v: float(np.mean(v)), reps=1000, seed=seed)
-    if spec.discrete:
-        q_fn = jax.jit(lambda o: net.apply(params, o))
-    else:
-        q_fn = jax.jit(lambda o, a: net.apply(params, o, a))
+    q_fn = jax.jit(functools.partial(net.apply, params))
     return FittedQ(
         Estimate("fitted Q evaluation", point, low, high, len(values)),
         q_fn,

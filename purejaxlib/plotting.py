@@ -175,14 +175,24 @@ def learning_curves(
     the training ``metric``. Writes ``<path stem>.png`` and ``.svg`` and returns both paths.
     """
     values = _metric(result, metric)
-    steps = _metric(result, "env_steps")
+    x_name = x_axis(result)
+    steps = _metric(result, x_name)
     evals = _metric(result, evaluation) if evaluation and evaluation in result.metrics else None
     names = grid_axes(result)
     lines = []
     for index in np.ndindex(*values.shape[: len(names)]):
         label = ", ".join(f"{n}={format_value(result.grid[n][i])}" for n, i in zip(names, index)) or "IQM"
         lines.append((label, values[index], steps[index]) + ((evals[index],) if evals is not None else ()))
-    return _draw_curves(lines, path, metric, title, values.shape[len(names)], reps, seed)
+    xlabel = "gradient steps per agent" if x_name == "gradient_steps" else "env steps per agent"
+    return _draw_curves(lines, path, metric, title, values.shape[len(names)], reps, seed, xlabel)
+
+
+def x_axis(result: Any) -> str:
+    """The metric curves are drawn against: ``env_steps``, or ``gradient_steps`` for offline runs
+    (which take no env steps)."""
+    if "gradient_steps" in result.metrics and not np.nanmax(np.asarray(result.metrics["env_steps"], np.float64)):
+        return "gradient_steps"
+    return "env_steps"
 
 
 def compare_learning_curves(
@@ -210,7 +220,14 @@ def compare_learning_curves(
 
 
 def _draw_curves(
-    lines: list[tuple[Any, ...]], path: str | Path, metric: str, title: str, num_seeds: int, reps: int, seed: int
+    lines: list[tuple[Any, ...]],
+    path: str | Path,
+    metric: str,
+    title: str,
+    num_seeds: int,
+    reps: int,
+    seed: int,
+    xlabel: str = "env steps per agent",
 ) -> list[Path]:
     """Draws ``(label, values [seeds, points], env_steps [seeds, points][, evaluations [seeds,
     points]])`` lines with IQM bands; evaluations dashed with markers at their finite points."""
@@ -230,7 +247,7 @@ def _draw_curves(
             band = at & np.isfinite(e_low) & np.isfinite(e_high)
             if band.any():
                 ax.fill_between(x[band], e_low[band], e_high[band], color=color, alpha=0.1, lw=0)
-    ax.set_xlabel("env steps per agent")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(metric.replace("_", " "))
     subtitle = f"IQM over {num_seeds} seeds, {CONFIDENCE:.0%} bootstrap CI" if num_seeds > 1 else "1 seed"
     ax.set_title(_title(title, subtitle), fontsize=10)

@@ -177,23 +177,29 @@ def _count(n: float) -> str:
 
 
 def status_parts(
-    steps: int, total_steps: int, steps_per_second: float | None, eta_seconds: float | None, returns: np.ndarray | None
+    steps: int,
+    total_steps: int,
+    steps_per_second: float | None,
+    eta_seconds: float | None,
+    returns: np.ndarray | None,
+    unit: str = "env steps",
 ) -> dict[str, tuple[str, ...]]:
     """The parts of a progress line in display order, each as its variants from longest to ``""``.
 
-    ``steps``/``total_steps`` count one agent's env steps; ``steps_per_second`` counts all agents'
-    together; ``returns`` is ``[members]`` (NaN: no episode finished yet), shown as the IQM over
-    members (with the worst and best) when there are several.
+    ``steps``/``total_steps`` count one agent's env steps (``unit``: offline runs count gradient
+    steps); ``steps_per_second`` counts all agents' together; ``returns`` is ``[members]`` (NaN:
+    no episode finished yet), shown as the IQM over members (with the worst and best) when there
+    are several.
     """
     parts: dict[str, tuple[str, ...]] = {
         "steps": (
-            f"{_count(steps)}/{_count(total_steps)} env steps/agent",
+            f"{_count(steps)}/{_count(total_steps)} {unit}/agent",
             f"{_count(steps)}/{_count(total_steps)} steps/agent",
         )
     }
     if steps_per_second is not None and eta_seconds is not None:
         rate = _count(steps_per_second)
-        parts["rate"] = (f"{rate} env steps/s total", f"{rate}/s total", "")
+        parts["rate"] = (f"{rate} {unit}/s total", f"{rate}/s total", "")
         parts["eta"] = (f"ETA {tqdm.std.tqdm.format_interval(eta_seconds)}", "")
     finite = np.asarray([] if returns is None else returns, np.float64)
     finite = finite[np.isfinite(finite)]
@@ -243,6 +249,11 @@ def _in_notebook() -> bool:
     return issubclass(tqdm.auto.tqdm, tqdm.notebook.tqdm)
 
 
+def step_unit(config: Any) -> str:
+    """What a run counts: "gradient steps" for an offline run (``config.offline``), else "env steps"."""
+    return "gradient steps" if getattr(config, "offline", False) else "env steps"
+
+
 class ProgressBar:
     """Sink showing env steps per agent, total env steps/s of all agents, the ETA and the latest
     return (IQM over members when there are several) through tqdm.
@@ -264,7 +275,9 @@ class ProgressBar:
         ncols: int | None = None,
         mininterval: float = 0.1,
         clock: Callable[[], float] = time.perf_counter,
+        unit: str = "env steps",
     ):
+        self.unit = unit
         self.total = total_updates
         self.steps_per_update = steps_per_update
         self.members = members
@@ -275,7 +288,7 @@ class ProgressBar:
         self.first: tuple[float, int] | None = None  # (time, update) of this session's first report
         self.bar: tqdm.std.tqdm | None = None
         if _in_notebook() or getattr(self.stream, "isatty", lambda: False)():
-            empty = fit_status(self.label, status_parts(0, self.total_steps, None, None, None), ncols)
+            empty = fit_status(self.label, status_parts(0, self.total_steps, None, None, None, unit), ncols)
             self.bar = tqdm.auto.tqdm(
                 total=self.total_steps,
                 file=self.stream,
@@ -302,7 +315,7 @@ class ProgressBar:
             rate = self.steps_per_update * self.members / max(per_update, 1e-9)
             eta = per_update * max(self.total - update, 0)
         steps = update * self.steps_per_update
-        parts = status_parts(steps, self.total_steps, rate, eta, metrics.get("episode_return"))
+        parts = status_parts(steps, self.total_steps, rate, eta, metrics.get("episode_return"), self.unit)
         if self.bar is None:
             bar, text = fit_status(self.label, parts, self.ncols)
             line = tqdm.std.tqdm.format_meter(

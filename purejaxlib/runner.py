@@ -436,6 +436,7 @@ def _run_program(
                 base.steps_per_update,
                 members,
                 label=f"[{p + 1}/{len(plan.points)}]" if len(plan.points) > 1 else "",
+                unit=progress.step_unit(base),
             )
         )
     done = restored[0] if restored else 0

@@ -523,7 +523,8 @@ def sweep(
     for program in plan.points:
         members = program.num_points * len(plan.seeds)
         base = program.base
-        sinks = [progress.ProgressBar(base.num_updates, base.steps_per_update, members)] if show else []
+        bar = progress.ProgressBar(base.num_updates, base.steps_per_update, members, unit=progress.step_unit(base))
+        sinks = [bar] if show else []
         run = execute(job, program.config_batch, plan.program_keys(program), devices=devices, sinks=sinks)
         metrics = with_x_axis({k: np.asarray(v) for k, v in (run.metrics or {}).items()})
         programs.append(plan.entry(program, run.state, metrics, run.timing))

@@ -81,7 +81,11 @@ CASES = {
     "iql-offline": Case(
         iql,
         lambda: iql.Config(
-            env="CartPole-v1", hidden=(16, 16), batch_size=8, gradient_steps=2, offline_updates=16,
+            env="CartPole-v1",
+            hidden=(16, 16),
+            batch_size=8,
+            gradient_steps=2,
+            offline_updates=16,
             dataset=offline_data("CartPole-v1"),
         ),
         dict(lr=[1e-3, 3e-3], expectile=[0.6, 0.9]),

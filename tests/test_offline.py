@@ -49,8 +49,13 @@ def hand_made(rewards: list[list[float]], terminated_last: list[bool]) -> offlin
             episode.append(e)
     obs_a = np.asarray(obs, np.float32)
     return offline.Dataset(
-        obs_a, np.zeros(len(obs), np.int32), np.asarray(reward, np.float32), obs_a + 1,
-        np.asarray(term), np.asarray(trunc), np.asarray(episode, np.int32),
+        obs_a,
+        np.zeros(len(obs), np.int32),
+        np.asarray(reward, np.float32),
+        obs_a + 1,
+        np.asarray(term),
+        np.asarray(trunc),
+        np.asarray(episode, np.int32),
     )
 
 
@@ -79,8 +84,11 @@ def test_save_load_is_bitwise_and_never_unpickles(cartpole, tmp_path):
         assert a.dtype == b.dtype and np.array_equal(a, b), name
     assert back.info == json.loads(json.dumps(cartpole.info))
     # a file holding a pickled object is refused, not unpickled
-    np.savez(tmp_path / "evil.npz", __header__=np.asarray(json.dumps({"format": offline.FORMAT, "version": 1,
-             "arrays": ["obs"], "info": {}})), obs=np.asarray([object()], dtype=object))
+    np.savez(
+        tmp_path / "evil.npz",
+        __header__=np.asarray(json.dumps({"format": offline.FORMAT, "version": 1, "arrays": ["obs"], "info": {}})),
+        obs=np.asarray([object()], dtype=object),
+    )
     with pytest.raises(ValueError, match="pickle"):
         offline.load(tmp_path / "evil.npz")
 
@@ -138,9 +146,14 @@ def test_n_step_sampling_matches_a_plain_loop():
     # episodes: 3 steps terminated, 4 steps truncated (bootstrapped), 2 steps terminated
     data = hand_made([[1.0, 2.0, 3.0], [10.0, 20.0, 30.0, 40.0], [5.0, 6.0]], [True, False, True])
     buffer = replay.Buffer(
-        replay.Stored(*(np.asarray(x)[:, None] for x in (data.obs, data.action, data.reward, data.terminated,
-                                                          data.truncated, data.next_obs))),
-        jnp.int32(0), jnp.int32(len(data)),
+        replay.Stored(
+            *(
+                np.asarray(x)[:, None]
+                for x in (data.obs, data.action, data.reward, data.terminated, data.truncated, data.next_obs)
+            )
+        ),
+        jnp.int32(0),
+        jnp.int32(len(data)),
     )
     gamma, n = 0.9, 3
     batch = replay.sample(buffer, jax.random.key(0), 512, jnp.float32(gamma), n)
@@ -178,8 +191,12 @@ def test_from_steps_orders_by_env_and_marks_cuts_truncated():
 
 def test_from_replay_reads_a_wrapped_buffer_oldest_first():
     row = lambda step: replay.Stored(  # one step of one env: leaves [T=1, num_envs=1, ...]
-        jnp.full((1, 1, 4), step, jnp.float32), jnp.zeros((1, 1), jnp.int32), jnp.full((1, 1), step, jnp.float32),
-        jnp.zeros((1, 1), bool), jnp.zeros((1, 1), bool), jnp.full((1, 1, 4), step + 0.5, jnp.float32),
+        jnp.full((1, 1, 4), step, jnp.float32),
+        jnp.zeros((1, 1), jnp.int32),
+        jnp.full((1, 1), step, jnp.float32),
+        jnp.zeros((1, 1), bool),
+        jnp.zeros((1, 1), bool),
+        jnp.full((1, 1, 4), step + 0.5, jnp.float32),
     )
     buffer = replay.init(jax.tree.map(lambda x: x[0], row(0)), 4)
     for step in range(6):  # 6 rows into 4: rows of steps 2..5 remain, the oldest at position 2
@@ -206,7 +223,7 @@ def test_concatenate_renumbers_episodes(cartpole):
     both = offline.concatenate(cartpole, cartpole)
     offline.validate(both, "CartPole-v1")
     assert both.num_episodes == 2 * cartpole.num_episodes and len(both) == 2 * len(cartpole)
-    np.testing.assert_array_equal(both.log_prob[len(cartpole):], cartpole.log_prob)
+    np.testing.assert_array_equal(both.log_prob[len(cartpole) :], cartpole.log_prob)
 
 
 def test_statistics_and_normalized_score(cartpole):
@@ -238,13 +255,20 @@ def test_cql_gap_and_advantage_weights_match_plain_references():
     want = [np.mean([np.log(np.sum(np.exp(q_samples[n, :, b]))) - q_data[n, b] for b in range(3)]) for n in range(2)]
     np.testing.assert_allclose(losses.cql_gap(jnp.asarray(q_samples), jnp.asarray(q_data)), want, rtol=1e-5)
     adv = np.asarray([-1.0, 0.0, 0.5, 10.0], np.float32)
-    np.testing.assert_allclose(losses.advantage_weights(jnp.asarray(adv), 3.0, 100.0),
-                               np.minimum(np.exp(3.0 * adv), 100.0), rtol=1e-6)
+    np.testing.assert_allclose(
+        losses.advantage_weights(jnp.asarray(adv), 3.0, 100.0), np.minimum(np.exp(3.0 * adv), 100.0), rtol=1e-6
+    )
 
 
 def test_dqn_cql_loss_adds_the_logsumexp_gap(cartpole, tmp_path):
-    config = dqn.Config(env="CartPole-v1", hidden=(8,), cql=True, cql_alpha=2.0, loss="mse",
-                        dataset=str(offline.save(cartpole, tmp_path / "c.npz")))
+    config = dqn.Config(
+        env="CartPole-v1",
+        hidden=(8,),
+        cql=True,
+        cql_alpha=2.0,
+        loss="mse",
+        dataset=str(offline.save(cartpole, tmp_path / "c.npz")),
+    )
     params = dqn.init(config, jax.random.key(0)).learner.params
     batch = offline.sample(cartpole, "CartPole-v1", jax.random.key(1), 16)
     target = jnp.zeros(16)
@@ -257,8 +281,13 @@ def test_dqn_cql_loss_adds_the_logsumexp_gap(cartpole, tmp_path):
 
 
 def test_td3_bc_actor_loss_matches_the_paper(pendulum, tmp_path):
-    config = td3.Config(env="Pendulum-v1", hidden=(8,), td3_bc=True, bc_alpha=2.5,
-                        dataset=str(offline.save(pendulum, tmp_path / "p.npz")))
+    config = td3.Config(
+        env="Pendulum-v1",
+        hidden=(8,),
+        td3_bc=True,
+        bc_alpha=2.5,
+        dataset=str(offline.save(pendulum, tmp_path / "p.npz")),
+    )
     learner = td3.init(config, jax.random.key(0)).learner
     batch = offline.sample(pendulum, "Pendulum-v1", jax.random.key(1), 32)
     got = td3.actor_loss(config, learner.actor, learner.critic, batch.obs, batch.action)
@@ -272,8 +301,9 @@ def test_td3_bc_actor_loss_matches_the_paper(pendulum, tmp_path):
 
 
 def test_sac_discrete_cql_gap_is_the_exact_logsumexp(cartpole, tmp_path):
-    config = sac.Config(env="CartPole-v1", hidden=(8,), cql=True,
-                        dataset=str(offline.save(cartpole, tmp_path / "c.npz")))
+    config = sac.Config(
+        env="CartPole-v1", hidden=(8,), cql=True, dataset=str(offline.save(cartpole, tmp_path / "c.npz"))
+    )
     learner = sac.init(config, jax.random.key(0)).learner
     batch = offline.sample(cartpole, "CartPole-v1", jax.random.key(1), 16)
     gap = np.asarray(sac.cql_gap(config, learner.critic, learner.actor, batch, jax.random.key(2)))
@@ -283,8 +313,9 @@ def test_sac_discrete_cql_gap_is_the_exact_logsumexp(cartpole, tmp_path):
 
 
 def test_iql_policy_extraction_and_value_losses(pendulum, tmp_path):
-    config = iql.Config(env="Pendulum-v1", hidden=(8,), expectile=0.8,
-                        dataset=str(offline.save(pendulum, tmp_path / "p.npz")))
+    config = iql.Config(
+        env="Pendulum-v1", hidden=(8,), expectile=0.8, dataset=str(offline.save(pendulum, tmp_path / "p.npz"))
+    )
     learner = iql.init(config, jax.random.key(0)).learner
     batch = offline.sample(pendulum, "Pendulum-v1", jax.random.key(1), 32)
     mu, log_std = iql.make_actor(config).apply(learner.actor, batch.obs)
@@ -292,18 +323,26 @@ def test_iql_policy_extraction_and_value_losses(pendulum, tmp_path):
     want = (-0.5 * ((a - mean) / std) ** 2 - np.log(std) - 0.5 * np.log(2 * np.pi)).sum(-1)
     np.testing.assert_allclose(iql.log_likelihood(config, learner.actor, batch.obs, batch.action), want, rtol=1e-5)
     weights = jnp.linspace(0.5, 2.0, 32)
-    np.testing.assert_allclose(float(iql.actor_loss(config, learner.actor, batch, weights)),
-                               -np.mean(np.asarray(weights) * want), rtol=1e-5)
+    np.testing.assert_allclose(
+        float(iql.actor_loss(config, learner.actor, batch, weights)), -np.mean(np.asarray(weights) * want), rtol=1e-5
+    )
     q = jnp.linspace(-1.0, 1.0, 32)
     v = np.asarray(iql.state_value(config, learner.value, batch.obs))
     d = np.asarray(q) - v
-    np.testing.assert_allclose(float(iql.value_loss(config, learner.value, batch.obs, q)),
-                               np.mean(np.where(d < 0, 0.2, 0.8) * d**2), rtol=1e-5)
+    np.testing.assert_allclose(
+        float(iql.value_loss(config, learner.value, batch.obs, q)), np.mean(np.where(d < 0, 0.2, 0.8) * d**2), rtol=1e-5
+    )
 
 
 def test_offline_runs_take_no_env_steps_and_keep_no_buffer(cartpole, tmp_path):
-    config = iql.Config(env="CartPole-v1", hidden=(8,), batch_size=16, gradient_steps=5, offline_updates=10,
-                        dataset=str(offline.save(cartpole, tmp_path / "c.npz")))
+    config = iql.Config(
+        env="CartPole-v1",
+        hidden=(8,),
+        batch_size=16,
+        gradient_steps=5,
+        offline_updates=10,
+        dataset=str(offline.save(cartpole, tmp_path / "c.npz")),
+    )
     result = jax.jit(iql.train)(config, jax.random.key(0))
     assert result.state.buffer is None and result.state.env_state is None
     np.testing.assert_array_equal(result.metrics["env_steps"], [0, 0])
@@ -321,8 +360,13 @@ def test_discrete_iql_learns_cartpole_from_noisy_controller_data(tmp_path):
     policy = offline.behaviour("CartPole-v1", heuristic, epsilon=0.5)
     data = offline.collect("CartPole-v1", policy, jax.random.key(5), 20_000, 8)
     assert offline.episode_returns(data).mean() < 200
-    config = iql.Config(env="CartPole-v1", hidden=(64, 64), gradient_steps=500, offline_updates=3_000,
-                        dataset=str(offline.save(data, tmp_path / "c.npz")))
+    config = iql.Config(
+        env="CartPole-v1",
+        hidden=(64, 64),
+        gradient_steps=500,
+        offline_updates=3_000,
+        dataset=str(offline.save(data, tmp_path / "c.npz")),
+    )
     swept = purejaxlib.sweep(iql.train, config, seeds=2)
     returns = purejaxlib.evaluate_sweep(swept, jax.random.key(0), 32).returns.mean(-1)
     assert (returns >= 400).all(), returns
