@@ -65,7 +65,7 @@ def test_importance_sampling_needs_logged_probabilities():
         ope.importance_sampling(data.replace(log_prob=None), ope.target_probs(right, 2), 0.99)
 
 
-@pytest.mark.learning
+@pytest.mark.slow  # ~35 s; make test keeps the probe tests of every estimator
 def test_fqe_and_doubly_robust_value_a_cartpole_policy_within_5_percent():
     """Target: a scripted controller, epsilon-greedy at 0.1; data: the same controller at epsilon 0.3
     (20k transitions). Truth: 256 episodes of the target policy, discounted at 0.99."""
