@@ -41,6 +41,9 @@ class Config(offpolicy.Config):
     """LayerNorm in the critics and the value network."""
     max_weight: float = static(100.0)
     """Cap on the advantage weights ``exp(temperature * A)``."""
+    awac: bool = static(False)
+    """AWAC instead of IQL: the critics regress onto ``r + discount * min Q'(s', a' ~ pi)`` and the
+    advantage is ``min Q(s, a) - E_pi min Q(s, .)`` (no value network); the same weighted extraction."""
 
     expectile: float = traced(0.7)
     """Expectile of Q the value network fits (0.5: the mean, SARSA-like; towards 1: the max)."""
@@ -51,6 +54,7 @@ class Config(offpolicy.Config):
         "expectile": "implicit Q-learning (IQL)",
         "temperature": "implicit Q-learning (IQL)",
         "max_weight": "implicit Q-learning (IQL)",
+        "awac": "advantage-weighted actor-critic (AWAC)",
     }
 
     def validate(self) -> None:
@@ -159,23 +163,43 @@ def actor_loss(config: Config, actor: Any, batch: replay.Batch, weights: jax.Arr
     return -(weights * log_likelihood(config, actor, batch.obs, batch.action)).mean()
 
 
+def policy_value(config: Config, critic: Any, actor: Any, obs: jax.Array, key: jax.Array) -> jax.Array:
+    """``E_{a ~ pi} min_i Q_i(obs, a)`` ``[B]``: exact over discrete actions, one sample otherwise."""
+    if config.spec.discrete:
+        q = ensemble_apply(make_critic(config), critic, obs).min(0)  # [B, A]
+        probs = jax.nn.softmax(cast(jax.Array, make_actor(config).apply(actor, obs)))
+        return (probs * q).sum(-1)
+    return critic_values(config, critic, obs, policy_action(config, actor, obs, key)).min(0)
+
+
 def update(
     config: Config, learner: Learner, batch: replay.Batch, key: jax.Array, step: jax.Array
 ) -> tuple[Learner, dict]:
-    """Value (expectile), then policy (advantage weights from the new value), then critics
-    (targets from the new value), then the target critics."""
-    del key, step
+    """IQL: value (expectile), then policy (advantage weights from the new value), then critics
+    (targets from the new value), then the target critics. AWAC: advantages and critic targets
+    from the policy's own actions instead of the value network."""
+    del step
     tx = offpolicy.make_tx(config)
-    q_target = jax.lax.stop_gradient(critic_values(config, learner.target_critic, batch.obs, batch.action).min(0))
-    v_loss, grads = jax.value_and_grad(value_loss, argnums=1)(config, learner.value, batch.obs, q_target)
-    value, value_opt = offpolicy.apply_gradients(tx, grads, learner.value, learner.value_opt)
+    next_key, now_key = jax.random.split(key)
+    q_data = critic_values(config, learner.target_critic, batch.obs, batch.action).min(0)
+    q_target = jax.lax.stop_gradient(q_data)
+    value, value_opt = learner.value, learner.value_opt
+    if config.awac:
+        v_loss = jnp.float32(jnp.nan)
+        baseline = policy_value(config, learner.target_critic, learner.actor, batch.obs, now_key)
+        next_value = policy_value(config, learner.target_critic, learner.actor, batch.next_obs, next_key)
+    else:
+        v_loss, grads = jax.value_and_grad(value_loss, argnums=1)(config, learner.value, batch.obs, q_target)
+        value, value_opt = offpolicy.apply_gradients(tx, grads, learner.value, learner.value_opt)
+        baseline = state_value(config, value, batch.obs)
+        next_value = state_value(config, value, batch.next_obs)
 
-    advantage = q_target - state_value(config, value, batch.obs)
+    advantage = q_target - jax.lax.stop_gradient(baseline)
     weights = losses.advantage_weights(advantage, config.temperature, config.max_weight)
     a_loss, grads = jax.value_and_grad(actor_loss, argnums=1)(config, learner.actor, batch, weights)
     actor, actor_opt = offpolicy.apply_gradients(tx, grads, learner.actor, learner.actor_opt)
 
-    target = jax.lax.stop_gradient(batch.reward + batch.discount * state_value(config, value, batch.next_obs))
+    target = jax.lax.stop_gradient(batch.reward + batch.discount * next_value)
     (c_loss, aux), grads = jax.value_and_grad(critic_loss, argnums=1, has_aux=True)(
         config, learner.critic, batch, target
     )

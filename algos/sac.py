@@ -52,6 +52,9 @@ class Config(offpolicy.Config):
     cql: bool = static(False)
     """Conservative Q-Learning (offline): each critic's loss adds ``cql_alpha`` times the gap
     between the logsumexp of its values over actions and its value of the dataset's action."""
+    edac: bool = static(False)
+    """EDAC (offline, continuous): the critics' loss adds ``edac_eta`` times the similarity of their
+    action gradients at the dataset's actions, so a large ensemble (``num_critics``) stays diverse."""
     cql_samples: int = static(10)
     """CQL, continuous actions: uniform, current-policy and next-state-policy samples each per state."""
 
@@ -63,10 +66,14 @@ class Config(offpolicy.Config):
     """CQL: weight of the conservative gap (the start value when ``cql_target_gap`` >= 0)."""
     cql_target_gap: float = traced(-1.0)
     """CQL: < 0 keeps ``cql_alpha`` fixed; >= 0 learns it (Lagrangian) so the gap stays at this value."""
+    edac_eta: float = traced(1.0)
+    """EDAC: weight of the gradient-similarity term."""
 
     features: ClassVar[dict[str, str]] = {  # CQL's other fields are DQN's too
         "cql_samples": "continuous CQL (sampled actions)",
         "cql_target_gap": "continuous CQL (Lagrangian weight)",
+        "edac": "EDAC's ensemble gradient diversity",
+        "edac_eta": "EDAC's ensemble gradient diversity",
     }
 
     def validate(self) -> None:
@@ -76,6 +83,9 @@ class Config(offpolicy.Config):
         self.check_positive("cql_samples", "cql_alpha")
         if self.cql and self.num_quantiles:
             self.fail("cql", "CQL on quantile critics (TQC) is not supported; use num_quantiles=0")
+        if self.edac and (self.spec.discrete or self.num_quantiles):
+            self.fail("edac", "EDAC needs continuous actions and scalar critics (num_quantiles=0)")
+        self.check_positive("edac_eta", allow_zero=True)
         if self.num_quantiles:
             if self.spec.discrete:
                 self.fail(
@@ -247,6 +257,13 @@ def cql_gap(config: Config, critic: Any, actor: Any, batch: replay.Batch, key: j
     return losses.cql_gap(samples, critic_values(config, critic, batch.obs, batch.action))
 
 
+def edac_similarity(config: Config, critic: Any, batch: replay.Batch) -> jax.Array:
+    """EDAC's term: :func:`purejaxlib.losses.gradient_similarity` of each critic's
+    ``grad_a Q_i(obs, a)`` at the dataset's actions."""
+    per_critic = lambda params: jax.grad(lambda a: make_critic(config).apply(params, batch.obs, a).sum())(batch.action)
+    return losses.gradient_similarity(jax.vmap(per_critic)(critic))
+
+
 def actor_loss(
     config: Config, actor: Any, learner: Learner, obs: jax.Array, key: jax.Array
 ) -> tuple[jax.Array, jax.Array]:
@@ -281,6 +298,9 @@ def update(
 
     def total_critic_loss(critic: Any) -> tuple[jax.Array, dict]:
         loss, aux = critic_loss(config, critic, target, batch)
+        if config.edac:
+            similarity = edac_similarity(config, critic, batch)
+            loss, aux = loss + config.edac_eta * similarity, {**aux, "edac_similarity": similarity}
         if not config.cql:
             return loss, aux
         gap = cql_gap(config, critic, learner.actor, batch, cql_key)

@@ -104,3 +104,17 @@ def bc_mse(action: jax.Array, data_action: jax.Array) -> jax.Array:
     dimensions (TD3+BC's): ``[B, A]`` each -> scalar."""
     chex.assert_equal_shape([action, data_action], custom_message="bc_mse: action and data_action must be [B, A]")
     return jnp.square(action - data_action).mean()
+
+
+def gradient_similarity(grads: jax.Array) -> jax.Array:
+    """EDAC's ensemble diversity term: the cosine similarity of every pair of critics' action
+    gradients, summed over ordered pairs ``i != j``, divided by ``N - 1`` and averaged over the
+    batch: ``grads [N, B, A] -> scalar`` (0 when N is 1)."""
+    chex.assert_rank(grads, 3, custom_message="gradient_similarity: grads must be [num_critics, batch, action_dim]")
+    num = grads.shape[0]
+    if num < 2:
+        return jnp.float32(0.0)
+    unit = grads / (jnp.linalg.norm(grads, axis=-1, keepdims=True) + 1e-10)
+    total = unit.sum(axis=0)  # [B, A]
+    pairs = jnp.square(total).sum(-1) - jnp.square(unit).sum(axis=(0, 2))  # sum over i != j of <u_i, u_j>
+    return (pairs / (num - 1)).mean()

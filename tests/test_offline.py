@@ -438,3 +438,55 @@ def test_read_minari_from_local_disk(tmp_path, monkeypatch):
     assert data.terminated[n - 1] and data.info["source"] == "minari:cartpole/test-v0"
     with pytest.raises(FileNotFoundError, match=r"no Minari dataset 'cartpole/other-v0'.*never downloads"):
         offline.read_minari("cartpole/other-v0", "CartPole-v1")
+
+
+# --- AWAC and EDAC -----------------------------------------------------------------------------
+
+
+def test_gradient_similarity_matches_plain_pairs():
+    rng = np.random.default_rng(1)
+    grads = rng.normal(size=(3, 4, 2)).astype(np.float32)
+    unit = grads / np.linalg.norm(grads, axis=-1, keepdims=True)
+    want = np.mean([sum(unit[i, b] @ unit[j, b] for i in range(3) for j in range(3) if i != j) / 2 for b in range(4)])
+    np.testing.assert_allclose(float(losses.gradient_similarity(jnp.asarray(grads))), want, rtol=1e-5)
+    same = np.repeat(grads[:1], 3, axis=0)  # identical critics: every pair's cosine is 1
+    np.testing.assert_allclose(float(losses.gradient_similarity(jnp.asarray(same))), 3 * 2 / 2, rtol=1e-5)
+
+
+def test_edac_term_uses_each_critics_action_gradient(pendulum, tmp_path):
+    config = sac.Config(
+        env="Pendulum-v1",
+        hidden=(8,),
+        num_critics=3,
+        edac=True,
+        dataset=str(offline.save(pendulum, tmp_path / "p.npz")),
+    )
+    learner = sac.init(config, jax.random.key(0)).learner
+    batch = offline.sample(pendulum, "Pendulum-v1", jax.random.key(1), 16)
+    grads = []
+    for i in range(3):
+        one = jax.tree.map(lambda x, i=i: x[i], learner.critic)
+        grads.append(jax.grad(lambda a, p=one: sac.make_critic(config).apply(p, batch.obs, a).sum())(batch.action))
+    want = losses.gradient_similarity(jnp.stack(grads))
+    np.testing.assert_allclose(float(sac.edac_similarity(config, learner.critic, batch)), float(want), rtol=1e-5)
+    with pytest.raises(ValueError, match="EDAC needs continuous actions"):
+        sac.Config(env="CartPole-v1", edac=True)
+
+
+def test_awac_baseline_is_the_policys_expected_value(cartpole, tmp_path):
+    config = iql.Config(
+        env="CartPole-v1",
+        hidden=(8,),
+        awac=True,
+        temperature=1.0,
+        num_critics=2,
+        dataset=str(offline.save(cartpole, tmp_path / "c.npz")),
+    )
+    learner = iql.init(config, jax.random.key(0)).learner
+    obs = jnp.asarray(cartpole.obs[:16])
+    q = np.asarray(jax.vmap(lambda p: iql.make_critic(config).apply(p, obs))(learner.critic)).min(0)
+    probs = np.asarray(jax.nn.softmax(iql.make_actor(config).apply(learner.actor, obs)))
+    got = iql.policy_value(config, learner.critic, learner.actor, obs, jax.random.key(0))
+    np.testing.assert_allclose(got, (probs * q).sum(-1), rtol=1e-5)
+    result = jax.jit(iql.train)(config.replace(gradient_steps=4, offline_updates=8, batch_size=16), jax.random.key(0))
+    assert np.isnan(result.metrics["value_loss"]).all() and np.isfinite(result.metrics["critic_loss"]).all()
