@@ -10,9 +10,10 @@ Prints one JSON line on stdout (everything d3rlpy itself prints goes to stderr).
 Data: the ``.npz`` is read without pickle and handed to d3rlpy's ``MDPDataset`` (terminals =
 ``terminated``, timeouts = ``truncated``). d3rlpy takes a transition's next observation from the
 next row of its episode and, for an episode that ends by timeout, drops the last step (it has no
-next row). So that d3rlpy trains on exactly the dataset's transitions, this script gives the
-dataset a transition picker that reads ``next_obs`` from the file and adds each timed-out
-episode's last step back to the buffer (``"exact_transitions": false`` keeps d3rlpy's default).
+next row). So that d3rlpy trains on exactly the dataset's transitions, this script builds the
+same episodes (d3rlpy's ``EpisodeGenerator``, as ``MDPDataset`` does) into a ``ReplayBuffer``
+whose episodes count their last step too and whose transition picker reads ``next_obs`` from the
+file (``"exact_transitions": false`` uses the plain ``MDPDataset`` instead).
 
 Continuous actions: d3rlpy's policies act in [-1, 1] (tanh); a ``MinMaxActionScaler`` with the
 env's action bounds maps the data's actions into [-1, 1] for training and ``predict`` maps back.
@@ -60,9 +61,11 @@ def load_dataset(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def make_mdp_dataset(arrays: dict[str, Any], discrete: bool, action_size: int, exact: bool) -> Any:
+    import dataclasses
+
     import numpy as np
     from d3rlpy.constants import ActionSpace
-    from d3rlpy.dataset import MDPDataset, Transition
+    from d3rlpy.dataset import Episode, EpisodeGenerator, InfiniteBuffer, MDPDataset, ReplayBuffer, Transition
 
     obs = np.asarray(arrays["obs"], np.float32)
     next_obs = np.asarray(arrays["next_obs"], np.float32)
@@ -70,17 +73,29 @@ def make_mdp_dataset(arrays: dict[str, Any], discrete: bool, action_size: int, e
     if discrete:
         action = action.reshape(-1, 1)
     reward = np.asarray(arrays["reward"], np.float32)
-    terminated = np.asarray(arrays["terminated"], bool)
-    truncated = np.asarray(arrays["truncated"], bool) & ~terminated
-    starts: dict[int, int] = {}
+    terminals = np.asarray(arrays["terminated"], bool).astype(np.float32)
+    timeouts = (np.asarray(arrays["truncated"], bool) & ~np.asarray(arrays["terminated"], bool)).astype(np.float32)
+    action_space = ActionSpace.DISCRETE if discrete else ActionSpace.CONTINUOUS
+    if not exact:  # d3rlpy's own: next obs from the next row, timed-out episodes' last step dropped
+        return MDPDataset(obs, action, reward, terminals, timeouts, action_space=action_space, action_size=action_size)
+
+    @dataclasses.dataclass(frozen=True)
+    class FileEpisode(Episode):
+        """An episode whose every step is a transition (its last one too, when it timed out)."""
+
+        start: int = 0
+
+        @property
+        def transition_count(self) -> int:
+            return self.size()
 
     class FileTransitionPicker:
         """d3rlpy's BasicTransitionPicker, but the next observation is the file's ``next_obs``."""
 
         def __call__(self, episode: Any, index: int) -> Any:
-            i = starts[id(episode)] + index
-            is_terminal = bool(episode.terminated and index == episode.size() - 1)
+            i = episode.start + index
             last = index == episode.size() - 1
+            is_terminal = bool(episode.terminated and last)
             return Transition(
                 observation=obs[i],
                 action=episode.actions[index],
@@ -92,28 +107,19 @@ def make_mdp_dataset(arrays: dict[str, Any], discrete: bool, action_size: int, e
                 rewards_to_go=episode.rewards[index:],
             )
 
-    dataset = MDPDataset(
-        observations=obs,
-        actions=action,
-        rewards=reward,
-        terminals=terminated.astype(np.float32),
-        timeouts=truncated.astype(np.float32),
-        transition_picker=FileTransitionPicker() if exact else None,
-        action_space=ActionSpace.DISCRETE if discrete else ActionSpace.CONTINUOUS,
-        action_size=action_size,
-    )
-    offset = 0
-    for episode in dataset.episodes:
-        starts[id(episode)] = offset
-        offset += episode.size()
+    # the same split MDPDataset makes (EpisodeGenerator: an episode ends at a terminal or a timeout)
+    episodes, offset = [], 0
+    for ep in EpisodeGenerator(obs, action, reward, terminals, timeouts)():
+        episodes.append(FileEpisode(ep.observations, ep.actions, ep.rewards, ep.terminated, start=offset))
+        offset += ep.size()
     if offset != len(obs):
         raise ValueError(f"d3rlpy split the data into {offset} rows, the file has {len(obs)}")
-    if exact:  # the timed-out episodes' last steps, which d3rlpy leaves out
-        for episode in dataset.episodes:
-            if not episode.terminated:
-                dataset.buffer.append(episode, episode.size() - 1)
-        if dataset.transition_count != len(obs):
-            raise ValueError(f"buffer holds {dataset.transition_count} transitions, the file {len(obs)}")
+    dataset = ReplayBuffer(
+        InfiniteBuffer(), episodes=episodes, transition_picker=FileTransitionPicker(),
+        action_space=action_space, action_size=action_size,
+    )
+    if dataset.transition_count != len(obs):
+        raise ValueError(f"buffer holds {dataset.transition_count} transitions, the file {len(obs)}")
     return dataset
 
 
@@ -218,12 +224,11 @@ def main(argv: list[str]) -> dict[str, Any]:
     returns = evaluate(algo, env_id, int(info["max_steps"]), int(args["eval_episodes"]), seed, discrete)
     mean = float(np.mean(returns))
     rand, expert = float(info["random_return"]), float(info["expert_return"])
-    import gymnasium
 
     return {
         "library": "d3rlpy",
         "versions": {
-            "d3rlpy": d3rlpy.__version__, "torch": torch.__version__, "gymnasium": gymnasium.__version__,
+            "d3rlpy": d3rlpy.__version__, "torch": torch.__version__, "gymnasium": gym.__version__,
             "numpy": np.__version__, "python": sys.version.split()[0],
         },
         "algo": args["algo"],
