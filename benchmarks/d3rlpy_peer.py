@@ -115,8 +115,11 @@ def make_mdp_dataset(arrays: dict[str, Any], discrete: bool, action_size: int, e
     if offset != len(obs):
         raise ValueError(f"d3rlpy split the data into {offset} rows, the file has {len(obs)}")
     dataset = ReplayBuffer(
-        InfiniteBuffer(), episodes=episodes, transition_picker=FileTransitionPicker(),
-        action_space=action_space, action_size=action_size,
+        InfiniteBuffer(),
+        episodes=episodes,
+        transition_picker=FileTransitionPicker(),
+        action_space=action_space,
+        action_size=action_size,
     )
     if dataset.transition_count != len(obs):
         raise ValueError(f"buffer holds {dataset.transition_count} transitions, the file {len(obs)}")
@@ -136,14 +139,23 @@ def make_algo(args: dict[str, Any], discrete: bool, low: Any, high: Any) -> Any:
             return d3rlpy.algos.DiscreteBCConfig(learning_rate=lr, batch_size=bs, encoder_factory=enc)
         if algo == "cql":
             return d3rlpy.algos.DiscreteCQLConfig(
-                learning_rate=lr, batch_size=bs, gamma=gamma, encoder_factory=enc, alpha=1.0,
+                learning_rate=lr,
+                batch_size=bs,
+                gamma=gamma,
+                encoder_factory=enc,
+                alpha=1.0,
                 target_update_interval=int(args["target_update_interval"]),
             )
         raise ValueError(f"d3rlpy has no discrete-action {algo}")
     scaler = MinMaxActionScaler(minimum=low, maximum=high)
     actor_critic = dict(
-        actor_learning_rate=lr, critic_learning_rate=lr, actor_encoder_factory=enc,
-        critic_encoder_factory=enc, batch_size=bs, gamma=gamma, action_scaler=scaler,
+        actor_learning_rate=lr,
+        critic_learning_rate=lr,
+        actor_encoder_factory=enc,
+        critic_encoder_factory=enc,
+        batch_size=bs,
+        gamma=gamma,
+        action_scaler=scaler,
     )
     if algo == "iql":
         return d3rlpy.algos.IQLConfig(
@@ -153,12 +165,19 @@ def make_algo(args: dict[str, Any], discrete: bool, low: Any, high: Any) -> Any:
         return d3rlpy.algos.TD3PlusBCConfig(**actor_critic, alpha=2.5)
     if algo == "cql":
         return d3rlpy.algos.CQLConfig(
-            **actor_critic, temp_learning_rate=lr, n_action_samples=10, conservative_weight=5.0,
-            alpha_learning_rate=0.0, initial_alpha=1.0,  # fixed weight: 1.0 * conservative_weight
+            **actor_critic,
+            temp_learning_rate=lr,
+            n_action_samples=10,
+            conservative_weight=5.0,
+            alpha_learning_rate=0.0,
+            initial_alpha=1.0,  # fixed weight: 1.0 * conservative_weight
         )
     if algo == "bc":
         return d3rlpy.algos.BCConfig(
-            learning_rate=lr, batch_size=bs, encoder_factory=enc, policy_type=args["bc_policy"],
+            learning_rate=lr,
+            batch_size=bs,
+            encoder_factory=enc,
+            policy_type=args["bc_policy"],
             action_scaler=scaler,
         )
     raise ValueError(f"unknown algo {algo!r}")
@@ -193,9 +212,7 @@ def main(argv: list[str]) -> dict[str, Any]:
 
     torch.set_num_threads(int(args["threads"]))
     seed = int(args["seed"])
-    d3rlpy.seed(seed)  # random, numpy, torch (and cuda)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+    d3rlpy.seed(seed)  # seeds random, numpy's global generator and torch (d3rlpy samples batches with them)
 
     header, arrays = load_dataset(args["dataset"])
     info = header["info"]
@@ -228,8 +245,11 @@ def main(argv: list[str]) -> dict[str, Any]:
     return {
         "library": "d3rlpy",
         "versions": {
-            "d3rlpy": d3rlpy.__version__, "torch": torch.__version__, "gymnasium": gym.__version__,
-            "numpy": np.__version__, "python": sys.version.split()[0],
+            "d3rlpy": d3rlpy.__version__,
+            "torch": torch.__version__,
+            "gymnasium": gym.__version__,
+            "numpy": np.__version__,
+            "python": sys.version.split()[0],
         },
         "algo": args["algo"],
         "d3rlpy_class": type(algo).__name__,
