@@ -260,7 +260,8 @@ def cql_gap(config: Config, critic: Any, actor: Any, batch: replay.Batch, key: j
 def edac_similarity(config: Config, critic: Any, batch: replay.Batch) -> jax.Array:
     """EDAC's term: :func:`purejaxlib.losses.gradient_similarity` of each critic's
     ``grad_a Q_i(obs, a)`` at the dataset's actions."""
-    per_critic = lambda params: jax.grad(lambda a: make_critic(config).apply(params, batch.obs, a).sum())(batch.action)
+    q_sum = lambda params, a: cast(jax.Array, make_critic(config).apply(params, batch.obs, a)).sum()
+    per_critic = lambda params: jax.grad(q_sum, argnums=1)(params, batch.action)
     return losses.gradient_similarity(jax.vmap(per_critic)(critic))
 
 
