@@ -100,7 +100,14 @@ CASES = {
 }
 
 
-@pytest.fixture(scope="module", params=list(CASES))
+# the offline loop's contract runs in `make test-all` (make test keeps offline IQL's learning test)
+SLOW_CASES = ("iql-offline",)
+
+
+@pytest.fixture(
+    scope="module",
+    params=[pytest.param(name, marks=pytest.mark.slow) if name in SLOW_CASES else name for name in CASES],
+)
 def case(request) -> tuple[str, Case, Any]:
     name = request.param
     return name, CASES[name], CASES[name].config()
