@@ -91,7 +91,7 @@ def policy(config: Config, state: State, *, deterministic: bool = False) -> Call
 
     def act(obs: jax.Array, key: jax.Array) -> jax.Array:
         action = iql.policy_action(
-            config, state.learner.actor, config.spec.flatten(obs), None if deterministic else key
+            config, state.learner.actor, offpolicy.observe(config, obs), None if deterministic else key
         )
         return offpolicy.to_env_action(config, action)
 

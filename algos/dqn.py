@@ -203,7 +203,7 @@ def policy(config: Config, state: State, *, deterministic: bool = False) -> Call
     params = state.learner.params
 
     def act(obs: jax.Array, key: jax.Array) -> jax.Array:
-        q = q_values(config, params, config.spec.flatten(obs))
+        q = q_values(config, params, offpolicy.observe(config, obs))
         return epsilon_greedy(key, q, 0.0 if deterministic else config.eps_end)
 
     return act

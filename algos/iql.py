@@ -251,7 +251,7 @@ def policy(config: Config, state: State, *, deterministic: bool = False) -> Call
     """``act(obs, key) -> env action``: the policy's mode when deterministic, else a sample."""
 
     def act(obs: jax.Array, key: jax.Array) -> jax.Array:
-        obs = config.spec.flatten(obs)
+        obs = offpolicy.observe(config, obs)
         action = policy_action(config, state.learner.actor, obs, None if deterministic else key)
         return offpolicy.to_env_action(config, action)
 

@@ -386,7 +386,7 @@ def policy(config: Config, state: State, *, deterministic: bool = False) -> Call
     in the env's bounds."""
 
     def act(obs: jax.Array, key: jax.Array) -> jax.Array:
-        obs = config.spec.flatten(obs)
+        obs = offpolicy.observe(config, obs)
         if not deterministic:
             action = explore(config, state.learner, obs, key, jnp.float32(1.0))
         elif config.spec.discrete:

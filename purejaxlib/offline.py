@@ -225,9 +225,29 @@ def cached(path: str | Path, env: str) -> Dataset:
 # --- use ---------------------------------------------------------------------------------------
 
 
+def has_next(dataset: Dataset) -> np.ndarray:
+    """bool ``[N]``: row ``i + 1`` continues row ``i``'s episode, so its action is the one taken at
+    ``next_obs[i]`` (false where the episode ends, or its next row is not in the data)."""
+    episode = np.asarray(dataset.episode)
+    ended = np.asarray(dataset.terminated, bool) | np.asarray(dataset.truncated, bool)
+    same = np.zeros(len(episode), bool)
+    same[:-1] = episode[1:] == episode[:-1]
+    return same & ~ended
+
+
+def next_actions(dataset: Dataset, action: jax.Array) -> jax.Array:
+    """The logged action at each row's ``next_obs``: ``action [N, ...]`` shifted by one row, NaN
+    (float actions) or -1 (integer actions) where :func:`has_next` is false."""
+    following = jnp.concatenate([action[1:], action[-1:]], axis=0)
+    missing = jnp.asarray(jnp.nan if jnp.issubdtype(action.dtype, jnp.floating) else -1, action.dtype)
+    mask = jnp.asarray(has_next(dataset)).reshape((-1,) + (1,) * (action.ndim - 1))
+    return jnp.where(mask, following, missing)
+
+
 def as_buffer(dataset: Dataset, env: str) -> replay.Buffer:
     """The dataset as a full replay buffer (one env column, ``N`` rows in file order), with
-    continuous actions scaled to [-1, 1] as the learners store them."""
+    continuous actions scaled to [-1, 1] as the learners store them, and each row's next logged
+    action (:func:`next_actions`), which batches carry as ``next_action``."""
     spec = envs_lib.spec(env)
     action = jnp.asarray(dataset.action)
     if not spec.discrete:
@@ -243,6 +263,7 @@ def as_buffer(dataset: Dataset, env: str) -> replay.Buffer:
         column(jnp.asarray(dataset.terminated, bool)),
         column(jnp.asarray(dataset.truncated, bool)),
         column(flat(dataset.next_obs)),
+        column(next_actions(dataset, action)),
     )
     n = len(dataset)
     return replay.Buffer(data, jnp.int32(0), jnp.int32(n))

@@ -20,6 +20,7 @@ from typing import Any, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from purejaxlib import distributions, replay, training
@@ -62,6 +63,10 @@ class Config(EnvConfig):
     alone: no env steps, ``offline_updates`` gradient steps on minibatches of it."""
     offline_updates: int = static(100_000)
     """Offline runs (``dataset`` set): gradient steps over the whole run, ``gradient_steps`` per iteration."""
+    normalize_obs: bool = static(False)
+    """Offline runs: observations standardized by the dataset's per-feature mean and std (TD3+BC's
+    recipe), in training and in :func:`observe`, which every ``policy`` applies (so evaluation and
+    export see raw env observations)."""
 
     lr: float = traced(3e-4)
     """Adam learning rate."""
@@ -172,6 +177,11 @@ class Config(EnvConfig):
             self.fail("dataset", f"{len(data)} transitions are fewer than n_step={self.n_step}")
 
     def _validate_online(self) -> None:
+        if self.normalize_obs:
+            self.fail(
+                "normalize_obs",
+                "standardizes by the dataset's statistics, so it needs an offline run (set dataset=)",
+            )
         if self.requires_dataset:
             self.fail(
                 "dataset",
@@ -289,12 +299,43 @@ def random_action(config: Config, key: jax.Array, count: int) -> jax.Array:
     return jax.random.uniform(key, (count,) + tuple(config.spec.action_shape), minval=-1.0, maxval=1.0)
 
 
-def dataset_buffer(config: Config) -> replay.Buffer:
-    """An offline run's dataset as its (full, read-only) replay buffer; loaded when traced, so the
-    compiled program holds it as a constant."""
+OBS_STD_FLOOR = 1e-3
+"""Added to each feature's std before standardizing (TD3+BC's epsilon): constant features stay finite."""
+
+
+def observation_scale(config: Config) -> tuple[np.ndarray, np.ndarray]:
+    """The dataset's observation mean and ``std + OBS_STD_FLOOR``, each ``[obs_dim]`` (flattened)."""
     from purejaxlib import offline
 
-    return offline.as_buffer(offline.cached(config.dataset, config.env), config.env)
+    obs = np.asarray(offline.cached(config.dataset, config.env).obs, np.float64)
+    obs = obs.reshape(len(obs), -1)
+    return obs.mean(0).astype(np.float32), (obs.std(0) + OBS_STD_FLOOR).astype(np.float32)
+
+
+def standardize(config: Config, flat_obs: jax.Array) -> jax.Array:
+    """Flattened observations ``[..., obs_dim]`` as the networks see them: standardized by the
+    dataset's statistics when ``normalize_obs`` (offline), else unchanged."""
+    if not (config.offline and config.normalize_obs):
+        return flat_obs
+    mean, std = observation_scale(config)
+    return (flat_obs - mean) / std
+
+
+def observe(config: Config, obs: jax.Array) -> jax.Array:
+    """Env observations ``[..., *obs_shape]`` as the networks see them: ``[..., obs_dim]``, flattened
+    and (offline with ``normalize_obs``) standardized. Every algorithm's ``policy`` applies it."""
+    return standardize(config, config.spec.flatten(obs))
+
+
+def dataset_buffer(config: Config) -> replay.Buffer:
+    """An offline run's dataset as its (full, read-only) replay buffer, observations as
+    :func:`observe` gives them; loaded when traced, so the compiled program holds it as a constant."""
+    from purejaxlib import offline
+
+    buffer = offline.as_buffer(offline.cached(config.dataset, config.env), config.env)
+    data = buffer.data
+    data = data._replace(obs=standardize(config, data.obs), next_obs=standardize(config, data.next_obs))
+    return buffer._replace(data=data)
 
 
 def init(config: Config, key: jax.Array, algo: Algorithm) -> State:

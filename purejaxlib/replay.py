@@ -27,6 +27,7 @@ class Stored(NamedTuple):
     terminated: jax.Array  # bool
     truncated: jax.Array  # bool
     next_obs: jax.Array  # true successor of obs (before any auto-reset)
+    next_action: jax.Array | None = None  # offline datasets: the action logged at next_obs (NaN / -1: none)
 
 
 class Buffer(NamedTuple):
@@ -47,6 +48,9 @@ class Batch(NamedTuple):
     reward: jax.Array
     discount: jax.Array
     next_obs: jax.Array
+    next_action: jax.Array | None = None
+    """The data's action at ``next_obs`` (offline datasets only: ReBRAC's critic penalty); NaN
+    (continuous) or -1 (discrete) where the data has none (the episode ended there)."""
 
 
 def capacity(buffer: Buffer) -> int:
@@ -65,6 +69,10 @@ def add(buffer: Buffer, rows: Stored) -> Buffer:
     cap = capacity(buffer)
     count = jax.tree.leaves(rows)[0].shape[0]
     for name, stored, new in zip(Stored._fields, buffer.data, rows):
+        if stored is None or new is None:
+            if (stored is None) != (new is None):
+                raise ValueError(f"replay.add: rows.{name} is {'missing' if new is None else 'extra'} for this buffer")
+            continue
         chex.assert_shape(
             new,
             (count,) + stored.shape[1:],
@@ -114,7 +122,7 @@ def sample(buffer: Buffer, key: jax.Array, batch_size: int, gamma: jax.Array | f
     if n_step == 1:  # the common case, without the run bookkeeping below
         step = jax.tree.map(lambda x: x[(oldest + offset) % cap, env], buffer.data)
         discount = gamma * (1.0 - step.terminated.astype(jnp.float32))
-        return Batch(step.obs, step.action, step.reward, discount, step.next_obs)
+        return Batch(step.obs, step.action, step.reward, discount, step.next_obs, step.next_action)
     rows = (oldest + offset[:, None] + jnp.arange(n_step)) % cap  # [B, n]
     steps = jax.tree.map(lambda x: x[rows, env[:, None]], buffer.data)  # leaves [B, n, ...]
 
@@ -128,7 +136,8 @@ def sample(buffer: Buffer, key: jax.Array, batch_size: int, gamma: jax.Array | f
     pick = lambda x: jnp.take_along_axis(x, last.reshape((-1, 1) + (1,) * (x.ndim - 2)), axis=1)[:, 0]
     terminated = pick(steps.terminated).astype(jnp.float32)
     discount = gamma ** (last + 1).astype(jnp.float32) * (1.0 - terminated)
-    return Batch(steps.obs[:, 0], steps.action[:, 0], reward, discount, pick(steps.next_obs))
+    next_action = None if steps.next_action is None else pick(steps.next_action)
+    return Batch(steps.obs[:, 0], steps.action[:, 0], reward, discount, pick(steps.next_obs), next_action)
 
 
 def polyak(target: Any, online: Any, tau: jax.Array | float) -> Any:

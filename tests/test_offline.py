@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from purejaxlib import losses, offline, replay
+from purejaxlib import losses, offline, offpolicy, replay
 from purejaxlib.algos import bc, dqn, iql, sac, td3
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -490,3 +490,78 @@ def test_awac_baseline_is_the_policys_expected_value(cartpole, tmp_path):
     np.testing.assert_allclose(got, (probs * q).sum(-1), rtol=1e-5)
     result = jax.jit(iql.train)(config.replace(gradient_steps=4, offline_updates=8, batch_size=16), jax.random.key(0))
     assert np.isnan(result.metrics["value_loss"]).all() and np.isfinite(result.metrics["critic_loss"]).all()
+
+
+# --- ReBRAC's next actions and observation normalization ---------------------------------------
+
+
+def test_next_actions_follow_the_episode_and_sampling_carries_them_n_steps_ahead():
+    # episodes: 3 steps terminated, 4 truncated, 2 terminated; the action of row r is r
+    data = hand_made([[1.0, 2.0, 3.0], [10.0, 20.0, 30.0, 40.0], [5.0, 6.0]], [True, False, True])
+    rows = jnp.arange(len(data), dtype=jnp.float32)[:, None]  # [N, 1]
+    following = np.asarray(offline.next_actions(data, rows))[:, 0]
+    nan = np.nan
+    np.testing.assert_array_equal(following, [1, 2, nan, 4, 5, 6, nan, 8, nan])
+    ints = np.asarray(offline.next_actions(data, jnp.arange(len(data), dtype=jnp.int32)))
+    np.testing.assert_array_equal(ints, [1, 2, -1, 4, 5, 6, -1, 8, -1])
+
+    column = lambda x: np.asarray(x)[:, None]
+    stored = replay.Stored(
+        *(column(x) for x in (data.obs, rows, data.reward, data.terminated, data.truncated, data.next_obs)),
+        column(offline.next_actions(data, rows)),
+    )
+    buffer = replay.Buffer(stored, jnp.int32(0), jnp.int32(len(data)))
+    _, ends = offline.episode_bounds(data)
+    episode = np.asarray(data.episode)
+    for n in (1, 3):
+        batch = replay.sample(buffer, jax.random.key(n), 256, jnp.float32(0.9), n)
+        for start, got in zip(np.asarray(batch.action)[:, 0].astype(int), np.asarray(batch.next_action)[:, 0]):
+            last = min(start + n, ends[episode[start]]) - 1
+            np.testing.assert_array_equal(got, following[last], err_msg=f"n={n}, start row {start}")
+
+
+def test_rebrac_critic_target_subtracts_the_next_action_penalty(pendulum, tmp_path):
+    config = td3.rebrac_config(
+        env="Pendulum-v1", hidden=(8,), critic_bc=0.5, dataset=str(offline.save(pendulum, tmp_path / "p.npz"))
+    )
+    assert config.layer_norm and config.td3_bc
+    learner = td3.init(config, jax.random.key(0)).learner
+    batch = offline.sample(pendulum, "Pendulum-v1", jax.random.key(1), 64)
+    data_next = np.asarray(batch.next_action)
+    assert np.isnan(data_next).any() and np.isfinite(data_next).any()  # episode ends are in the batch
+    key = jax.random.key(2)
+    got = np.asarray(td3.critic_target(config, learner, batch, key))
+    plain = np.asarray(td3.critic_target(config.replace(critic_bc=0.0), learner, batch, key))
+    # the same smoothed target action a' (same key): rebuild it and the penalty by hand
+    action = np.asarray(td3.actor_action(config, learner.target_actor, batch.next_obs))
+    noise = np.clip(config.target_policy_noise * np.asarray(jax.random.normal(key, action.shape)), -0.5, 0.5)
+    action = np.clip(action + noise, -1.0, 1.0)
+    penalty = np.where(np.isnan(data_next[:, 0]), 0.0, ((action - np.nan_to_num(data_next)) ** 2).sum(-1))
+    np.testing.assert_allclose(got, plain - np.asarray(batch.discount) * 0.5 * penalty, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="critic_bc"):
+        td3.Config(env="Pendulum-v1", critic_bc=0.1)
+
+
+def test_normalize_obs_standardizes_the_data_and_the_policy_alike(pendulum, tmp_path):
+    path = str(offline.save(pendulum, tmp_path / "p.npz"))
+    config = iql.Config(env="Pendulum-v1", hidden=(8,), dataset=path, normalize_obs=True)
+    buffer = offpolicy.dataset_buffer(config)
+    obs = np.asarray(buffer.data.obs)[:, 0]
+    np.testing.assert_allclose(obs.mean(0), 0.0, atol=1e-4)
+    raw = np.asarray(pendulum.obs)
+    np.testing.assert_allclose(obs.std(0), raw.std(0) / (raw.std(0) + offpolicy.OBS_STD_FLOOR), rtol=1e-4)
+    mean, std = raw.mean(0), raw.std(0) + offpolicy.OBS_STD_FLOOR
+    np.testing.assert_allclose(
+        np.asarray(buffer.data.next_obs)[:, 0], (np.asarray(pendulum.next_obs) - mean) / std, atol=1e-4
+    )
+    state = iql.init(config, jax.random.key(0))
+    act = iql.policy(config, state, deterministic=True)
+    probe = jnp.asarray(raw[:16])
+    want = offpolicy.to_env_action(
+        config, iql.policy_action(config, state.learner.actor, jnp.asarray((raw[:16] - mean) / std))
+    )
+    np.testing.assert_allclose(np.asarray(act(probe, jax.random.key(1))), np.asarray(want), rtol=1e-5, atol=1e-6)
+    unnormalized = iql.policy(config.replace(normalize_obs=False), state, deterministic=True)
+    assert not np.allclose(np.asarray(unnormalized(probe, jax.random.key(1))), np.asarray(want))
+    with pytest.raises(ValueError, match="normalize_obs"):
+        iql.Config(env="Pendulum-v1", normalize_obs=True)
