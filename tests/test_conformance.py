@@ -28,15 +28,19 @@ UNBATCHED_COMPARED = (
 )
 
 
-# The brax env checked by `make test`; every other brax env is checked by `make test-all` (slow):
-# they share one adapter (tests/test_brax.py tests it).
-BRAX_FAST = ("brax/inverted_pendulum",)
+# `make test` checks one env of each family and action kind (every family's envs share its adapter
+# and step code path); `make test-all` checks every registered env (slow).
+FAST = (
+    *UNBATCHED_COMPARED,
+    "Pendulum-v1",
+    "MemoryChain-bsuite",
+    "Probe5-ActionObservationReward",
+    "gymnasium/Pendulum-v1",
+)
 
 
 def _env_params(names: list[str]) -> list:
-    return [
-        pytest.param(n, marks=pytest.mark.slow) if n.startswith("brax/") and n not in BRAX_FAST else n for n in names
-    ]
+    return [n if n in FAST else pytest.param(n, marks=pytest.mark.slow) for n in names]
 
 
 @pytest.mark.parametrize("name", _env_params(envs.list()))
@@ -49,4 +53,4 @@ def test_every_registered_env_passes_the_conformance_check(name):
 
 def test_the_compared_envs_are_registered():
     assert set(UNBATCHED_COMPARED) <= set(envs.list())
-    assert set(BRAX_FAST) <= set(envs.list())
+    assert set(FAST) <= set(envs.list())

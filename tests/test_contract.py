@@ -100,8 +100,11 @@ CASES = {
 }
 
 
-# the offline loop's contract runs in `make test-all` (make test keeps offline IQL's learning test)
-SLOW_CASES = ("iql-offline",)
+# In `make test-all` only (the 15-minute budget of `make test`): the offline loop's contract (make
+# test keeps offline IQL's learning test); TD3, whose replay loop is SAC's and DQN's (checked here)
+# and whose update tests/test_td3.py checks; continuous PPO, whose update is discrete PPO's (checked
+# here) with a Gaussian head that tests/test_learning.py trains in make test.
+SLOW_CASES = ("iql-offline", "td3", "ppo-continuous")
 
 
 @pytest.fixture(
