@@ -46,6 +46,10 @@ DEFAULTS: dict[str, Any] = {
     "exact_transitions": True,
     "bc_policy": "deterministic",  # d3rlpy BC: "deterministic" (MSE) or "stochastic" (Gaussian NLL)
     "target_update_interval": 1000,  # DiscreteCQL (CartPole) only; d3rlpy's default is 8000
+    "normalize_obs": False,  # StandardObservationScaler with the file's mean and std (eps 1e-3, as ours)
+    "iql_temperature": 3.0,  # IQL's weight_temp
+    "td3bc_alpha": 2.5,  # TD3+BC's alpha
+    "cql_weight": 5.0,  # continuous CQL's conservative_weight (fixed)
 }
 
 
@@ -126,10 +130,15 @@ def make_mdp_dataset(arrays: dict[str, Any], discrete: bool, action_size: int, e
     return dataset
 
 
-def make_algo(args: dict[str, Any], discrete: bool, low: Any, high: Any) -> Any:
+def make_algo(args: dict[str, Any], discrete: bool, low: Any, high: Any, obs: Any = None) -> Any:
     import d3rlpy
     from d3rlpy.models.encoders import VectorEncoderFactory
-    from d3rlpy.preprocessing import MinMaxActionScaler
+    from d3rlpy.preprocessing import MinMaxActionScaler, StandardObservationScaler
+
+    observed: dict[str, Any] = {}
+    if args["normalize_obs"]:
+        flat = obs.reshape(len(obs), -1)
+        observed["observation_scaler"] = StandardObservationScaler(mean=flat.mean(0), std=flat.std(0))
 
     enc = VectorEncoderFactory(hidden_units=list(args["hidden"]))
     lr, gamma, bs = float(args["lr"]), float(args["gamma"]), int(args["batch_size"])
@@ -156,19 +165,24 @@ def make_algo(args: dict[str, Any], discrete: bool, low: Any, high: Any) -> Any:
         batch_size=bs,
         gamma=gamma,
         action_scaler=scaler,
+        **observed,
     )
     if algo == "iql":
         return d3rlpy.algos.IQLConfig(
-            **actor_critic, value_encoder_factory=enc, expectile=0.7, weight_temp=3.0, max_weight=100.0
+            **actor_critic,
+            value_encoder_factory=enc,
+            expectile=0.7,
+            weight_temp=float(args["iql_temperature"]),
+            max_weight=100.0,
         )
     if algo == "td3bc":
-        return d3rlpy.algos.TD3PlusBCConfig(**actor_critic, alpha=2.5)
+        return d3rlpy.algos.TD3PlusBCConfig(**actor_critic, alpha=float(args["td3bc_alpha"]))
     if algo == "cql":
         return d3rlpy.algos.CQLConfig(
             **actor_critic,
             temp_learning_rate=lr,
             n_action_samples=10,
-            conservative_weight=5.0,
+            conservative_weight=float(args["cql_weight"]),
             alpha_learning_rate=0.0,
             initial_alpha=1.0,  # fixed weight: 1.0 * conservative_weight
         )
@@ -179,6 +193,7 @@ def make_algo(args: dict[str, Any], discrete: bool, low: Any, high: Any) -> Any:
             encoder_factory=enc,
             policy_type=args["bc_policy"],
             action_scaler=scaler,
+            **observed,
         )
     raise ValueError(f"unknown algo {algo!r}")
 
@@ -224,7 +239,7 @@ def main(argv: list[str]) -> dict[str, Any]:
     high = None if discrete else np.asarray(space.high, np.float32)
 
     dataset = make_mdp_dataset(arrays, discrete, action_size, bool(args["exact_transitions"]))
-    algo = make_algo(args, discrete, low, high).create(device="cpu:0")
+    algo = make_algo(args, discrete, low, high, arrays["obs"]).create(device="cpu:0")
     algo.build_with_dataset(dataset)
 
     steps, warmup = int(args["steps"]), int(args["warmup"])
@@ -273,6 +288,9 @@ def main(argv: list[str]) -> dict[str, Any]:
         "expert_return": expert,
         "normalized": 100.0 * (mean - rand) / (expert - rand),
         "action_scaling": None if discrete else f"MinMaxActionScaler({low.tolist()}, {high.tolist()})",
+        "options": {
+            k: args[k] for k in ("lr", "gamma", "normalize_obs", "iql_temperature", "td3bc_alpha", "cql_weight")
+        },
     }
 
 
