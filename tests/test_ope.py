@@ -1,7 +1,8 @@
 """Off-policy evaluation (purejaxlib.ope) against values known exactly or measured by running the
 policy: on a probe with a known value each importance-sampling estimator's error shrinks as the
-data grows and FQE/doubly robust are exact; on CartPole FQE and doubly robust land within 5% of
-the Monte Carlo value of the target policy."""
+data grows and FQE/doubly robust are exact; on LQR FQE's error against the Riccati value shrinks
+as the data grows; on CartPole FQE and doubly robust land within 5% of the Monte Carlo value of
+the target policy."""
 
 from __future__ import annotations
 
@@ -88,3 +89,28 @@ def test_fqe_and_doubly_robust_value_a_cartpole_policy_within_5_percent():
     assert fitted.estimate.value == pytest.approx(truth, rel=0.05), (fitted.estimate, truth)
     assert dr.value == pytest.approx(truth, rel=0.05), (dr, truth)
     assert fitted.losses[-1] < fitted.losses.max()  # the regression converged from its peak
+
+
+@pytest.mark.slow
+def test_fqe_error_on_lqr_shrinks_with_data_towards_the_riccati_value():
+    """FQE of the Riccati policy from noisy-controller data: its value is known analytically."""
+    from envs import lqr
+
+    from purejaxlib import envs
+
+    env, gamma = "LQR", 0.9
+    _, params = envs.make(env)
+    gain = jnp.asarray(lqr.optimal(params, gamma)[0], jnp.float32)  # u = -K x
+    act = lambda obs, key=None: -obs @ gain.T
+    truth = -lqr.optimal_cost(params, gamma)  # raises if the env's bounds would clip the policy
+    errors, widths = {}, {}
+    for steps in (400, 12_800):  # 8 and 256 episodes of 50 steps
+        for seed in (0, 1):
+            data = offline.collect(env, offline.behaviour(env, act, noise=0.2), jax.random.key(seed), steps, 8)
+            est = ope.fitted_q(data, env, act, gamma, jax.random.key(seed + 10), steps=5_000).estimate
+            errors.setdefault(steps, []).append(abs(est.value - truth) / abs(truth))
+            widths.setdefault(steps, []).append(est.high - est.low)
+    small, large = np.mean(errors[400]), np.mean(errors[12_800])
+    assert large < 0.5 * small, errors
+    assert large < 0.15, errors
+    assert np.mean(widths[12_800]) < 0.5 * np.mean(widths[400]), widths
