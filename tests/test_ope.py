@@ -94,9 +94,8 @@ def test_fqe_and_doubly_robust_value_a_cartpole_policy_within_5_percent():
 @pytest.mark.slow
 def test_fqe_error_on_lqr_shrinks_with_data_towards_the_riccati_value():
     """FQE of the Riccati policy from noisy-controller data: its value is known analytically."""
-    from envs import lqr
-
     from purejaxlib import envs
+    from purejaxlib.envs import lqr
 
     env, gamma = "LQR", 0.9
     _, params = envs.make(env)
