@@ -3,6 +3,7 @@
     bash benchmarks/setup_d3rlpy.sh            # d3rlpy's own venv (once)
     python benchmarks/offline.py               # our cells (and the datasets) first
     python benchmarks/offline_peer_scores.py   # d3rlpy on the cells in CELLS, 4 seeds each
+    python benchmarks/offline_peer_scores.py iql-pendulum-medium-replay  # named cells instead
 
 Each cell: d3rlpy (``benchmarks/d3rlpy_peer.py``) trains seeds 0-3 one after another with our
 cell's settings (network widths, batch, learning rate, gradient steps, observation
@@ -70,7 +71,7 @@ def main() -> None:
     if not PEER.is_file():
         raise SystemExit(f"no d3rlpy venv at {PEER}; run benchmarks/setup_d3rlpy.sh first")
     rows = []
-    for name in CELLS:
+    for name in sys.argv[1:] or CELLS:
         path = HERE / "results" / "offline" / f"{name}.json"
         if not path.is_file():
             raise SystemExit(f"no result for our cell {name} at {path}; run benchmarks/offline.py first")
