@@ -6,6 +6,7 @@ Surface (shared by every algorithm in purejaxlib.algos)::
 
     config = sac.Config(env="Pendulum-v1", total_timesteps=20_000)
     config = sac.Config(env="Pendulum-v1", num_critics=5, num_quantiles=25, drop_quantiles=2)  # TQC
+    config = sac.rlpd_config(env="Pendulum-v1", prior_data="medium.npz")  # RLPD
     state = sac.init(config, key); state, metrics = sac.step(config, state)
     result = sac.train(config, key); act = sac.policy(config, result.state)
 
@@ -55,6 +56,11 @@ class Config(offpolicy.Config):
     edac: bool = static(False)
     """EDAC (offline, continuous): the critics' loss adds ``edac_eta`` times the similarity of their
     action gradients at the dataset's actions, so a large ensemble (``num_critics``) stays diverse."""
+    target_subset: int = static(0)
+    """Critics whose minimum forms the TD target: 0 takes all ``num_critics`` (clipped double-Q);
+    k > 0 a fresh random k of them each update (REDQ, RLPD). Scalar critics only."""
+    actor_mean_q: bool = static(False)
+    """The actor maximizes the ensemble's mean value instead of its minimum (REDQ, RLPD)."""
     cql_samples: int = static(10)
     """CQL, continuous actions: uniform, current-policy and next-state-policy samples each per state."""
 
@@ -74,6 +80,8 @@ class Config(offpolicy.Config):
         "cql_target_gap": "continuous CQL (Lagrangian weight)",
         "edac": "EDAC's ensemble gradient diversity",
         "edac_eta": "EDAC's ensemble gradient diversity",
+        "target_subset": "REDQ / RLPD's random-subset target",
+        "actor_mean_q": "REDQ / RLPD's actor on the ensemble mean",
     }
 
     def validate(self) -> None:
@@ -83,6 +91,15 @@ class Config(offpolicy.Config):
         self.check_positive("cql_samples", "cql_alpha")
         if self.cql and self.num_quantiles:
             self.fail("cql", "CQL on quantile critics (TQC) is not supported; use num_quantiles=0")
+        self.check_positive("target_subset", allow_zero=True)
+        if self.target_subset > self.num_critics:
+            self.fail(
+                "target_subset",
+                f"takes the minimum of {self.target_subset} critics, "
+                f"but the ensemble has num_critics={self.num_critics}",
+            )
+        if self.target_subset and self.num_quantiles:
+            self.fail("target_subset", "applies to scalar critics; TQC (num_quantiles > 0) pools quantiles instead")
         if self.edac and (self.spec.discrete or self.num_quantiles):
             self.fail("edac", "EDAC needs continuous actions and scalar critics (num_quantiles=0)")
         self.check_positive("edac_eta", allow_zero=True)
@@ -98,6 +115,21 @@ class Config(offpolicy.Config):
                     f"dropping {self.drop_quantiles} of {self.num_quantiles} quantiles per critic leaves no target; "
                     "make it smaller",
                 )
+
+
+RLPD = dict(num_critics=10, target_subset=2, actor_mean_q=True, layer_norm=True, gradient_steps=10, prior_fraction=0.5)
+"""The fields that turn SAC into RLPD (Ball et al. 2023) once ``prior_data=`` names a dataset:
+symmetric sampling (half of each batch from the data), LayerNorm critics, an ensemble of 10 with
+targets from the minimum of a random 2, the actor on the ensemble's mean, and 10 gradient steps
+per env step (with ``num_envs=1, train_freq=1``)."""
+
+
+def rlpd_config(**overrides: Any) -> Config:
+    """A :class:`Config` for RLPD (pass ``prior_data=``); ``overrides`` replace any field."""
+    config = Config(**{**RLPD, **overrides})
+    if not config.prior_data:
+        config.fail("prior_data", "RLPD learns online with a dataset mixed into its batches; name one")
+    return config
 
 
 class Learner(NamedTuple):
@@ -199,16 +231,27 @@ def critic_values(config: Config, critic: Any, obs: jax.Array, action: jax.Array
     return ensemble_apply(make_critic(config), critic, *inputs)
 
 
+def target_critics(config: Config, target_critic: Any, key: jax.Array) -> Any:
+    """The target critics whose minimum forms the TD target: all of them, or with ``target_subset``
+    k a uniformly random k of the ``num_critics`` (without replacement), leaves ``[k, ...]``."""
+    if not config.target_subset or config.target_subset == config.num_critics:
+        return target_critic
+    chosen = jax.random.choice(key, config.num_critics, (config.target_subset,), replace=False)
+    return jax.tree.map(lambda leaf: leaf[chosen], target_critic)
+
+
 def critic_target(config: Config, learner: Learner, batch: replay.Batch, key: jax.Array) -> jax.Array:
     """Soft TD target: ``[B]``, or ``[B, K]`` target atoms for quantile critics."""
     alpha = jnp.exp(learner.log_alpha)
+    key, subset_key = jax.random.split(key)
+    critics = target_critics(config, learner.target_critic, subset_key)
     if config.spec.discrete:
         probs, log_probs = _probs(config, learner.actor, batch.next_obs)
-        q = critic_values(config, learner.target_critic, batch.next_obs).min(axis=0)
+        q = critic_values(config, critics, batch.next_obs).min(axis=0)
         next_value = (probs * (q - alpha * log_probs)).sum(axis=-1)
         return batch.reward + batch.discount * next_value
     action, log_prob = _sample(config, learner.actor, batch.next_obs, key)
-    q = critic_values(config, learner.target_critic, batch.next_obs, action)
+    q = critic_values(config, critics, batch.next_obs, action)
     if config.num_quantiles:
         atoms = losses.truncated_quantiles(q, config.drop_quantiles * config.num_critics)
         return batch.reward[:, None] + batch.discount[:, None] * (atoms - alpha * log_prob[:, None])
@@ -272,12 +315,13 @@ def actor_loss(
     alpha = jnp.exp(learner.log_alpha)
     if config.spec.discrete:
         probs, log_probs = _probs(config, actor, obs)
-        q = critic_values(config, learner.critic, obs).min(axis=0)
+        q = critic_values(config, learner.critic, obs)
+        q = q.mean(axis=0) if config.actor_mean_q else q.min(axis=0)
         loss = (probs * (alpha * log_probs - q)).sum(axis=-1).mean()
         return loss, -(probs * log_probs).sum(axis=-1)
     action, log_prob = _sample(config, actor, obs, key)
     q = critic_values(config, learner.critic, obs, action)
-    q = q.mean(axis=(0, 2)) if config.num_quantiles else q.min(axis=0)
+    q = q.mean(axis=(0, 2)) if config.num_quantiles else q.mean(axis=0) if config.actor_mean_q else q.min(axis=0)
     return (alpha * log_prob - q).mean(), -log_prob
 
 

@@ -132,33 +132,38 @@ def validate(dataset: Dataset, env: str | None = None) -> None:
 def check_spaces(dataset: Dataset, env: str) -> None:
     """The dataset's observation shape and actions must fit ``env``'s spaces."""
     spec = envs_lib.spec(env)
+    origin = f" (dataset env: {dataset.info.get('env', 'not recorded')})"
     obs = np.asarray(dataset.obs)
     if tuple(obs.shape[1:]) != tuple(spec.obs_shape):
         raise DatasetError(
-            f"obs are {tuple(obs.shape[1:])} per step, but {env} observes {tuple(spec.obs_shape)}"
-            f" (dataset env: {dataset.info.get('env', 'not recorded')})"
+            f"obs are {tuple(obs.shape[1:])} per step, but {env} observes {tuple(spec.obs_shape)}{origin}"
         )
     action = np.asarray(dataset.action)
     if spec.discrete:
         if action.ndim != 1 or action.dtype.kind not in "iu":
             raise DatasetError(
                 f"action must be int [N] for {env}'s {spec.num_actions} discrete actions, "
-                f"got {action.dtype} {action.shape}"
+                f"got {action.dtype} {action.shape}{origin}"
             )
         bad = (action < 0) | (action >= spec.num_actions)
         if bad.any():
             i = _first_bad(bad)
-            raise DatasetError(f"action[{i}] = {action[i]} is outside {env}'s actions 0..{spec.num_actions - 1}")
+            raise DatasetError(
+                f"action[{i}] = {action[i]} is outside {env}'s actions 0..{spec.num_actions - 1}{origin}"
+            )
         return
     if tuple(action.shape[1:]) != tuple(spec.action_shape):
-        raise DatasetError(f"actions are {tuple(action.shape[1:])} per step, but {env} takes {spec.action_shape}")
+        raise DatasetError(
+            f"actions are {tuple(action.shape[1:])} per step, but {env} takes {spec.action_shape}{origin}"
+        )
     low, high = bounds(env)
     tol = 1e-5 * np.maximum(1.0, np.abs(high - low))
     bad = (action < low - tol) | (action > high + tol)
     if bad.any():
         i = _first_bad(bad)
         raise DatasetError(
-            f"action[{i}] = {action[i].tolist()} is outside {env}'s action space [{low.tolist()}, {high.tolist()}]"
+            f"action[{i}] = {action[i].tolist()} is outside {env}'s action space "
+            f"[{low.tolist()}, {high.tolist()}]{origin}"
         )
 
 

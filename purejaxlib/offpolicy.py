@@ -68,6 +68,13 @@ class Config(EnvConfig):
     recipe), in training and in :func:`observe`, which every ``policy`` applies (so evaluation and
     export see raw env observations)."""
 
+    prior_data: str = static("")
+    """Online runs: a dataset (:func:`purejaxlib.offline.save`) mixed into every minibatch, RLPD's
+    symmetric sampling: ``prior_fraction`` of each batch is drawn from it, the rest from the replay
+    buffer. Its observation and action spaces must be the env's."""
+    prior_fraction: float = static(0.5)
+    """With ``prior_data``: the share of each minibatch drawn from it (rounded to whole samples)."""
+
     lr: float = traced(3e-4)
     """Adam learning rate."""
     gamma: float = traced(0.99)
@@ -103,6 +110,11 @@ class Config(EnvConfig):
     @property
     def steps_per_update(self) -> int:
         return self.steps_per_iteration
+
+    @property
+    def prior_batch(self) -> int:
+        """Samples of each minibatch drawn from ``prior_data`` (0 without it)."""
+        return round(self.batch_size * self.prior_fraction) if self.prior_data else 0
 
     @property
     def warmup_iterations(self) -> int:
@@ -175,6 +187,12 @@ class Config(EnvConfig):
             self.fail("dataset", str(err))
         if len(data) < self.n_step:
             self.fail("dataset", f"{len(data)} transitions are fewer than n_step={self.n_step}")
+        if self.prior_data:
+            self.fail(
+                "prior_data",
+                "mixes a dataset into an online run's minibatches; an offline run (dataset=) learns from "
+                "its dataset alone, so leave prior_data empty",
+            )
 
     def _validate_online(self) -> None:
         if self.normalize_obs:
@@ -182,6 +200,8 @@ class Config(EnvConfig):
                 "normalize_obs",
                 "standardizes by the dataset's statistics, so it needs an offline run (set dataset=)",
             )
+        if self.prior_data:
+            self._validate_prior()
         if self.requires_dataset:
             self.fail(
                 "dataset",
@@ -215,6 +235,24 @@ class Config(EnvConfig):
                 f"the buffer must hold n_step={self.n_step} steps per env before learning; "
                 f"raise learning_starts to at least {self.n_step * self.num_envs}",
             )
+
+    def _validate_prior(self) -> None:
+        from purejaxlib import offline
+
+        if not 0.0 < self.prior_fraction < 1.0:
+            self.fail("prior_fraction", f"must lie strictly between 0 and 1, got {self.prior_fraction!r}")
+        if not 0 < self.prior_batch < self.batch_size:
+            self.fail(
+                "prior_fraction",
+                f"{self.prior_fraction} of batch_size={self.batch_size} rounds to {self.prior_batch} samples; "
+                "both the dataset's share and the replay buffer's need at least one",
+            )
+        try:
+            data = offline.cached(self.prior_data, self.env)
+        except (OSError, offline.DatasetError) as err:
+            self.fail("prior_data", str(err))
+        if len(data) < self.n_step:
+            self.fail("prior_data", f"{len(data)} transitions are fewer than n_step={self.n_step}")
 
 
 class Algorithm(NamedTuple):
@@ -338,6 +376,28 @@ def dataset_buffer(config: Config) -> replay.Buffer:
     return buffer._replace(data=data)
 
 
+def prior_buffer(config: Config) -> replay.Buffer:
+    """``prior_data`` as a read-only replay buffer (raw observations, no ``next_action``); loaded
+    when traced, so the compiled program holds it as a constant."""
+    from purejaxlib import offline
+
+    buffer = offline.as_buffer(offline.cached(config.prior_data, config.env), config.env)
+    return buffer._replace(data=buffer.data._replace(next_action=None))
+
+
+def sample_batch(config: Config, buffer: replay.Buffer, key: jax.Array) -> replay.Batch:
+    """One minibatch ``[batch_size, ...]``: from ``buffer``, or with ``prior_data`` its first
+    ``config.prior_batch`` rows from the dataset and the rest from ``buffer`` (symmetric sampling)."""
+    if not config.prior_data:
+        return replay.sample(buffer, key, config.batch_size, config.gamma, config.n_step)
+    prior_key, online_key = jax.random.split(key)
+    prior = replay.sample(prior_buffer(config), prior_key, config.prior_batch, config.gamma, config.n_step)
+    online = replay.sample(
+        buffer, online_key, config.batch_size - config.prior_batch, config.gamma, config.n_step
+    )._replace(next_action=None)
+    return jax.tree.map(lambda a, b: jnp.concatenate([a, b.astype(a.dtype)]), prior, online)
+
+
 def init(config: Config, key: jax.Array, algo: Algorithm) -> State:
     """``algo``'s learner, an empty replay buffer and reset envs, at iteration 0. Offline
     (``config.dataset``): the learner alone; buffer, env state and observation are None."""
@@ -364,7 +424,7 @@ def learn_from(
     def gradient_step(learner, inputs):
         step_key, offset = inputs
         sample_key, update_key = jax.random.split(step_key)
-        batch = replay.sample(buffer, sample_key, config.batch_size, config.gamma, config.n_step)
+        batch = sample_batch(config, buffer, sample_key)
         return algo.update(config, learner, batch, update_key, first + offset)
 
     steps = (jax.random.split(key, config.gradient_steps), jnp.arange(config.gradient_steps))
@@ -391,9 +451,7 @@ def _offline_iteration(
 
 
 def _learn_metrics_shape(config: Config, algo: Algorithm, state: State) -> dict[str, Any]:
-    batch = jax.eval_shape(
-        lambda b, k: replay.sample(b, k, config.batch_size, config.gamma, config.n_step), state.buffer, state.key
-    )
+    batch = jax.eval_shape(lambda b, k: sample_batch(config, b, k), state.buffer, state.key)
     _, metrics = jax.eval_shape(
         lambda learner, b, k: algo.update(config, learner, b, k, state.iteration), state.learner, batch, state.key
     )

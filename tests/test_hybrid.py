@@ -1,0 +1,207 @@
+"""Online learning with offline data: RLPD's pieces (symmetric sampling from a dataset and the
+replay buffer, the random-subset minimum of the critic ensemble, the actor on the ensemble mean),
+checked against plain references, and the bad input they refuse."""
+
+from __future__ import annotations
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from purejaxlib import offline, offpolicy, replay
+from purejaxlib.algos import sac
+from purejaxlib.config import ConfigError
+from purejaxlib.networks import ensemble_init
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+MARK = 100.0  # reward of every dataset transition; the env's rewards are never positive
+
+
+@pytest.fixture(scope="module")
+def pendulum_file(tmp_path_factory) -> str:
+    """400 random Pendulum transitions whose rewards are all MARK, saved to disk."""
+    data = offline.collect("Pendulum-v1", offline.behaviour("Pendulum-v1", None), jax.random.key(1), 400, 4)
+    data = data.replace(reward=np.full(len(data), MARK, np.float32))
+    return str(offline.save(data, tmp_path_factory.mktemp("prior") / "pendulum"))
+
+
+@pytest.fixture(scope="module")
+def cartpole_file(tmp_path_factory) -> str:
+    data = offline.collect("CartPole-v1", offline.behaviour("CartPole-v1", None), jax.random.key(2), 200, 4)
+    return str(offline.save(data, tmp_path_factory.mktemp("prior") / "cartpole"))
+
+
+def online_buffer(config: sac.Config, key: jax.Array, rows: int = 50) -> replay.Buffer:
+    """A replay buffer of ``rows`` random Pendulum-shaped steps of one env, rewards -1."""
+    obs_key, act_key = jax.random.split(key)
+    obs = jax.random.normal(obs_key, (rows, 1, 3))
+    action = jax.random.uniform(act_key, (rows, 1, 1), minval=-1, maxval=1)
+    flag = jnp.zeros((rows, 1), bool)
+    stored = replay.Stored(obs, action, -jnp.ones((rows, 1)), flag, flag.at[rows // 2].set(True), obs + 1)
+    return replay.add(replay.init(jax.tree.map(lambda x: x[0], stored), config.buffer_rows), stored)
+
+
+@pytest.mark.parametrize("fraction,batch,n_step", [(0.5, 64, 1), (0.25, 40, 1), (0.75, 32, 3)])
+def test_symmetric_sampling_draws_the_stated_share_from_each_source(pendulum_file, fraction, batch, n_step):
+    config = sac.Config(
+        env="Pendulum-v1", prior_data=pendulum_file, prior_fraction=fraction, batch_size=batch,
+        n_step=n_step, total_timesteps=2_000, buffer_size=1_000,
+    )  # fmt: skip
+    buffer = online_buffer(config, jax.random.key(0))
+    data = offline.load(pendulum_file)
+    prior_obs = np.asarray(data.obs)
+    want = round(batch * fraction)
+    assert config.prior_batch == want
+    for seed in range(3):
+        got = jax.jit(offpolicy.sample_batch)(config, buffer, jax.random.key(seed))
+        assert got.obs.shape == (batch, 3) and got.next_action is None
+        reward = np.asarray(got.reward)
+        # n-step sums of MARK are positive, of -1 negative: the first `want` rows came from the data
+        assert (reward[:want] >= MARK).all() and (reward[want:] < 0).all()
+        # ... and each prior row is one of the dataset's transitions, each online row one of the buffer's
+        gap = np.abs(np.asarray(got.obs[:want])[:, None] - prior_obs[None]).sum(-1).min(1)
+        assert gap.max() < 1e-6
+        online_obs = np.asarray(buffer.data.obs[: int(buffer.size), 0])
+        gap = np.abs(np.asarray(got.obs[want:])[:, None] - online_obs[None]).sum(-1).min(1)
+        assert gap.max() < 1e-6
+
+
+def test_prior_sampling_covers_the_dataset_uniformly(pendulum_file):
+    config = sac.Config(env="Pendulum-v1", prior_data=pendulum_file, batch_size=256, total_timesteps=2_000)
+    buffer = online_buffer(config, jax.random.key(0))
+    prior_obs = np.asarray(offline.load(pendulum_file).obs)
+    sample = jax.jit(offpolicy.sample_batch)
+    rows = np.concatenate(
+        [np.asarray(sample(config, buffer, k).obs[:128]) for k in jax.random.split(jax.random.key(3), 40)]
+    )
+    index = np.abs(rows[:, None] - prior_obs[None]).sum(-1).argmin(1)
+    counts = np.bincount(index, minlength=len(prior_obs))  # 5,120 draws over 400 rows: 12.8 each
+    assert (counts > 0).mean() > 0.99 and counts.max() < 40
+
+
+def distinct_target_learner(config: sac.Config, key: jax.Array) -> sac.Learner:
+    init_key, target_key = jax.random.split(key)
+    learner = sac.init_learner(config, init_key, jnp.zeros((1, 4)))
+    target = ensemble_init(sac.make_critic(config), target_key, config.num_critics, jnp.zeros((1, 4)))
+    return learner._replace(target_critic=target, log_alpha=jnp.log(jnp.float32(0.3)))
+
+
+def discrete_batch(key: jax.Array, size: int = 16) -> replay.Batch:
+    obs_key, next_key, reward_key = jax.random.split(key, 3)
+    discount = jnp.where(jnp.arange(size) % 5 == 0, 0.0, 0.9)
+    return replay.Batch(
+        jax.random.normal(obs_key, (size, 4)),
+        jnp.zeros((size,), jnp.int32),
+        jax.random.normal(reward_key, (size,)),
+        discount,
+        jax.random.normal(next_key, (size, 4)),
+    )
+
+
+def reference_subset_targets(config: sac.Config, learner: sac.Learner, batch: replay.Batch) -> dict:
+    """Discrete soft targets r + d * sum_a p(a) (min_{i in S} Q_i(a) - alpha log p(a)) for every subset S."""
+    logits = np.asarray(sac.make_actor(config).apply(learner.actor, batch.next_obs), np.float64)
+    log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    q = np.asarray(sac.critic_values(config, learner.target_critic, batch.next_obs), np.float64)  # [N, B, A]
+    targets = {}
+    for subset in itertools.combinations(range(config.num_critics), config.target_subset):
+        value = (np.exp(log_p) * (q[list(subset)].min(0) - 0.3 * log_p)).sum(-1)
+        targets[subset] = np.asarray(batch.reward) + np.asarray(batch.discount) * value
+    return targets
+
+
+def test_subset_target_is_the_minimum_of_a_uniformly_random_subset():
+    config = sac.Config(env="CartPole-v1", num_critics=5, target_subset=2, hidden=(16,), total_timesteps=2_000)
+    learner = distinct_target_learner(config, jax.random.key(0))
+    batch = discrete_batch(jax.random.key(1))
+    targets = reference_subset_targets(config, learner, batch)
+    target = jax.jit(sac.critic_target)
+    seen = []
+    for key in jax.random.split(jax.random.key(2), 200):
+        got = np.asarray(target(config, learner, batch, key), np.float64)
+        match = [s for s, want in targets.items() if np.allclose(got, want, rtol=1e-5, atol=1e-5)]
+        assert len(match) == 1, "the target must be one subset's minimum, the same subset for the whole batch"
+        seen.append(match[0])
+    counts = np.asarray([seen.count(s) for s in targets])  # 10 subsets, 20 expected each
+    assert counts.min() >= 5 and counts.max() <= 40
+
+
+def test_subset_of_every_critic_is_the_full_minimum():
+    base = dict(env="CartPole-v1", num_critics=3, hidden=(16,), total_timesteps=2_000)
+    full = sac.Config(**base, target_subset=3)
+    learner = distinct_target_learner(full, jax.random.key(0))
+    batch = discrete_batch(jax.random.key(1))
+    key = jax.random.key(2)
+    np.testing.assert_array_equal(
+        sac.critic_target(full, learner, batch, key), sac.critic_target(sac.Config(**base), learner, batch, key)
+    )
+
+
+def test_actor_on_the_ensemble_mean():
+    config = sac.Config(env="CartPole-v1", num_critics=4, actor_mean_q=True, hidden=(16,), total_timesteps=2_000)
+    learner = distinct_target_learner(config, jax.random.key(0))
+    obs = discrete_batch(jax.random.key(1)).obs
+    loss, _ = sac.actor_loss(config, learner.actor, learner, obs, jax.random.key(2))
+    logits = np.asarray(sac.make_actor(config).apply(learner.actor, obs), np.float64)
+    log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    q = np.asarray(sac.critic_values(config, learner.critic, obs), np.float64).mean(0)
+    want = (np.exp(log_p) * (0.3 * log_p - q)).sum(-1).mean()
+    np.testing.assert_allclose(float(loss), want, rtol=1e-5)
+
+
+def test_rlpd_trains_with_its_dataset_in_every_batch(pendulum_file):
+    config = sac.rlpd_config(
+        prior_data=pendulum_file, hidden=(16, 16), batch_size=16, gradient_steps=3, num_critics=4,
+        total_timesteps=64, learning_starts=16, buffer_size=256,
+    )  # fmt: skip
+    train = jax.jit(sac.train)
+    metrics = train(config, jax.random.key(0)).metrics
+    assert np.isnan(metrics["critic_loss"][:16]).all() and np.isfinite(metrics["critic_loss"][16:]).all()
+    # half of every batch has reward MARK, so the critics' values rise above zero; without the
+    # dataset (the env's rewards are all negative) they fall below it
+    plain = train(config.replace(prior_data=""), jax.random.key(0)).metrics
+    assert float(metrics["q_mean"][-1]) > 0.5 and float(plain["q_mean"][-1]) < -0.5
+
+
+# --- bad input -----------------------------------------------------------------------------------
+
+
+def _error(**fields) -> str:
+    with pytest.raises(ConfigError) as info:
+        sac.Config(**{"total_timesteps": 2_000, **fields})
+    return str(info.value)
+
+
+def test_prior_data_from_another_env_is_refused_naming_both(cartpole_file, pendulum_file):
+    message = _error(env="Pendulum-v1", prior_data=cartpole_file)
+    assert "prior_data" in message and "Pendulum-v1" in message and "CartPole-v1" in message
+    message = _error(env="MountainCarContinuous-v0", prior_data=pendulum_file)
+    assert "prior_data" in message and "MountainCarContinuous-v0" in message and "Pendulum-v1" in message
+
+
+def test_missing_prior_data_says_where_it_looked(tmp_path):
+    message = _error(env="Pendulum-v1", prior_data=str(tmp_path / "absent.npz"))
+    assert "prior_data" in message and str(tmp_path / "absent.npz") in message
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0, 1.5, 0.001])
+def test_prior_fraction_out_of_range(pendulum_file, fraction):
+    assert "prior_fraction" in _error(env="Pendulum-v1", prior_data=pendulum_file, prior_fraction=fraction)
+
+
+def test_prior_data_in_an_offline_run(pendulum_file):
+    assert "prior_data" in _error(env="Pendulum-v1", dataset=pendulum_file, prior_data=pendulum_file)
+
+
+def test_subset_larger_than_the_ensemble():
+    message = _error(env="Pendulum-v1", num_critics=2, target_subset=3)
+    assert "target_subset" in message and "num_critics=2" in message
+
+
+def test_rlpd_without_a_dataset():
+    with pytest.raises(ConfigError, match="prior_data"):
+        sac.rlpd_config(env="Pendulum-v1")
