@@ -197,6 +197,13 @@ def train(config: Config, key: jax.Array) -> TrainResult:
     return offpolicy.train(config, key, ALGORITHM)
 
 
+def finetune(config: Config, offline_state: State, key: jax.Array) -> TrainResult:
+    """Offline to online: ``offline_state``'s learner (an offline run's, e.g. ``train(offline_config,
+    key).state``) continues in ``config``'s online run (:func:`purejaxlib.offpolicy.finetune`; set
+    ``seed_data=`` to start the replay buffer with the dataset). Jit- and vmap-able."""
+    return offpolicy.finetune(config, offline_state.learner, key, ALGORITHM)
+
+
 def policy(config: Config, state: State, *, deterministic: bool = False) -> Callable[[jax.Array, jax.Array], jax.Array]:
     """``act(obs, key) -> action`` (int32, ``obs [..., *obs_shape]`` -> ``[...]``): greedy, or
     epsilon-greedy at ``eps_end`` when not deterministic."""

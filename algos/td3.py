@@ -49,6 +49,11 @@ class Config(offpolicy.Config):
     """TD3+BC (offline): the actor also regresses onto the dataset's actions, and its Q term is
     scaled by ``bc_alpha / mean |Q|``."""
 
+    bc_decay: int = static(0)
+    """TD3+BC online (offline-to-online fine-tuning): gradient steps over which the behaviour-cloning
+    term's weight falls linearly from 1 to 0, leaving TD3's actor loss (Q scaled by
+    ``bc_alpha / mean |Q|``); 0 keeps it at 1."""
+
     exploration_noise: float = traced(0.1)
     """Std of the Gaussian noise added to the actor's action when collecting."""
     target_policy_noise: float = traced(0.2)
@@ -66,6 +71,7 @@ class Config(offpolicy.Config):
         "td3_bc": "TD3+BC (offline behaviour-cloning actor term)",
         "bc_alpha": "TD3+BC (offline behaviour-cloning actor term)",
         "critic_bc": "ReBRAC (offline critic penalty)",
+        "bc_decay": "TD3+BC fine-tuning (decaying behaviour-cloning weight)",
     }
 
     def validate(self) -> None:
@@ -73,7 +79,9 @@ class Config(offpolicy.Config):
         self.check_positive("num_critics", "policy_delay")
         self.check_positive("exploration_noise", "target_policy_noise", "noise_clip", allow_zero=True)
         self.check_positive("bc_alpha")
-        self.check_positive("critic_bc", allow_zero=True)
+        self.check_positive("critic_bc", "bc_decay", allow_zero=True)
+        if self.bc_decay and not self.td3_bc:
+            self.fail("bc_decay", "fades TD3+BC's behaviour-cloning term; set td3_bc=True")
         critic_bc = self.concrete("critic_bc")
         if critic_bc is not None and np.any(critic_bc != 0) and not self.offline:
             self.fail(
@@ -170,11 +178,24 @@ def critic_loss(config: Config, critic: Any, target: jax.Array, batch: replay.Ba
     return losses.ensemble_mse(q, target), {"q_mean": q.mean()}
 
 
+def bc_weight(config: Config, step: jax.Array) -> jax.Array:
+    """The behaviour-cloning term's weight at gradient step ``step`` (from 1): 1, or with
+    ``bc_decay`` falling linearly to 0 at step ``bc_decay``."""
+    if not config.bc_decay:
+        return jnp.float32(1.0)
+    return jnp.clip(1.0 - step.astype(jnp.float32) / config.bc_decay, 0.0, 1.0)
+
+
 def actor_loss(
-    config: Config, actor: Any, critic: Any, obs: jax.Array, data_action: jax.Array | None = None
+    config: Config,
+    actor: Any,
+    critic: Any,
+    obs: jax.Array,
+    data_action: jax.Array | None = None,
+    weight: jax.Array | float = 1.0,
 ) -> jax.Array:
     """Deterministic policy gradient through the first critic; with ``td3_bc``, TD3+BC's
-    ``-bc_alpha / mean|Q| * Q + mean (action - data_action)^2`` (``data_action [B, A]``)."""
+    ``-bc_alpha / mean|Q| * Q + weight * mean (action - data_action)^2`` (``data_action [B, A]``)."""
     action = actor_action(config, actor, obs)
     first = jax.tree.map(lambda x: x[0], critic)
     q = cast(jax.Array, make_critic(config).apply(first, obs, action))
@@ -183,7 +204,7 @@ def actor_loss(
     if data_action is None:
         raise ValueError("td3_bc's actor loss needs the dataset's actions (data_action)")
     scale = config.bc_alpha / jax.lax.stop_gradient(jnp.abs(q).mean() + 1e-8)
-    return -scale * q.mean() + losses.bc_mse(action, data_action)
+    return -scale * q.mean() + weight * losses.bc_mse(action, data_action)
 
 
 def update(
@@ -200,7 +221,7 @@ def update(
 
     def actor_step(_):
         a_loss, grads = jax.value_and_grad(actor_loss, argnums=1)(
-            config, learner.actor, critic, batch.obs, batch.action
+            config, learner.actor, critic, batch.obs, batch.action, bc_weight(config, step)
         )
         actor, actor_opt = offpolicy.apply_gradients(actor_tx, grads, learner.actor, learner.actor_opt)
         return (
@@ -253,6 +274,13 @@ def train(config: Config, key: jax.Array) -> TrainResult:
     """A whole TD3 (or DDPG) run: :func:`init` then ``num_iterations`` calls of :func:`step` in one
     ``lax.scan``. Jit- and vmap-able; metrics are ``[num_iterations]`` each."""
     return offpolicy.train(config, key, ALGORITHM)
+
+
+def finetune(config: Config, offline_state: State, key: jax.Array) -> TrainResult:
+    """Offline to online: ``offline_state``'s learner (an offline run's, e.g. ``train(offline_config,
+    key).state``) continues in ``config``'s online run (:func:`purejaxlib.offpolicy.finetune`; set
+    ``seed_data=`` to start the replay buffer with the dataset). Jit- and vmap-able."""
+    return offpolicy.finetune(config, offline_state.learner, key, ALGORITHM)
 
 
 def policy(config: Config, state: State, *, deterministic: bool = False) -> Callable[[jax.Array, jax.Array], jax.Array]:

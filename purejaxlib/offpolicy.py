@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -64,9 +64,13 @@ class Config(EnvConfig):
     offline_updates: int = static(100_000)
     """Offline runs (``dataset`` set): gradient steps over the whole run, ``gradient_steps`` per iteration."""
     normalize_obs: bool = static(False)
-    """Offline runs: observations standardized by the dataset's per-feature mean and std (TD3+BC's
-    recipe), in training and in :func:`observe`, which every ``policy`` applies (so evaluation and
-    export see raw env observations)."""
+    """Observations standardized by a dataset's per-feature mean and std (TD3+BC's recipe): that of
+    ``dataset`` (offline), else ``seed_data``, else ``prior_data`` (online), in training and in
+    :func:`observe`, which every ``policy`` applies (so evaluation and export see raw env observations)."""
+    seed_data: str = static("")
+    """Online runs: a dataset written into the replay buffer before the first env step
+    (offline-to-online fine-tuning, :func:`finetune`); new steps then push its oldest rows out.
+    With ``num_envs`` > 1 each env's column gets a contiguous share of it."""
 
     prior_data: str = static("")
     """Online runs: a dataset (:func:`purejaxlib.offline.save`) mixed into every minibatch, RLPD's
@@ -187,19 +191,23 @@ class Config(EnvConfig):
             self.fail("dataset", str(err))
         if len(data) < self.n_step:
             self.fail("dataset", f"{len(data)} transitions are fewer than n_step={self.n_step}")
-        if self.prior_data:
-            self.fail(
-                "prior_data",
-                "mixes a dataset into an online run's minibatches; an offline run (dataset=) learns from "
-                "its dataset alone, so leave prior_data empty",
-            )
+        for field in ("prior_data", "seed_data"):
+            if getattr(self, field):
+                self.fail(
+                    field,
+                    "brings a dataset into an online run; an offline run (dataset=) learns from its dataset "
+                    f"alone, so leave {field} empty",
+                )
 
     def _validate_online(self) -> None:
-        if self.normalize_obs:
+        if self.normalize_obs and not (self.seed_data or self.prior_data):
             self.fail(
                 "normalize_obs",
-                "standardizes by the dataset's statistics, so it needs an offline run (set dataset=)",
+                "standardizes by a dataset's statistics, so it needs one: dataset= (offline), or "
+                "seed_data= or prior_data= (online)",
             )
+        if self.seed_data:
+            self._validate_seed()
         if self.prior_data:
             self._validate_prior()
         if self.requires_dataset:
@@ -234,6 +242,22 @@ class Config(EnvConfig):
                 "learning_starts",
                 f"the buffer must hold n_step={self.n_step} steps per env before learning; "
                 f"raise learning_starts to at least {self.n_step * self.num_envs}",
+            )
+
+    def _validate_seed(self) -> None:
+        from purejaxlib import offline
+
+        try:
+            data = offline.cached(self.seed_data, self.env)
+        except (OSError, offline.DatasetError) as err:
+            self.fail("seed_data", str(err))
+        if len(data) < self.num_envs:
+            self.fail("seed_data", f"{len(data)} transitions are fewer than num_envs={self.num_envs}")
+        if len(data) // self.num_envs > self.buffer_rows:
+            self.fail(
+                "buffer_size",
+                f"{self.buffer_size} cannot hold seed_data's {len(data)} transitions; make it at least "
+                f"{len(data)} (plus room for the online steps)",
             )
 
     def _validate_prior(self) -> None:
@@ -341,19 +365,25 @@ OBS_STD_FLOOR = 1e-3
 """Added to each feature's std before standardizing (TD3+BC's epsilon): constant features stay finite."""
 
 
+def normalization_data(config: Config) -> str:
+    """The dataset whose statistics ``normalize_obs`` uses: ``dataset``, else ``seed_data``, else
+    ``prior_data`` ("" when none is set)."""
+    return config.dataset or config.seed_data or config.prior_data
+
+
 def observation_scale(config: Config) -> tuple[np.ndarray, np.ndarray]:
     """The dataset's observation mean and ``std + OBS_STD_FLOOR``, each ``[obs_dim]`` (flattened)."""
     from purejaxlib import offline
 
-    obs = np.asarray(offline.cached(config.dataset, config.env).obs, np.float64)
+    obs = np.asarray(offline.cached(normalization_data(config), config.env).obs, np.float64)
     obs = obs.reshape(len(obs), -1)
     return obs.mean(0).astype(np.float32), (obs.std(0) + OBS_STD_FLOOR).astype(np.float32)
 
 
 def standardize(config: Config, flat_obs: jax.Array) -> jax.Array:
     """Flattened observations ``[..., obs_dim]`` as the networks see them: standardized by the
-    dataset's statistics when ``normalize_obs`` (offline), else unchanged."""
-    if not (config.offline and config.normalize_obs):
+    dataset's statistics when ``normalize_obs`` (:func:`normalization_data`), else unchanged."""
+    if not (config.normalize_obs and normalization_data(config)):
         return flat_obs
     mean, std = observation_scale(config)
     return (flat_obs - mean) / std
@@ -361,7 +391,7 @@ def standardize(config: Config, flat_obs: jax.Array) -> jax.Array:
 
 def observe(config: Config, obs: jax.Array) -> jax.Array:
     """Env observations ``[..., *obs_shape]`` as the networks see them: ``[..., obs_dim]``, flattened
-    and (offline with ``normalize_obs``) standardized. Every algorithm's ``policy`` applies it."""
+    and (with ``normalize_obs``) standardized. Every algorithm's ``policy`` applies it."""
     return standardize(config, config.spec.flatten(obs))
 
 
@@ -387,15 +417,38 @@ def prior_buffer(config: Config) -> replay.Buffer:
 
 def sample_batch(config: Config, buffer: replay.Buffer, key: jax.Array) -> replay.Batch:
     """One minibatch ``[batch_size, ...]``: from ``buffer``, or with ``prior_data`` its first
-    ``config.prior_batch`` rows from the dataset and the rest from ``buffer`` (symmetric sampling)."""
-    if not config.prior_data:
-        return replay.sample(buffer, key, config.batch_size, config.gamma, config.n_step)
-    prior_key, online_key = jax.random.split(key)
-    prior = replay.sample(prior_buffer(config), prior_key, config.prior_batch, config.gamma, config.n_step)
-    online = replay.sample(
-        buffer, online_key, config.batch_size - config.prior_batch, config.gamma, config.n_step
-    )._replace(next_action=None)
-    return jax.tree.map(lambda a, b: jnp.concatenate([a, b.astype(a.dtype)]), prior, online)
+    ``config.prior_batch`` rows from the dataset and the rest from ``buffer`` (symmetric sampling).
+    Online, observations come out as the networks see them (:func:`standardize`); an offline
+    run's buffer (:func:`dataset_buffer`) holds them so already."""
+    if config.offline or not config.prior_data:
+        batch = replay.sample(buffer, key, config.batch_size, config.gamma, config.n_step)
+    else:
+        prior_key, online_key = jax.random.split(key)
+        prior = replay.sample(prior_buffer(config), prior_key, config.prior_batch, config.gamma, config.n_step)
+        online = replay.sample(
+            buffer, online_key, config.batch_size - config.prior_batch, config.gamma, config.n_step
+        )._replace(next_action=None)
+        batch = jax.tree.map(lambda a, b: jnp.concatenate([a, b.astype(a.dtype)]), prior, online)
+    if config.offline:
+        return batch
+    return batch._replace(obs=standardize(config, batch.obs), next_obs=standardize(config, batch.next_obs))
+
+
+def seed_buffer(config: Config, buffer: replay.Buffer) -> replay.Buffer:
+    """``buffer`` (empty, leaves ``[rows, num_envs, ...]``) with ``seed_data`` written in: env
+    column ``e`` gets transitions ``e*M .. (e+1)*M - 1`` (``M = N // num_envs``, the remainder is
+    left out), and each column's last one, unless terminated, is marked truncated, so an n-step
+    return never runs from the data into the online steps that follow it."""
+    from purejaxlib import offline
+
+    data = offline.as_buffer(offline.cached(config.seed_data, config.env), config.env).data._replace(next_action=None)
+    rows = len(data.reward) // config.num_envs
+    columns = lambda x: jnp.swapaxes(
+        x[: rows * config.num_envs, 0].reshape((config.num_envs, rows) + x.shape[2:]), 0, 1
+    )
+    data = jax.tree.map(columns, data)
+    data = data._replace(truncated=data.truncated.at[-1].set(~data.terminated[-1]))
+    return replay.add(buffer, data)
 
 
 def init(config: Config, key: jax.Array, algo: Algorithm) -> State:
@@ -412,7 +465,39 @@ def init(config: Config, key: jax.Array, algo: Algorithm) -> State:
     action = random_action(config, key, config.num_envs)
     flag = jnp.zeros((config.num_envs,), bool)
     example = replay.Stored(obs, action, jnp.zeros((config.num_envs,), jnp.float32), flag, flag, obs)
-    return State(learner, replay.init(example, config.buffer_rows), env_state, obs, key, jnp.int32(0))
+    buffer = replay.init(example, config.buffer_rows)
+    if config.seed_data:
+        buffer = seed_buffer(config, buffer)
+    return State(learner, buffer, env_state, obs, key, jnp.int32(0))
+
+
+def handover(config: Config, learner: Any, key: jax.Array, algo: Algorithm) -> State:
+    """An online run's starting state (:func:`init`: reset envs, the replay buffer, seeded from
+    ``seed_data`` when set) holding ``learner`` unchanged: an offline run's learner continues online.
+    Raises ValueError naming the first leaf whose structure or shape differs from ``config``'s."""
+    state = init(config, key, algo)
+    want, got = jax.tree_util.tree_flatten_with_path(state.learner), jax.tree_util.tree_flatten_with_path(learner)
+    if cast(Any, want[1]) != got[1]:
+        raise ValueError(
+            f"the learner to hand over is built differently from {type(config).__qualname__}'s "
+            f"(its tree: {got[1]}; this config's: {want[1]}); use the offline run's network fields"
+        )
+    for (path, a), (_, b) in zip(want[0], got[0]):
+        if jnp.shape(a) != jnp.shape(b) or jnp.result_type(a) != jnp.result_type(b):
+            raise ValueError(
+                f"learner{jax.tree_util.keystr(path)} is {jnp.result_type(b)}{list(jnp.shape(b))}, but "
+                f"{type(config).__qualname__} builds {jnp.result_type(a)}{list(jnp.shape(a))}; use the offline "
+                "run's network fields (hidden, num_critics, ...)"
+            )
+    return state._replace(learner=learner)
+
+
+def finetune(config: Config, learner: Any, key: jax.Array, algo: Algorithm) -> TrainResult:
+    """Offline to online: :func:`handover` then ``num_iterations`` calls of :func:`step` in one
+    ``lax.scan`` (as :func:`train`). Jit- and vmap-able."""
+    state = handover(config, learner, key, algo)
+    step_fn = lambda c, s, i: step(c, s, algo, i)
+    return TrainResult(*training.scan_updates(step_fn, config, state, 0, config.num_iterations))
 
 
 def learn_from(
@@ -472,7 +557,7 @@ def _iteration(
 
     def policy_fn(obs, act_key):
         if learn:
-            action = algo.explore(config, state.learner, obs, act_key, fraction)
+            action = algo.explore(config, state.learner, standardize(config, obs), act_key, fraction)
         else:
             action = random_action(config, act_key, config.num_envs)
         return action, to_env_action(config, action), ()

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from purejaxlib import offline, offpolicy, replay
-from purejaxlib.algos import sac
+from purejaxlib.algos import iql, sac, td3
 from purejaxlib.config import ConfigError
 from purejaxlib.networks import ensemble_init
 
@@ -205,3 +205,116 @@ def test_subset_larger_than_the_ensemble():
 def test_rlpd_without_a_dataset():
     with pytest.raises(ConfigError, match="prior_data"):
         sac.rlpd_config(env="Pendulum-v1")
+
+
+# --- offline to online -----------------------------------------------------------------------------
+
+
+def test_seed_data_fills_each_env_column_with_a_contiguous_share(pendulum_file):
+    config = iql.Config(env="Pendulum-v1", seed_data=pendulum_file, num_envs=2, buffer_size=1_000, hidden=(8,))
+    state = iql.init(config, jax.random.key(0))
+    data = offline.load(pendulum_file)
+    buffer = state.buffer
+    assert int(buffer.size) == 200 and int(buffer.pos) == 200
+    for column in range(2):
+        rows = slice(column * 200, (column + 1) * 200)
+        np.testing.assert_array_equal(np.asarray(buffer.data.obs[:200, column]), data.obs[rows])
+        np.testing.assert_array_equal(np.asarray(buffer.data.next_obs[:200, column]), data.next_obs[rows])
+        np.testing.assert_array_equal(np.asarray(buffer.data.terminated[:200, column]), data.terminated[rows])
+        want = np.asarray(data.truncated[rows]).copy()
+        want[-1] = not data.terminated[rows][-1]  # the share's end stops n-step returns
+        np.testing.assert_array_equal(np.asarray(buffer.data.truncated[:200, column]), want)
+    action = offpolicy.to_env_action(config, buffer.data.action[:200, 0])
+    np.testing.assert_allclose(np.asarray(action), data.action[:200], atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def offline_iql(pendulum_file):
+    config = iql.Config(
+        env="Pendulum-v1", dataset=pendulum_file, offline_updates=20, gradient_steps=10, hidden=(8, 8),
+        batch_size=16, normalize_obs=True,
+    )  # fmt: skip
+    return config, jax.jit(iql.train)(config, jax.random.key(0)).state
+
+
+def online_iql(pendulum_file, **fields) -> iql.Config:
+    base = dict(
+        env="Pendulum-v1", seed_data=pendulum_file, normalize_obs=True, total_timesteps=24, learning_starts=0,
+        hidden=(8, 8), batch_size=16, buffer_size=1_000,
+    )  # fmt: skip
+    return iql.Config(**{**base, **fields})
+
+
+def test_handover_keeps_the_offline_learner_bitwise(pendulum_file, offline_iql):
+    _, offline_state = offline_iql
+    config = online_iql(pendulum_file)
+    state = offpolicy.handover(config, offline_state.learner, jax.random.key(1), iql.ALGORITHM)
+    for a, b in zip(jax.tree.leaves(state.learner), jax.tree.leaves(offline_state.learner)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert int(state.buffer.size) == 400 and int(state.iteration) == 0
+    result = jax.jit(iql.finetune)(config, offline_state, jax.random.key(1))
+    assert int(result.state.buffer.size) == 424
+    assert np.isfinite(result.metrics["critic_loss"]).all()
+    # and the online updates then move it
+    moved = jax.tree.map(lambda a, b: not np.array_equal(np.asarray(a), np.asarray(b)), result.state.learner.actor,
+                         offline_state.learner.actor)  # fmt: skip
+    assert any(jax.tree.leaves(moved))
+
+
+def test_handover_refuses_a_learner_built_differently(pendulum_file, offline_iql):
+    _, offline_state = offline_iql
+    with pytest.raises(ValueError, match=r"learner.*\[8, 8\]|hidden"):
+        offpolicy.handover(online_iql(pendulum_file, hidden=(8, 4)), offline_state.learner, jax.random.key(1),
+                           iql.ALGORITHM)  # fmt: skip
+
+
+def test_online_normalize_obs_uses_the_seed_data_statistics(pendulum_file):
+    config = online_iql(pendulum_file)
+    raw = np.asarray(offline.load(pendulum_file).obs, np.float64)
+    mean, std = raw.mean(0), raw.std(0) + offpolicy.OBS_STD_FLOOR
+    state = iql.init(config, jax.random.key(0))
+    batch = offpolicy.sample_batch(config, state.buffer, jax.random.key(2))
+    plain = replay.sample(state.buffer, jax.random.key(2), config.batch_size, config.gamma)
+    np.testing.assert_allclose(np.asarray(batch.obs), (np.asarray(plain.obs) - mean) / std, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        np.asarray(batch.next_obs), (np.asarray(plain.next_obs) - mean) / std, rtol=1e-4, atol=1e-4
+    )
+    act = iql.policy(config, state, deterministic=True)
+    probe = jnp.asarray(raw[:8], jnp.float32)
+    want = iql.policy_action(config, state.learner.actor, jnp.asarray((raw[:8] - mean) / std, jnp.float32))
+    np.testing.assert_allclose(
+        np.asarray(act(probe, jax.random.key(0))), np.asarray(offpolicy.to_env_action(config, want)), atol=1e-5
+    )
+
+
+def test_bc_weight_falls_linearly_to_zero():
+    config = td3.Config(env="Pendulum-v1", td3_bc=True, bc_decay=100, total_timesteps=2_000)
+    weights = [float(td3.bc_weight(config, jnp.int32(s))) for s in (1, 50, 100, 400)]
+    np.testing.assert_allclose(weights, [0.99, 0.5, 0.0, 0.0], atol=1e-6)
+    assert float(td3.bc_weight(config.replace(bc_decay=0), jnp.int32(10**6))) == 1.0
+    learner = td3.init_learner(config, jax.random.key(0), jnp.zeros((1, 3)))
+    obs = jax.random.normal(jax.random.key(1), (16, 3))
+    data = jax.random.uniform(jax.random.key(2), (16, 1), minval=-1, maxval=1)
+    full = td3.actor_loss(config, learner.actor, learner.critic, obs, data, 1.0)
+    none = td3.actor_loss(config, learner.actor, learner.critic, obs, data, 0.0)
+    bc = np.mean((np.asarray(td3.actor_action(config, learner.actor, obs)) - np.asarray(data)) ** 2)
+    np.testing.assert_allclose(float(full) - float(none), bc, rtol=1e-5)
+
+
+def test_seed_data_larger_than_the_buffer(pendulum_file):
+    message = _error(env="Pendulum-v1", seed_data=pendulum_file, buffer_size=300, batch_size=64)
+    assert "buffer_size" in message and "400" in message
+
+
+def test_seed_data_in_an_offline_run(pendulum_file):
+    assert "seed_data" in _error(env="Pendulum-v1", dataset=pendulum_file, seed_data=pendulum_file)
+
+
+def test_online_normalize_obs_without_a_dataset():
+    message = _error(env="Pendulum-v1", normalize_obs=True)
+    assert "normalize_obs" in message and "seed_data" in message
+
+
+def test_bc_decay_without_td3_bc():
+    with pytest.raises(ConfigError, match="bc_decay"):
+        td3.Config(env="Pendulum-v1", bc_decay=100)

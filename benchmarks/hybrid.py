@@ -1,0 +1,176 @@
+"""Online learning with offline data: env steps to a return threshold on Pendulum-v1, RLPD (SAC
+with a medium dataset mixed into every batch) against SAC from scratch, 8 seeds each.
+
+    python benchmarks/hybrid.py                  # every method; results/hybrid/<method>.json
+    python benchmarks/hybrid.py --only rlpd      # methods whose name contains "rlpd"
+    python benchmarks/hybrid.py --report         # the table from the results so far
+
+The dataset is the offline table's Pendulum medium level (``experiments/make_dataset.py --env
+Pendulum-v1 --algo sac --out benchmarks/data/pendulum``, normalized score 33; made when
+missing). Each method trains its 8 seeds vmapped in one program; every ``EVAL_EVERY`` env steps
+each seed plays ``EPISODES`` deterministic episodes (:func:`purejaxlib.evaluation.periodic`). A
+seed's steps to threshold is the first evaluation at or above ``THRESHOLD`` (a seed that never
+gets there counts as its budget and is listed); the table gives their IQM with a stratified-
+bootstrap 95% interval (:mod:`purejaxlib.stats`), and the final evaluation's IQM.
+Results: ``results/hybrid/<method>.json``, ``results/hybrid.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DATA = HERE / "data" / "pendulum" / "medium.npz"
+OUT = HERE / "results" / "hybrid"
+SEEDS = 8
+EPISODES = 8
+EVAL_EVERY = 250
+THRESHOLD = -200.0
+
+# The time-to-threshold table's SAC config (benchmarks/run_threshold.py) is every method's base.
+BASE = dict(env="Pendulum-v1", hidden=(64, 64), lr=1e-3, tau=0.02)
+METHODS: dict[str, tuple[str, dict[str, Any]]] = {
+    "sac": ("SAC from scratch (UTD 1)", dict(BASE, total_timesteps=10_000)),
+    "sac-rlpd-no-data": (
+        "RLPD's SAC without the dataset (UTD 10, 10 LayerNorm critics, subset 2)",
+        dict(
+            BASE,
+            total_timesteps=5_000,
+            num_critics=10,
+            target_subset=2,
+            actor_mean_q=True,
+            layer_norm=True,
+            gradient_steps=10,
+        ),
+    ),
+    "rlpd": ("RLPD, medium dataset (UTD 10)", dict(BASE, total_timesteps=5_000, rlpd=True, learning_starts=0)),
+}
+
+
+def make_config(overrides: dict[str, Any]) -> Any:
+    from purejaxlib.algos import sac
+
+    fields = dict(overrides)
+    if fields.pop("rlpd", False):
+        return sac.rlpd_config(prior_data=str(DATA), **fields)
+    return sac.Config(**fields)
+
+
+def steps_to_threshold(eval_return: Any, steps: Any, budget: int) -> tuple[list[float], list[bool]]:
+    """Per seed: env steps at the first evaluation at or above THRESHOLD (budget if none), reached?"""
+    import numpy as np
+
+    out, reached = [], []
+    for row in np.asarray(eval_return):
+        hit = np.flatnonzero(row >= THRESHOLD)
+        out.append(float(steps[hit[0]]) if hit.size else float(budget))
+        reached.append(bool(hit.size))
+    return out, reached
+
+
+def run(name: str) -> dict[str, Any]:
+    import jax
+    import numpy as np
+
+    from purejaxlib import evaluation, stats, training
+    from purejaxlib.algos import sac
+
+    label, overrides = METHODS[name]
+    config = make_config(overrides)
+    every = EVAL_EVERY // config.steps_per_iteration
+    extra = evaluation.periodic(jax.random.key(1), every, EPISODES)
+
+    def one(key: jax.Array) -> dict[str, jax.Array]:
+        state = sac.init(config, key)
+        _, metrics = training.scan_updates(sac.step, config, state, 0, config.num_updates, extra)
+        return {"eval_return": metrics["eval_return"], "env_steps": metrics["env_steps"]}
+
+    keys = jax.random.split(jax.random.key(0), SEEDS)
+    start = time.perf_counter()
+    metrics = jax.tree.map(np.asarray, jax.jit(jax.vmap(one))(keys))
+    wall = time.perf_counter() - start
+    evaluated = ~np.isnan(metrics["eval_return"][0])
+    curve = metrics["eval_return"][:, evaluated]
+    steps = metrics["env_steps"][0, evaluated]
+    to_threshold, reached = steps_to_threshold(curve, steps, config.total_timesteps)
+    point, low, high = stats.stratified_bootstrap_ci(np.asarray(to_threshold))
+    final = stats.stratified_bootstrap_ci(curve[:, -1])
+    return {
+        "method": name,
+        "label": label,
+        "overrides": {k: (list(v) if isinstance(v, tuple) else v) for k, v in overrides.items()},
+        "dataset": str(DATA.relative_to(ROOT)) if overrides.get("rlpd") else None,
+        "seeds": SEEDS,
+        "threshold": THRESHOLD,
+        "steps_to_threshold": to_threshold,
+        "reached": reached,
+        "iqm_steps": point,
+        "ci_steps": [low, high],
+        "final_iqm": final[0],
+        "final_ci": [final[1], final[2]],
+        "eval_steps": steps.tolist(),
+        "eval_return": curve.tolist(),
+        "wall_s": wall,
+        "date": datetime.date.today().isoformat(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "jax": jax.__version__,
+        "command": f"python benchmarks/hybrid.py --only {name}",
+    }
+
+
+def report() -> str:
+    lines = [
+        f"| method | env steps to {THRESHOLD:.0f}: IQM [95% CI] | seeds reached | final eval: IQM [95% CI] | "
+        "budget | wall s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in METHODS:
+        path = OUT / f"{name}.json"
+        if not path.is_file():
+            continue
+        r = json.loads(path.read_text())
+        budget = r["eval_steps"][-1]
+        lines.append(
+            f"| {r['label']} | {r['iqm_steps']:,.0f} [{r['ci_steps'][0]:,.0f}, {r['ci_steps'][1]:,.0f}] | "
+            f"{sum(r['reached'])} of {r['seeds']} | {r['final_iqm']:.0f} [{r['final_ci'][0]:.0f}, "
+            f"{r['final_ci'][1]:.0f}] | {budget:,} | {r['wall_s']:.0f} |"
+        )
+    table = "\n".join(lines) + "\n"
+    (HERE / "results" / "hybrid.md").write_text(table)
+    return table
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", default="", help="run the methods whose name contains this")
+    parser.add_argument("--report", action="store_true", help="print the table from the results so far")
+    parser.add_argument("--one", default="", help=argparse.SUPPRESS)  # a single method, in this process
+    args = parser.parse_args(argv)
+    if args.one:
+        OUT.mkdir(parents=True, exist_ok=True)
+        result = run(args.one)
+        (OUT / f"{args.one}.json").write_text(json.dumps(result, indent=1) + "\n")
+        print(f"{args.one}: {result['iqm_steps']:.0f} steps {result['ci_steps']}, final {result['final_iqm']:.0f}")
+        return
+    if not args.report:
+        if not DATA.is_file():
+            cmd = [sys.executable, str(ROOT / "experiments" / "make_dataset.py"), "--env", "Pendulum-v1"]
+            subprocess.run([*cmd, "--algo", "sac", "--out", str(DATA.parent)], check=True)
+        for name in METHODS:
+            if args.only in name:  # each method in a fresh process: its own compile and memory
+                subprocess.run([sys.executable, __file__, "--one", name], check=True)
+    print(report())
+
+
+if __name__ == "__main__":
+    main()
