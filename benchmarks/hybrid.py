@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -37,33 +37,46 @@ EPISODES = 8
 EVAL_EVERY = 250
 THRESHOLD = -200.0
 
-# The time-to-threshold table's SAC config (benchmarks/run_threshold.py) is every method's base.
+# The time-to-threshold table's SAC config (benchmarks/run_threshold.py) is the SAC methods' base.
 BASE = dict(env="Pendulum-v1", hidden=(64, 64), lr=1e-3, tau=0.02)
-METHODS: dict[str, tuple[str, dict[str, Any]]] = {
-    "sac": ("SAC from scratch (UTD 1)", dict(BASE, total_timesteps=10_000)),
-    "sac-rlpd-no-data": (
+RLPD_NO_DATA = dict(num_critics=10, target_subset=2, actor_mean_q=True, layer_norm=True, gradient_steps=10)
+# IQL: the offline table's Pendulum cell (64x64, temperature 10, standardized observations, 20k
+# gradient steps), then online with the dataset in its replay buffer.
+IQL_OFFLINE = dict(
+    hidden=(64, 64), batch_size=256, gradient_steps=1000, offline_updates=20_000, temperature=10.0, normalize_obs=True
+)
+IQL_ONLINE = dict(
+    env="Pendulum-v1", hidden=(64, 64), batch_size=256, temperature=10.0, normalize_obs=True, learning_starts=0,
+    buffer_size=60_000, total_timesteps=10_000, seed_data=str(DATA),
+)  # fmt: skip
+
+
+class Method(NamedTuple):
+    label: str
+    module: str
+    online: dict[str, Any]
+    offline: dict[str, Any] | None = None  # an offline run on DATA first, whose learner continues online
+
+
+METHODS: dict[str, Method] = {
+    "sac": Method("SAC from scratch (UTD 1)", "sac", dict(BASE, total_timesteps=10_000)),
+    "sac-rlpd-no-data": Method(
         "RLPD's SAC without the dataset (UTD 10, 10 LayerNorm critics, subset 2)",
-        dict(
-            BASE,
-            total_timesteps=5_000,
-            num_critics=10,
-            target_subset=2,
-            actor_mean_q=True,
-            layer_norm=True,
-            gradient_steps=10,
-        ),
+        "sac",
+        dict(BASE, **RLPD_NO_DATA, total_timesteps=5_000),
     ),
-    "rlpd": ("RLPD, medium dataset (UTD 10)", dict(BASE, total_timesteps=5_000, rlpd=True, learning_starts=0)),
+    "rlpd": Method(
+        "RLPD, medium dataset (UTD 10)", "sac", dict(BASE, total_timesteps=5_000, rlpd=True, learning_starts=0)
+    ),
+    "iql-finetune": Method("IQL offline (20k steps), then online (UTD 1)", "iql", IQL_ONLINE, IQL_OFFLINE),
 }
 
 
-def make_config(overrides: dict[str, Any]) -> Any:
-    from purejaxlib.algos import sac
-
+def make_config(module: Any, overrides: dict[str, Any]) -> Any:
     fields = dict(overrides)
     if fields.pop("rlpd", False):
-        return sac.rlpd_config(prior_data=str(DATA), **fields)
-    return sac.Config(**fields)
+        return module.rlpd_config(prior_data=str(DATA), **fields)
+    return module.Config(**fields)
 
 
 def steps_to_threshold(eval_return: Any, steps: Any, budget: int) -> tuple[list[float], list[bool]]:
@@ -79,37 +92,53 @@ def steps_to_threshold(eval_return: Any, steps: Any, budget: int) -> tuple[list[
 
 
 def run(name: str) -> dict[str, Any]:
+    import importlib
+
     import jax
     import numpy as np
 
-    from purejaxlib import evaluation, stats, training
-    from purejaxlib.algos import sac
+    from purejaxlib import evaluation, offpolicy, stats, training
 
-    label, overrides = METHODS[name]
-    config = make_config(overrides)
+    method = METHODS[name]
+    module = importlib.import_module(f"purejaxlib.algos.{method.module}")
+    config = make_config(module, method.online)
+    offline_config = None
+    if method.offline is not None:
+        offline_config = module.Config(env=config.env, dataset=str(DATA), **method.offline)
     every = EVAL_EVERY // config.steps_per_iteration
     extra = evaluation.periodic(jax.random.key(1), every, EPISODES)
 
     def one(key: jax.Array) -> dict[str, jax.Array]:
-        state = sac.init(config, key)
-        _, metrics = training.scan_updates(sac.step, config, state, 0, config.num_updates, extra)
-        return {"eval_return": metrics["eval_return"], "env_steps": metrics["env_steps"]}
+        if offline_config is None:
+            state = module.init(config, key)
+            start = jax.numpy.float32(jax.numpy.nan)
+        else:
+            offline_key, key = jax.random.split(key)
+            learner = module.train(offline_config, offline_key).state.learner
+            state = offpolicy.handover(config, learner, key, module.ALGORITHM)
+            start = evaluation.evaluate(config, state, jax.random.key(2), EPISODES, deterministic=True).returns.mean()
+        _, metrics = training.scan_updates(module.step, config, state, 0, config.num_updates, extra)
+        return {"eval_return": metrics["eval_return"], "env_steps": metrics["env_steps"], "start": start}
 
     keys = jax.random.split(jax.random.key(0), SEEDS)
-    start = time.perf_counter()
+    began = time.perf_counter()
     metrics = jax.tree.map(np.asarray, jax.jit(jax.vmap(one))(keys))
-    wall = time.perf_counter() - start
+    wall = time.perf_counter() - began
     evaluated = ~np.isnan(metrics["eval_return"][0])
     curve = metrics["eval_return"][:, evaluated]
     steps = metrics["env_steps"][0, evaluated]
     to_threshold, reached = steps_to_threshold(curve, steps, config.total_timesteps)
     point, low, high = stats.stratified_bootstrap_ci(np.asarray(to_threshold))
     final = stats.stratified_bootstrap_ci(curve[:, -1])
-    return {
+    result: dict[str, Any] = {
         "method": name,
-        "label": label,
-        "overrides": {k: (list(v) if isinstance(v, tuple) else v) for k, v in overrides.items()},
-        "dataset": str(DATA.relative_to(ROOT)) if overrides.get("rlpd") else None,
+        "label": method.label,
+        "module": method.module,
+        "online": {k: (list(v) if isinstance(v, tuple) else v) for k, v in method.online.items()},
+        "offline": None if method.offline is None else {
+            k: (list(v) if isinstance(v, tuple) else v) for k, v in method.offline.items()
+        },
+        "dataset": str(DATA.relative_to(ROOT)),
         "seeds": SEEDS,
         "threshold": THRESHOLD,
         "steps_to_threshold": to_threshold,
@@ -125,7 +154,18 @@ def run(name: str) -> dict[str, Any]:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "jax": jax.__version__,
         "command": f"python benchmarks/hybrid.py --only {name}",
-    }
+    }  # fmt: skip
+    if offline_config is not None:  # the offline score, and the worst dip below it once online
+        start = metrics["start"]
+        dip = start - np.minimum(curve.min(axis=1), start)
+        result["start_returns"] = start.tolist()
+        result["start_iqm"], *result_ci = stats.stratified_bootstrap_ci(start)
+        result["start_ci"] = result_ci
+        result["worst_dip"] = dip.tolist()
+        result["dip_iqm"], *dip_ci = stats.stratified_bootstrap_ci(dip)
+        result["dip_ci"] = dip_ci
+        result["final_above_start"] = int((curve[:, -1] > start).sum())
+    return result
 
 
 def report() -> str:
@@ -134,6 +174,7 @@ def report() -> str:
         "budget | wall s |",
         "|---|---|---|---|---|---|",
     ]
+    finetuned = []
     for name in METHODS:
         path = OUT / f"{name}.json"
         if not path.is_file():
@@ -145,6 +186,21 @@ def report() -> str:
             f"{sum(r['reached'])} of {r['seeds']} | {r['final_iqm']:.0f} [{r['final_ci'][0]:.0f}, "
             f"{r['final_ci'][1]:.0f}] | {budget:,} | {r['wall_s']:.0f} |"
         )
+        if "start_iqm" in r:
+            finetuned.append(
+                f"| {r['label']} | {r['start_iqm']:.0f} [{r['start_ci'][0]:.0f}, {r['start_ci'][1]:.0f}] | "
+                f"{r['final_iqm']:.0f} [{r['final_ci'][0]:.0f}, {r['final_ci'][1]:.0f}] | "
+                f"{r['final_above_start']} of {r['seeds']} | {r['dip_iqm']:.0f} [{r['dip_ci'][0]:.0f}, "
+                f"{r['dip_ci'][1]:.0f}] (max {max(r['worst_dip']):.0f}) |"
+            )
+    if finetuned:
+        lines += [
+            "",
+            "| offline to online | offline score (return): IQM [95% CI] | final online | seeds above offline | "
+            "worst dip after the switch: IQM [95% CI] |",
+            "|---|---|---|---|---|",
+            *finetuned,
+        ]
     table = "\n".join(lines) + "\n"
     (HERE / "results" / "hybrid.md").write_text(table)
     return table
