@@ -197,6 +197,13 @@ def train(config: Config, key: jax.Array) -> TrainResult:
     return offpolicy.train(config, key, ALGORITHM)
 
 
+def jump_start(config: Config, key: jax.Array, guide: offpolicy.GuidePolicy) -> TrainResult:
+    """Jump-start (:func:`purejaxlib.offpolicy.jump_start`): ``guide`` (e.g. a trained policy,
+    ``act(obs, key) -> env action``) plays the first ``guide_steps`` steps of each episode, fewer
+    stage by stage as the returns reach ``guide_return``. Jit- and vmap-able."""
+    return offpolicy.jump_start(config, key, ALGORITHM, guide)
+
+
 def finetune(config: Config, offline_state: State, key: jax.Array) -> TrainResult:
     """Offline to online: ``offline_state``'s learner (an offline run's, e.g. ``train(offline_config,
     key).state``) continues in ``config``'s online run (:func:`purejaxlib.offpolicy.finetune`; set

@@ -28,7 +28,7 @@ from purejaxlib import envs as envs_lib
 from purejaxlib.config import EnvConfig, static, traced
 from purejaxlib.networks import ACTIVATIONS
 from purejaxlib.optim import make_optimizer
-from purejaxlib.rollout import episode_metrics, rollout
+from purejaxlib.rollout import Memory, episode_metrics, recurrent_rollout, rollout
 
 
 class Config(EnvConfig):
@@ -79,6 +79,18 @@ class Config(EnvConfig):
     prior_fraction: float = static(0.5)
     """With ``prior_data``: the share of each minibatch drawn from it (rounded to whole samples)."""
 
+    guide_steps: int = static(0)
+    """Jump-start (:func:`jump_start`): a guide policy plays the first this many steps of every
+    episode, the learner the rest; the curriculum lowers it in ``guide_stages`` equal stages to 0.
+    0: no guide."""
+    guide_stages: int = static(5)
+    """Jump-start: stages of the curriculum from ``guide_steps`` down to 0."""
+    guide_episodes: int = static(5)
+    """Jump-start: episodes a stage must finish before its returns are judged."""
+
+    guide_return: float = traced(float("nan"))
+    """Jump-start: the curriculum moves to the next stage once the mean return of the episodes
+    finished in the stage (at least ``guide_episodes``) reaches this (e.g. the guide's own return)."""
     lr: float = traced(3e-4)
     """Adam learning rate."""
     gamma: float = traced(0.99)
@@ -208,6 +220,8 @@ class Config(EnvConfig):
             )
         if self.seed_data:
             self._validate_seed()
+        if self.guide_steps:
+            self._validate_guide()
         if self.prior_data:
             self._validate_prior()
         if self.requires_dataset:
@@ -244,6 +258,17 @@ class Config(EnvConfig):
                 f"raise learning_starts to at least {self.n_step * self.num_envs}",
             )
 
+    def _validate_guide(self) -> None:
+        self.check_positive("guide_steps", "guide_stages", "guide_episodes")
+        if self.guide_stages > self.guide_steps:
+            self.fail(
+                "guide_stages",
+                f"{self.guide_stages} stages cannot split guide_steps={self.guide_steps}; make it at most that",
+            )
+        value = self.concrete("guide_return")
+        if value is not None and np.any(np.isnan(value)):
+            self.fail("guide_return", "jump-start needs the return that ends a stage (e.g. the guide's own); set it")
+
     def _validate_seed(self) -> None:
         from purejaxlib import offline
 
@@ -279,6 +304,11 @@ class Config(EnvConfig):
             self.fail("prior_data", f"{len(data)} transitions are fewer than n_step={self.n_step}")
 
 
+GuidePolicy = Callable[[jax.Array, jax.Array], jax.Array]
+"""``act(obs [N, *obs_shape], key) -> env action [N, ...]``: a jump-start guide, e.g. any
+algorithm's ``policy(config, state, deterministic=True)`` or an exported policy."""
+
+
 class Algorithm(NamedTuple):
     """The pure functions that make a learner; ``learner`` is the algorithm's own pytree.
 
@@ -295,6 +325,19 @@ class Algorithm(NamedTuple):
     init_learner: Callable[..., Any]
     explore: Callable[..., jax.Array]
     update: Callable[..., tuple[Any, dict[str, jax.Array]]]
+    guide: GuidePolicy | None = None
+    """Jump-start's guide (:func:`jump_start` sets it); None otherwise."""
+
+
+class Guide(NamedTuple):
+    """Jump-start's curriculum (``state.guide``; scalars per agent)."""
+
+    steps: jax.Array
+    """int32: the guide's share of each episode now (``guide_steps`` falling to 0)."""
+    episodes: jax.Array
+    """int32: episodes finished in this stage."""
+    return_sum: jax.Array
+    """float32: the sum of their returns."""
 
 
 class State(NamedTuple):
@@ -312,6 +355,8 @@ class State(NamedTuple):
     """PRNG key (scalar) for the next iteration."""
     iteration: jax.Array
     """int32 scalar: iterations (calls of ``step``) done so far."""
+    guide: Guide | None = None
+    """Jump-start's curriculum (``guide_steps`` > 0), else None."""
 
 
 class TrainResult(NamedTuple):
@@ -468,7 +513,10 @@ def init(config: Config, key: jax.Array, algo: Algorithm) -> State:
     buffer = replay.init(example, config.buffer_rows)
     if config.seed_data:
         buffer = seed_buffer(config, buffer)
-    return State(learner, buffer, env_state, obs, key, jnp.int32(0))
+    guide = None
+    if config.guide_steps:
+        guide = Guide(jnp.int32(config.guide_steps), jnp.int32(0), jnp.float32(0.0))
+    return State(learner, buffer, env_state, obs, key, jnp.int32(0), guide)
 
 
 def handover(config: Config, learner: Any, key: jax.Array, algo: Algorithm) -> State:
@@ -490,6 +538,16 @@ def handover(config: Config, learner: Any, key: jax.Array, algo: Algorithm) -> S
                 "run's network fields (hidden, num_critics, ...)"
             )
     return state._replace(learner=learner)
+
+
+def jump_start(config: Config, key: jax.Array, algo: Algorithm, guide: GuidePolicy) -> TrainResult:
+    """Jump-start RL (Uchendu et al. 2023): :func:`train` with ``guide`` playing the first
+    ``state.guide.steps`` steps of every episode (``guide_steps`` at first, lowered stage by stage as
+    the learner's returns reach ``guide_return``); every step, the guide's too, goes to the replay
+    buffer. Metrics add ``guide_steps``. Jit- and vmap-able."""
+    if not config.guide_steps:
+        config.fail("guide_steps", "jump-start needs the guide's share of each episode (> 0) and guide_return")
+    return train(config, key, algo._replace(guide=guide))
 
 
 def finetune(config: Config, learner: Any, key: jax.Array, algo: Algorithm) -> TrainResult:
@@ -515,6 +573,40 @@ def learn_from(
     steps = (jax.random.split(key, config.gradient_steps), jnp.arange(config.gradient_steps))
     learner, stats = jax.lax.scan(gradient_step, learner, steps)
     return learner, jax.tree.map(jnp.nanmean, stats)
+
+
+def guided_actions(
+    config: Config,
+    guide: GuidePolicy,
+    obs: jax.Array,
+    action: jax.Array,
+    steps_in: jax.Array,
+    share: jax.Array,
+    key: jax.Array,
+) -> jax.Array:
+    """Stored actions ``[N, ...]``: the guide's (from env units to stored form) where the episode
+    has run fewer than ``share`` steps (``steps_in [N]``), ``action`` elsewhere."""
+    spec = config.spec
+    env_action = guide(obs.reshape(obs.shape[:1] + tuple(spec.obs_shape)), key)
+    if spec.discrete:
+        stored = env_action.astype(action.dtype)
+    else:
+        stored = jnp.clip(distributions.from_bounds(env_action, spec.action_low, spec.action_high), -1.0, 1.0)
+    use = (steps_in < share).reshape((-1,) + (1,) * (action.ndim - 1))
+    return jnp.where(use, stored, action)
+
+
+def next_stage(config: Config, guide: Guide, traj: Any) -> Guide:
+    """The curriculum after an iteration whose trajectory is ``traj``: the stage's finished
+    episodes and returns accumulate, and once ``guide_episodes`` have finished with a mean return
+    at or above ``guide_return`` the guide's share drops by one stage (the tally restarts)."""
+    done = traj.episode_done
+    episodes = guide.episodes + done.sum().astype(jnp.int32)
+    total = guide.return_sum + jnp.where(done, traj.episode_return, 0.0).sum()
+    passed = (episodes >= config.guide_episodes) & (total >= config.guide_return * episodes) & (guide.steps > 0)
+    stage = -(-config.guide_steps // config.guide_stages)
+    steps = jnp.where(passed, jnp.maximum(guide.steps - stage, 0), guide.steps)
+    return Guide(steps, jnp.where(passed, 0, episodes), jnp.where(passed, 0.0, total))
 
 
 def _offline_iteration(
@@ -562,9 +654,31 @@ def _iteration(
             action = random_action(config, act_key, config.num_envs)
         return action, to_env_action(config, action), ()
 
-    env_state, obs, traj = rollout(
-        env, env_params, policy_fn, state.env_state, state.obs, collect_key, config.train_freq
-    )
+    guide = state.guide
+    if guide is None:
+        env_state, obs, traj = rollout(
+            env, env_params, policy_fn, state.env_state, state.obs, collect_key, config.train_freq
+        )
+    else:
+        guide_fn, share = algo.guide, guide.steps
+        if guide_fn is None:
+            raise ValueError(
+                "guide_steps > 0 needs a guide policy: train with offpolicy.jump_start (or <algo>.jump_start)"
+            )
+
+        def guided_fn(obs, first, steps_in, act_key):  # carry: steps each env's episode has run
+            act_key, guide_key = jax.random.split(act_key)
+            steps_in = jnp.where(first, 0, steps_in)
+            action, _, extras = policy_fn(obs, act_key)
+            action = guided_actions(config, guide_fn, obs, action, steps_in, share, guide_key)
+            return action, to_env_action(config, action), extras, steps_in + 1
+
+        steps_in = state.env_state.episode_length
+        memory = Memory(steps_in, steps_in == 0)
+        env_state, obs, _, traj = recurrent_rollout(
+            env, env_params, guided_fn, state.env_state, state.obs, memory, collect_key, config.train_freq
+        )
+        guide = next_stage(config, guide, traj)
     rows = replay.Stored(traj.obs, traj.action, traj.reward, traj.terminated, traj.truncated, traj.final_obs)
     buffer = replay.add(state.buffer, rows)
 
@@ -581,7 +695,9 @@ def _iteration(
         "env_steps": iteration * config.steps_per_iteration,
         "iteration": iteration,
     }
-    return State(learner, buffer, env_state, obs, key, iteration), metrics
+    if guide is not None:
+        metrics["guide_steps"] = guide.steps
+    return State(learner, buffer, env_state, obs, key, iteration, guide), metrics
 
 
 def step(

@@ -318,3 +318,64 @@ def test_online_normalize_obs_without_a_dataset():
 def test_bc_decay_without_td3_bc():
     with pytest.raises(ConfigError, match="bc_decay"):
         td3.Config(env="Pendulum-v1", bc_decay=100)
+
+
+# --- jump-start ------------------------------------------------------------------------------------
+
+
+def constant_guide(obs: jax.Array, key: jax.Array) -> jax.Array:
+    """Torque 1.5 (stored as 0.75 in [-1, 1]) whatever the state."""
+    del key
+    return jnp.full(obs.shape[:1] + (1,), 1.5)
+
+
+def test_the_guide_plays_the_first_steps_of_every_episode():
+    # 3 Pendulum episodes (200 steps each) of 2 envs; the guide's share never shrinks (return +inf)
+    config = sac.Config(
+        env="Pendulum-v1", num_envs=2, train_freq=4, guide_steps=30, guide_return=float("inf"), hidden=(8,),
+        total_timesteps=1_200, learning_starts=1_000, buffer_size=1_200, batch_size=8,
+    )  # fmt: skip
+    result = jax.jit(sac.jump_start, static_argnums=2)(config, jax.random.key(0), constant_guide)
+    action = np.asarray(result.state.buffer.data.action[:600, :, 0])  # [steps, env]
+    step_in_episode = np.arange(600) % 200
+    guided = step_in_episode < 30
+    assert (action[guided] == 0.75).all()
+    assert (action[~guided] != 0.75).all()  # random actions (warm-up) and the policy's after it
+    assert (np.asarray(result.metrics["guide_steps"]) == 30).all()
+
+
+def test_the_curriculum_lowers_the_guide_stage_by_stage():
+    config = sac.Config(
+        env="Pendulum-v1", num_envs=2, train_freq=4, guide_steps=30, guide_stages=3, guide_episodes=2,
+        guide_return=-1e9, hidden=(8,), total_timesteps=2_400, learning_starts=2_000, buffer_size=2_400, batch_size=8,
+    )  # fmt: skip
+    result = jax.jit(sac.jump_start, static_argnums=2)(config, jax.random.key(0), constant_guide)
+    share = np.asarray(result.metrics["guide_steps"])
+    episodes = np.cumsum(np.asarray(result.metrics["episodes"]))
+    # every return passes; a stage ends each time 2 more episodes have finished: 30 -> 20 -> 10 -> 0
+    want = np.maximum(30 - 10 * (episodes // 2), 0)
+    np.testing.assert_array_equal(share, want)
+    action = np.asarray(result.state.buffer.data.action[:, :, 0])
+    # the third pair of episodes (steps 400-599 of each env) ran with the guide's share at 10
+    assert (action[400:410] == 0.75).all() and (action[410:600] != 0.75).all()
+
+
+def test_a_guide_that_is_never_passed_keeps_its_share():
+    config = sac.Config(
+        env="Pendulum-v1", num_envs=2, train_freq=4, guide_steps=30, guide_stages=3, guide_episodes=2,
+        guide_return=0.0, hidden=(8,), total_timesteps=1_200, learning_starts=1_000, buffer_size=1_200, batch_size=8,
+    )  # fmt: skip
+    result = jax.jit(sac.jump_start, static_argnums=2)(config, jax.random.key(0), constant_guide)
+    assert (np.asarray(result.metrics["guide_steps"]) == 30).all()  # Pendulum's returns are below 0
+
+
+def test_jump_start_bad_input():
+    with pytest.raises(ConfigError, match="guide_return"):
+        sac.Config(env="Pendulum-v1", guide_steps=30, total_timesteps=2_000)
+    with pytest.raises(ConfigError, match="guide_stages"):
+        sac.Config(env="Pendulum-v1", guide_steps=3, guide_stages=5, guide_return=-200.0, total_timesteps=2_000)
+    with pytest.raises(ConfigError, match="guide_steps"):
+        sac.jump_start(sac.Config(env="Pendulum-v1", total_timesteps=2_000), jax.random.key(0), constant_guide)
+    config = sac.Config(env="Pendulum-v1", guide_steps=30, guide_return=-200.0, total_timesteps=2_000)
+    with pytest.raises(ValueError, match="jump_start"):
+        sac.train(config, jax.random.key(0))
