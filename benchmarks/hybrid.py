@@ -1,7 +1,7 @@
 """Online learning with offline data: env steps to a return threshold on Pendulum-v1, RLPD (SAC
 with a medium dataset mixed into every batch) against SAC from scratch, 8 seeds each.
 
-    python benchmarks/hybrid.py                  # every method; results/hybrid/<method>.json
+    python benchmarks/hybrid.py                  # every method without a result yet (--rerun: all)
     python benchmarks/hybrid.py --only rlpd      # methods whose name contains "rlpd"
     python benchmarks/hybrid.py --report         # the table from the results so far
 
@@ -56,6 +56,7 @@ class Method(NamedTuple):
     module: str
     online: dict[str, Any]
     offline: dict[str, Any] | None = None  # an offline run on DATA first, whose learner continues online
+    guide: dict[str, Any] | None = None  # an offline IQL run on DATA first, whose policy is the jump-start guide
 
 
 METHODS: dict[str, Method] = {
@@ -67,6 +68,12 @@ METHODS: dict[str, Method] = {
     ),
     "rlpd": Method(
         "RLPD, medium dataset (UTD 10)", "sac", dict(BASE, total_timesteps=5_000, rlpd=True, learning_starts=0)
+    ),
+    "sac-jump-start": Method(
+        "SAC jump-started by the offline IQL policy (guide 100 steps, 5 stages)",
+        "sac",
+        dict(BASE, total_timesteps=10_000, guide_steps=100, guide_stages=5, guide_episodes=5, guide_return=0.0),
+        guide=IQL_OFFLINE,
     ),
     "iql-finetune": Method("IQL offline (20k steps), then online (UTD 1)", "iql", IQL_ONLINE, IQL_OFFLINE),
 }
@@ -98,6 +105,7 @@ def run(name: str) -> dict[str, Any]:
     import numpy as np
 
     from purejaxlib import evaluation, offpolicy, stats, training
+    from purejaxlib.algos import iql
 
     method = METHODS[name]
     module = importlib.import_module(f"purejaxlib.algos.{method.module}")
@@ -108,7 +116,26 @@ def run(name: str) -> dict[str, Any]:
     every = EVAL_EVERY // config.steps_per_iteration
     extra = evaluation.periodic(jax.random.key(1), every, EPISODES)
 
+    guide_config = None
+    if method.guide is not None:  # the guide's return (measured per seed) replaces guide_return
+        guide_config = iql.Config(env=config.env, dataset=str(DATA), **method.guide)
+
     def one(key: jax.Array) -> dict[str, jax.Array]:
+        step = module.step
+        if guide_config is not None:
+            guide_key, key = jax.random.split(key)
+            guide_state = iql.train(guide_config, guide_key).state
+            act = iql.policy(guide_config, guide_state, deterministic=True)
+            start = evaluation.evaluate(guide_config, guide_state, jax.random.key(2), EPISODES, deterministic=True)
+            start = start.returns.mean()
+            run_config = config.replace(guide_return=start)
+            algo = module.ALGORITHM._replace(guide=act)
+            state = offpolicy.init(run_config, key, algo)
+            _, metrics = training.scan_updates(
+                lambda c, s, i: offpolicy.step(c, s, algo, i), run_config, state, 0, config.num_updates, extra
+            )
+            return {"eval_return": metrics["eval_return"], "env_steps": metrics["env_steps"], "start": start,
+                    "guide_steps": metrics["guide_steps"]}  # fmt: skip
         if offline_config is None:
             state = module.init(config, key)
             start = jax.numpy.float32(jax.numpy.nan)
@@ -117,7 +144,7 @@ def run(name: str) -> dict[str, Any]:
             learner = module.train(offline_config, offline_key).state.learner
             state = offpolicy.handover(config, learner, key, module.ALGORITHM)
             start = evaluation.evaluate(config, state, jax.random.key(2), EPISODES, deterministic=True).returns.mean()
-        _, metrics = training.scan_updates(module.step, config, state, 0, config.num_updates, extra)
+        _, metrics = training.scan_updates(step, config, state, 0, config.num_updates, extra)
         return {"eval_return": metrics["eval_return"], "env_steps": metrics["env_steps"], "start": start}
 
     keys = jax.random.split(jax.random.key(0), SEEDS)
@@ -155,6 +182,10 @@ def run(name: str) -> dict[str, Any]:
         "jax": jax.__version__,
         "command": f"python benchmarks/hybrid.py --only {name}",
     }  # fmt: skip
+    if guide_config is not None:  # the guide's own return, and its share of each episode over the run
+        result["guide_returns"] = metrics["start"].tolist()
+        result["guide_steps_final"] = metrics["guide_steps"][:, -1].tolist()
+        result["guide_steps_curve"] = metrics["guide_steps"][:, evaluated].tolist()
     if offline_config is not None:  # the offline score, and the worst dip below it once online
         start = metrics["start"]
         dip = start - np.minimum(curve.min(axis=1), start)
@@ -210,6 +241,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default="", help="run the methods whose name contains this")
     parser.add_argument("--report", action="store_true", help="print the table from the results so far")
+    parser.add_argument("--rerun", action="store_true", help="run methods that already have a result too")
     parser.add_argument("--one", default="", help=argparse.SUPPRESS)  # a single method, in this process
     args = parser.parse_args(argv)
     if args.one:
@@ -223,7 +255,9 @@ def main(argv: list[str] | None = None) -> None:
             cmd = [sys.executable, str(ROOT / "experiments" / "make_dataset.py"), "--env", "Pendulum-v1"]
             subprocess.run([*cmd, "--algo", "sac", "--out", str(DATA.parent)], check=True)
         for name in METHODS:
-            if args.only in name:  # each method in a fresh process: its own compile and memory
+            if args.only not in name or ((OUT / f"{name}.json").is_file() and not args.rerun):
+                continue
+            else:  # each method in a fresh process: its own compile and memory
                 subprocess.run([sys.executable, __file__, "--one", name], check=True)
     print(report())
 
