@@ -329,6 +329,9 @@ class Algorithm(NamedTuple):
     """Jump-start's guide (:func:`jump_start` sets it); None otherwise."""
 
 
+GUIDE_MISSING = "guide_steps > 0 needs a guide policy: train with offpolicy.jump_start (or <algo>.jump_start)"
+
+
 class Guide(NamedTuple):
     """Jump-start's curriculum (``state.guide``; scalars per agent)."""
 
@@ -662,9 +665,7 @@ def _iteration(
     else:
         guide_fn, share = algo.guide, guide.steps
         if guide_fn is None:
-            raise ValueError(
-                "guide_steps > 0 needs a guide policy: train with offpolicy.jump_start (or <algo>.jump_start)"
-            )
+            raise ValueError(GUIDE_MISSING)
 
         def guided_fn(obs, first, steps_in, act_key):  # carry: steps each env's episode has run
             act_key, guide_key = jax.random.split(act_key)
@@ -725,4 +726,6 @@ def step(
 
 def train(config: Config, key: jax.Array, algo: Algorithm) -> TrainResult:
     """``init`` then ``num_iterations`` calls of ``step`` inside ``lax.scan``; jit- and vmap-able."""
+    if config.guide_steps and algo.guide is None:
+        raise ValueError(GUIDE_MISSING)
     return TrainResult(*training.train(lambda c, k: init(c, k, algo), lambda c, s, i: step(c, s, algo, i), config, key))
