@@ -53,6 +53,11 @@ class Config(offpolicy.Config):
     cql: bool = static(False)
     """Conservative Q-Learning (offline): each critic's loss adds ``cql_alpha`` times the gap
     between the logsumexp of its values over actions and its value of the dataset's action."""
+    calql: bool = static(False)
+    """Cal-QL (Nakamoto et al. 2023; with ``cql``, continuous actions): the policy-sampled values
+    in CQL's logsumexp are floored at the data's Monte Carlo return of the state
+    (``batch.mc_return``), so the conservative critic stays calibrated and fine-tuning online does
+    not start with a collapse. Steps collected online carry no return (no floor)."""
     edac: bool = static(False)
     """EDAC (offline, continuous): the critics' loss adds ``edac_eta`` times the similarity of their
     action gradients at the dataset's actions, so a large ensemble (``num_critics``) stays diverse."""
@@ -80,9 +85,14 @@ class Config(offpolicy.Config):
         "cql_target_gap": "continuous CQL (Lagrangian weight)",
         "edac": "EDAC's ensemble gradient diversity",
         "edac_eta": "EDAC's ensemble gradient diversity",
+        "calql": "Cal-QL's calibrated CQL",
         "target_subset": "REDQ / RLPD's random-subset target",
         "actor_mean_q": "REDQ / RLPD's actor on the ensemble mean",
     }
+
+    @property
+    def mc_returns(self) -> bool:
+        return self.calql
 
     def validate(self) -> None:
         super().validate()
@@ -91,6 +101,10 @@ class Config(offpolicy.Config):
         self.check_positive("cql_samples", "cql_alpha")
         if self.cql and self.num_quantiles:
             self.fail("cql", "CQL on quantile critics (TQC) is not supported; use num_quantiles=0")
+        if self.calql and not (self.cql and not self.spec.discrete):
+            self.fail("calql", "calibrates CQL's sampled values: set cql=True, on an env with continuous actions")
+        if self.calql and self.prior_data:
+            self.fail("calql", "needs Monte Carlo returns of every dataset row; use seed_data= instead of prior_data=")
         self.check_positive("target_subset", allow_zero=True)
         if self.target_subset > self.num_critics:
             self.fail(
@@ -243,8 +257,10 @@ def target_critics(config: Config, target_critic: Any, key: jax.Array) -> Any:
 def critic_target(config: Config, learner: Learner, batch: replay.Batch, key: jax.Array) -> jax.Array:
     """Soft TD target: ``[B]``, or ``[B, K]`` target atoms for quantile critics."""
     alpha = jnp.exp(learner.log_alpha)
-    key, subset_key = jax.random.split(key)
-    critics = target_critics(config, learner.target_critic, subset_key)
+    critics = learner.target_critic
+    if 0 < config.target_subset < config.num_critics:
+        key, subset_key = jax.random.split(key)
+        critics = target_critics(config, critics, subset_key)
     if config.spec.discrete:
         probs, log_probs = _probs(config, learner.actor, batch.next_obs)
         q = critic_values(config, critics, batch.next_obs).min(axis=0)
@@ -293,8 +309,14 @@ def cql_gap(config: Config, critic: Any, actor: Any, batch: replay.Batch, key: j
     pi, pi_log_prob = jax.lax.stop_gradient(_sample(config, actor, obs, pi_key))
     nxt, next_log_prob = jax.lax.stop_gradient(_sample(config, actor, next_obs, next_key))
     values = lambda action: critic_values(config, critic, obs, action)  # [N, K, B]
+    floor = batch.mc_return if config.calql else None
+    bounded = lambda q: q if floor is None else jnp.maximum(q, floor)  # Cal-QL: [N, K, B] floored per state
     samples = jnp.concatenate(
-        [values(uniform) - uniform_log_prob, values(pi) - pi_log_prob[None], values(nxt) - next_log_prob[None]],
+        [
+            values(uniform) - uniform_log_prob,
+            bounded(values(pi)) - pi_log_prob[None],
+            bounded(values(nxt)) - next_log_prob[None],
+        ],
         axis=1,
     )
     return losses.cql_gap(samples, critic_values(config, critic, batch.obs, batch.action))

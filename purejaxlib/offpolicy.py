@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from purejaxlib import distributions, replay, training
+from purejaxlib import distributions, replay, returns, training
 from purejaxlib import envs as envs_lib
 from purejaxlib.config import EnvConfig, static, traced
 from purejaxlib.networks import ACTIVATIONS
@@ -126,6 +126,11 @@ class Config(EnvConfig):
     @property
     def steps_per_update(self) -> int:
         return self.steps_per_iteration
+
+    @property
+    def mc_returns(self) -> bool:
+        """Batches carry the data's Monte Carlo returns (``batch.mc_return``; Cal-QL)."""
+        return False
 
     @property
     def prior_batch(self) -> int:
@@ -449,9 +454,19 @@ def dataset_buffer(config: Config) -> replay.Buffer:
     from purejaxlib import offline
 
     buffer = offline.as_buffer(offline.cached(config.dataset, config.env), config.env)
-    data = buffer.data
+    data = with_mc_returns(config, buffer.data)
     data = data._replace(obs=standardize(config, data.obs), next_obs=standardize(config, data.next_obs))
     return buffer._replace(data=data)
+
+
+def with_mc_returns(config: Config, data: replay.Stored) -> replay.Stored:
+    """A dataset's rows (leaves ``[N, 1, ...]``, file order) with ``mc_return`` when
+    ``config.mc_returns``: each step's discounted return to its episode's end
+    (:func:`purejaxlib.returns.returns_to_go` at ``config.gamma``; a truncated episode's tail is
+    not bootstrapped, as in Cal-QL)."""
+    if not config.mc_returns:
+        return data
+    return data._replace(mc_return=returns.returns_to_go(data.reward, data.terminated, data.truncated, config.gamma))
 
 
 def prior_buffer(config: Config) -> replay.Buffer:
@@ -490,6 +505,7 @@ def seed_buffer(config: Config, buffer: replay.Buffer) -> replay.Buffer:
     from purejaxlib import offline
 
     data = offline.as_buffer(offline.cached(config.seed_data, config.env), config.env).data._replace(next_action=None)
+    data = with_mc_returns(config, data)
     rows = len(data.reward) // config.num_envs
     columns = lambda x: jnp.swapaxes(
         x[: rows * config.num_envs, 0].reshape((config.num_envs, rows) + x.shape[2:]), 0, 1
@@ -512,7 +528,8 @@ def init(config: Config, key: jax.Array, algo: Algorithm) -> State:
     learner = algo.init_learner(config, learner_key, obs[:1])
     action = random_action(config, key, config.num_envs)
     flag = jnp.zeros((config.num_envs,), bool)
-    example = replay.Stored(obs, action, jnp.zeros((config.num_envs,), jnp.float32), flag, flag, obs)
+    zero = jnp.zeros((config.num_envs,), jnp.float32)
+    example = replay.Stored(obs, action, zero, flag, flag, obs, None, zero if config.mc_returns else None)
     buffer = replay.init(example, config.buffer_rows)
     if config.seed_data:
         buffer = seed_buffer(config, buffer)
@@ -680,7 +697,10 @@ def _iteration(
             env, env_params, guided_fn, state.env_state, state.obs, memory, collect_key, config.train_freq
         )
         guide = next_stage(config, guide, traj)
-    rows = replay.Stored(traj.obs, traj.action, traj.reward, traj.terminated, traj.truncated, traj.final_obs)
+    unknown = jnp.full_like(traj.reward, -jnp.inf) if config.mc_returns else None  # Cal-QL: no bound online
+    rows = replay.Stored(
+        traj.obs, traj.action, traj.reward, traj.terminated, traj.truncated, traj.final_obs, None, unknown
+    )
     buffer = replay.add(state.buffer, rows)
 
     learner = state.learner

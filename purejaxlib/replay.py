@@ -28,6 +28,9 @@ class Stored(NamedTuple):
     truncated: jax.Array  # bool
     next_obs: jax.Array  # true successor of obs (before any auto-reset)
     next_action: jax.Array | None = None  # offline datasets: the action logged at next_obs (NaN / -1: none)
+    mc_return: jax.Array | None = (
+        None  # Cal-QL: the data's discounted return from obs to its episode's end (-inf: none)
+    )
 
 
 class Buffer(NamedTuple):
@@ -51,6 +54,9 @@ class Batch(NamedTuple):
     next_action: jax.Array | None = None
     """The data's action at ``next_obs`` (offline datasets only: ReBRAC's critic penalty); NaN
     (continuous) or -1 (discrete) where the data has none (the episode ended there)."""
+    mc_return: jax.Array | None = None
+    """The discounted Monte Carlo return from ``obs`` to the end of its episode in the data (Cal-QL);
+    -inf where unknown (online steps)."""
 
 
 def capacity(buffer: Buffer) -> int:
@@ -122,7 +128,7 @@ def sample(buffer: Buffer, key: jax.Array, batch_size: int, gamma: jax.Array | f
     if n_step == 1:  # the common case, without the run bookkeeping below
         step = jax.tree.map(lambda x: x[(oldest + offset) % cap, env], buffer.data)
         discount = gamma * (1.0 - step.terminated.astype(jnp.float32))
-        return Batch(step.obs, step.action, step.reward, discount, step.next_obs, step.next_action)
+        return Batch(step.obs, step.action, step.reward, discount, step.next_obs, step.next_action, step.mc_return)
     rows = (oldest + offset[:, None] + jnp.arange(n_step)) % cap  # [B, n]
     steps = jax.tree.map(lambda x: x[rows, env[:, None]], buffer.data)  # leaves [B, n, ...]
 
@@ -137,7 +143,8 @@ def sample(buffer: Buffer, key: jax.Array, batch_size: int, gamma: jax.Array | f
     terminated = pick(steps.terminated).astype(jnp.float32)
     discount = gamma ** (last + 1).astype(jnp.float32) * (1.0 - terminated)
     next_action = None if steps.next_action is None else pick(steps.next_action)
-    return Batch(steps.obs[:, 0], steps.action[:, 0], reward, discount, pick(steps.next_obs), next_action)
+    mc_return = None if steps.mc_return is None else steps.mc_return[:, 0]
+    return Batch(steps.obs[:, 0], steps.action[:, 0], reward, discount, pick(steps.next_obs), next_action, mc_return)
 
 
 def polyak(target: Any, online: Any, tau: jax.Array | float) -> Any:

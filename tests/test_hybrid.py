@@ -380,3 +380,61 @@ def test_jump_start_bad_input():
     config = sac.Config(env="Pendulum-v1", guide_steps=30, guide_return=-200.0, total_timesteps=2_000)
     with pytest.raises(ValueError, match="jump_start"):
         sac.train(config, jax.random.key(0))
+
+
+# --- Cal-QL ----------------------------------------------------------------------------------------
+
+
+def plain_returns_to_go(reward: np.ndarray, ended: np.ndarray, gamma: float) -> np.ndarray:
+    out, g = np.zeros(len(reward)), 0.0
+    for i in reversed(range(len(reward))):
+        g = reward[i] + (0.0 if ended[i] else gamma * g)
+        out[i] = g
+    return out
+
+
+def test_mc_returns_of_the_dataset_and_of_the_seeded_buffer(pendulum_file):
+    data = offline.load(pendulum_file)
+    data = data.replace(reward=np.linspace(-1.0, 1.0, len(data)).astype(np.float32))  # distinct rewards
+    path = offline.save(data, pendulum_file.replace(".npz", "-ramp.npz"))
+    want = plain_returns_to_go(np.asarray(data.reward), np.asarray(data.terminated | data.truncated), 0.9)
+    offline_config = sac.Config(env="Pendulum-v1", dataset=str(path), cql=True, calql=True, gamma=0.9, hidden=(8,))
+    got = np.asarray(offpolicy.dataset_buffer(offline_config).data.mc_return[:, 0])
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    online = sac.Config(
+        env="Pendulum-v1", seed_data=str(path), cql=True, calql=True, gamma=0.9, hidden=(8,), num_envs=2,
+        buffer_size=1_000, total_timesteps=40, learning_starts=0, batch_size=8,
+    )  # fmt: skip
+    result = jax.jit(sac.train)(online, jax.random.key(0))
+    mc = np.asarray(result.state.buffer.data.mc_return)
+    np.testing.assert_allclose(mc[:200].T.reshape(-1), want, rtol=1e-5, atol=1e-5)  # column e: rows e*200..
+    assert np.isneginf(mc[200:220]).all()  # steps collected online have no return
+    assert np.isfinite(np.asarray(result.metrics["cql_gap"])).all()
+
+
+def test_calql_floors_the_policy_sampled_values_at_the_mc_return():
+    config = sac.Config(env="Pendulum-v1", cql=True, calql=True, cql_samples=4, hidden=(16,), total_timesteps=2_000)
+    learner = sac.init_learner(config, jax.random.key(0), jnp.zeros((1, 3)))
+    keys = jax.random.split(jax.random.key(1), 3)
+    batch = replay.Batch(
+        jax.random.normal(keys[0], (8, 3)),
+        jax.random.uniform(keys[1], (8, 1), minval=-1, maxval=1),
+        jnp.zeros(8),
+        jnp.full(8, 0.99),
+        jax.random.normal(keys[2], (8, 3)),
+    )
+    key = jax.random.key(2)
+    gap = lambda cfg, floor: np.asarray(
+        sac.cql_gap(cfg, learner.critic, learner.actor, batch._replace(mc_return=jnp.full(8, floor)), key)
+    )
+    plain = gap(config.replace(calql=False), 0.0)
+    np.testing.assert_array_equal(gap(config, -np.inf), plain)  # no return known: CQL's gap
+    # a floor far above every value replaces each policy sample: the logsumexp moves with it
+    np.testing.assert_allclose(gap(config, 1_005.0) - gap(config, 1_000.0), 5.0, rtol=1e-4)
+    assert (gap(config, 1_000.0) > plain + 900).all()
+
+
+def test_calql_bad_input(pendulum_file):
+    assert "calql" in _error(env="Pendulum-v1", calql=True)
+    assert "calql" in _error(env="CartPole-v1", cql=True, calql=True)
+    assert "seed_data" in _error(env="Pendulum-v1", cql=True, calql=True, prior_data=pendulum_file)
