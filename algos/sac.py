@@ -50,6 +50,9 @@ class Config(offpolicy.Config):
     """Learn the temperature so the policy's entropy tracks the target entropy."""
     layer_norm: bool = static(False)
     """LayerNorm in the critics."""
+    torch_init: bool = static(False)
+    """PyTorch's ``nn.Linear`` initialization (kernels and biases U(+-1/sqrt(fan_in))) for actor and
+    critics, as stable-baselines3's SAC, instead of LeCun normal kernels and zero biases."""
     cql: bool = static(False)
     """Conservative Q-Learning (offline): each critic's loss adds ``cql_alpha`` times the gap
     between the logsumexp of its values over actions and its value of the dataset's action."""
@@ -173,16 +176,23 @@ class Learner(NamedTuple):
 def make_actor(config: Config) -> MLP | GaussianActor:
     """The actor network: logits ``[..., num_actions]`` (discrete) or ``(mean, log_std)`` ``[..., action_dim]``."""
     if config.spec.discrete:
-        return MLP(tuple(config.hidden), config.action_dim, config.activation, orthogonal_init=False)
-    return GaussianActor(config.action_dim, tuple(config.hidden), config.activation)
+        return MLP(
+            tuple(config.hidden), config.action_dim, config.activation, orthogonal_init=False,
+            torch_init=config.torch_init,
+        )  # fmt: skip
+    return GaussianActor(config.action_dim, tuple(config.hidden), config.activation, torch_init=config.torch_init)
 
 
 def make_critic(config: Config) -> QNetwork | Critic:
     """One critic: Q-values ``[..., num_actions]`` of ``obs`` (discrete), or Q ``[...]`` (quantiles
     ``[..., num_quantiles]``) of ``(obs, action)``; the learner holds an ensemble."""
     if config.spec.discrete:
-        return QNetwork(config.action_dim, tuple(config.hidden), config.activation, config.layer_norm)
-    return Critic(tuple(config.hidden), config.activation, config.layer_norm, max(config.num_quantiles, 1))
+        return QNetwork(
+            config.action_dim, tuple(config.hidden), config.activation, config.layer_norm, config.torch_init
+        )
+    return Critic(
+        tuple(config.hidden), config.activation, config.layer_norm, max(config.num_quantiles, 1), config.torch_init
+    )
 
 
 def target_entropy(config: Config) -> jax.Array:

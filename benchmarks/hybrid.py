@@ -64,10 +64,10 @@ METHODS: dict[str, Method] = {
     "sac-rlpd-no-data": Method(
         "RLPD's SAC without the dataset (UTD 10, 10 LayerNorm critics, subset 2)",
         "sac",
-        dict(BASE, **RLPD_NO_DATA, total_timesteps=5_000),
+        dict(BASE, **RLPD_NO_DATA, total_timesteps=3_000),
     ),
     "rlpd": Method(
-        "RLPD, medium dataset (UTD 10)", "sac", dict(BASE, total_timesteps=5_000, rlpd=True, learning_starts=0)
+        "RLPD, medium dataset (UTD 10)", "sac", dict(BASE, total_timesteps=3_000, rlpd=True, learning_starts=0)
     ),
     "sac-jump-start": Method(
         "SAC jump-started by the offline IQL policy (guide 100 steps, 5 stages)",

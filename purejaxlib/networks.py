@@ -7,7 +7,7 @@ algorithms and distributions in :mod:`purejaxlib.distributions`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import cast
+from typing import Any, cast
 
 import flax.linen as nn
 import jax
@@ -85,16 +85,33 @@ def _dense_bwd(res, g: jax.Array):
 dense_matmul.defvjp(_dense_fwd, _dense_bwd)
 
 
+TORCH_KERNEL_INIT = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+"""PyTorch's ``nn.Linear`` kernel initialization: U(+-1/sqrt(fan_in))."""
+
+
+def torch_bias_init(fan_in: int) -> nn.initializers.Initializer:
+    """PyTorch's ``nn.Linear`` bias initialization: U(+-1/sqrt(fan_in))."""
+    bound = 1.0 / np.sqrt(fan_in)
+
+    def init(key: jax.Array, shape: Sequence[int], dtype: Any = jnp.float32) -> jax.Array:
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
 class Dense(nn.Module):
     """``nn.Dense`` (same parameters: ``kernel [in, out]``, ``bias [out]``) computed with :func:`dense_matmul`."""
 
     features: int
     kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
+    uniform_bias: bool = False
+    """Bias drawn from U(+-1/sqrt(fan_in)) (PyTorch's ``nn.Linear``) instead of zeros."""
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         kernel = self.param("kernel", self.kernel_init, (x.shape[-1], self.features))
-        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        bias_init = torch_bias_init(x.shape[-1]) if self.uniform_bias else nn.initializers.zeros_init()
+        bias = self.param("bias", bias_init, (self.features,))
         return dense_matmul(jnp.asarray(x, kernel.dtype), kernel) + bias
 
 
@@ -112,18 +129,23 @@ class MLP(nn.Module):
     out_scale: float = 1.0
     layer_norm: bool = False
     orthogonal_init: bool = True
+    torch_init: bool = False
+    """With ``orthogonal_init=False``: PyTorch's ``nn.Linear`` initialization (kernel and bias
+    U(+-1/sqrt(fan_in))) instead of flax's LeCun normal kernels and zero biases."""
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         act = ACTIVATIONS[self.activation]
-        hidden_init = orthogonal(np.sqrt(2)) if self.orthogonal_init else nn.initializers.lecun_normal()
-        out_init = orthogonal(self.out_scale) if self.orthogonal_init else nn.initializers.lecun_normal()
+        plain = TORCH_KERNEL_INIT if self.torch_init else nn.initializers.lecun_normal()
+        uniform_bias = self.torch_init and not self.orthogonal_init
+        hidden_init = orthogonal(np.sqrt(2)) if self.orthogonal_init else plain
+        out_init = orthogonal(self.out_scale) if self.orthogonal_init else plain
         for width in self.hidden:
-            x = Dense(width, kernel_init=hidden_init)(x)
+            x = Dense(width, kernel_init=hidden_init, uniform_bias=uniform_bias)(x)
             if self.layer_norm:
                 x = nn.LayerNorm()(x)
             x = act(x)
-        return Dense(self.out, kernel_init=out_init)(x)
+        return Dense(self.out, kernel_init=out_init, uniform_bias=uniform_bias)(x)
 
 
 class ActorCritic(nn.Module):
@@ -160,12 +182,15 @@ class QNetwork(nn.Module):
     hidden: Sequence[int] = (64, 64)
     activation: str = "relu"
     layer_norm: bool = False
+    torch_init: bool = False
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
-        return MLP(self.hidden, self.num_actions, self.activation, layer_norm=self.layer_norm, orthogonal_init=False)(
-            obs
-        )
+        mlp = MLP(
+            self.hidden, self.num_actions, self.activation, layer_norm=self.layer_norm, orthogonal_init=False,
+            torch_init=self.torch_init,
+        )  # fmt: skip
+        return mlp(obs)
 
 
 class Critic(nn.Module):
@@ -178,11 +203,16 @@ class Critic(nn.Module):
     activation: str = "relu"
     layer_norm: bool = False
     out: int = 1
+    torch_init: bool = False
 
     @nn.compact
     def __call__(self, obs: jax.Array, action: jax.Array) -> jax.Array:
         x = jnp.concatenate([obs, action], axis=-1)
-        q = MLP(self.hidden, self.out, self.activation, layer_norm=self.layer_norm, orthogonal_init=False)(x)
+        mlp = MLP(
+            self.hidden, self.out, self.activation, layer_norm=self.layer_norm, orthogonal_init=False,
+            torch_init=self.torch_init,
+        )  # fmt: skip
+        q = mlp(x)
         return q[..., 0] if self.out == 1 else q
 
 
@@ -207,10 +237,12 @@ class GaussianActor(nn.Module):
     activation: str = "relu"
     log_std_min: float = -5.0
     log_std_max: float = 2.0
+    torch_init: bool = False
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
-        out = MLP(self.hidden, 2 * self.action_dim, self.activation, orthogonal_init=False)(obs)
+        mlp = MLP(self.hidden, 2 * self.action_dim, self.activation, orthogonal_init=False, torch_init=self.torch_init)
+        out = mlp(obs)
         mean, log_std = jnp.split(out, 2, axis=-1)
         return mean, jnp.clip(log_std, self.log_std_min, self.log_std_max)
 

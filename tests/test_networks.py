@@ -83,3 +83,22 @@ def test_dense_matches_flax_dense_forward_and_gradient():
     ours_grads = jax.jit(jax.grad(loss(ours), argnums=(0, 1)))(params, x)
     flax_grads = jax.jit(jax.grad(loss(flax_dense), argnums=(0, 1)))(params, x)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), ours_grads, flax_grads)
+
+
+def test_torch_init_draws_kernels_and_biases_from_pytorchs_uniform():
+    from purejaxlib.networks import MLP
+
+    params = MLP((512, 512), 4, "relu", orthogonal_init=False, torch_init=True).init(
+        jax.random.key(0), jnp.zeros((1, 6))
+    )
+    layers = params["params"]
+    for name, fan_in in (("Dense_0", 6), ("Dense_1", 512), ("Dense_2", 512)):
+        bound = 1.0 / np.sqrt(fan_in)
+        for leaf in (layers[name]["kernel"], layers[name]["bias"]):
+            x = np.asarray(leaf)
+            assert np.abs(x).max() <= bound
+            assert x.size < 500 or np.abs(x).max() > 0.99 * bound  # the whole interval is used
+        kernel = np.asarray(layers[name]["kernel"])
+        np.testing.assert_allclose(kernel.std(), bound / np.sqrt(3.0), rtol=0.1)  # uniform, not normal
+    lecun = MLP((512, 512), 4, "relu", orthogonal_init=False).init(jax.random.key(0), jnp.zeros((1, 6)))
+    assert not np.asarray(lecun["params"]["Dense_0"]["bias"]).any()  # flax's default: zero biases
