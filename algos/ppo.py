@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from purejaxlib import critic_free as critic_free_lib
-from purejaxlib import distributions, objectives, onpolicy, training
+from purejaxlib import distributions, objectives, offline, onpolicy, training
 from purejaxlib.config import static, traced
 from purejaxlib.critic_free import CriticFree
 from purejaxlib.networks import CELLS, ActorCritic, RecurrentActorCritic, initial_carry, unroll
@@ -48,6 +48,8 @@ class Config(onpolicy.Config):
         "advantage": "critic-free advantages (REINFORCE, RLOO, group-relative)",
         "group_size": "critic-free advantages (REINFORCE, RLOO, group-relative)",
         "objective": "pluggable policy objectives (PPO, A2C, MDPO, DPO, drift)",
+        "offline_data": "hybrid on-policy learning (a critic loss on offline data)",
+        "offline_vf_coef": "hybrid on-policy learning (a critic loss on offline data)",
     }
 
     action_dist: Literal["auto", "categorical", "normal", "tanh_normal"] = static("auto")
@@ -83,6 +85,12 @@ class Config(onpolicy.Config):
     starts and trained by backprop through each update's sequences (minibatches of whole envs)."""
     cell_size: int = static(128)
     """Units of the recurrent cell."""
+    offline_data: str = static("")
+    """Hybrid on-policy learning (HNPG-style): a dataset (:func:`purejaxlib.offline.save`) whose
+    transitions also train the critic. Each update draws ``batch_size`` of them, shuffled into the
+    minibatches with the rollout, and each minibatch adds ``offline_vf_coef`` times a TD(0) loss of
+    V on its share (target ``r + discount * V(s')``, V held fixed there). The policy learns from its
+    own rollouts only. MLP policies with the critic (advantage='gae'), raw observations and rewards."""
 
     gae_lambda: float = traced(0.95)
     """GAE lambda."""
@@ -102,6 +110,8 @@ class Config(onpolicy.Config):
     """MDPO's initial step size t_0; the KL weight is 1 / (t_0 (1 - k / num_updates)) at update k."""
     ref_kl_coef: float = traced(0.0)
     """Critic-free advantages: weight of KL(pi || pi_ref) to the reference policy (GRPO's penalty)."""
+    offline_vf_coef: float = traced(0.5)
+    """With ``offline_data``: weight of the critic's TD loss on the dataset's transitions."""
     baseline_decay: float = traced(0.9)
     """advantage='reinforce': decay of the running mean of returns (per time step) used as baseline."""
 
@@ -135,12 +145,29 @@ class Config(onpolicy.Config):
         self.check_range("gae_lambda", 0.0, 1.0)
         objectives.check_config(self)
         critic_free_lib.check_config(self)
+        if self.offline_data:
+            self._validate_offline_data()
         self.check_choice("recurrent", ("none",) + CELLS)
         if self.recurrent != "none":
             self.check_positive("cell_size")
             if self.num_envs % self.num_minibatches:
                 why = "a recurrent policy learns from minibatches of whole env sequences, so num_minibatches"
                 self.fail("num_minibatches", f"{why}={self.num_minibatches} must divide num_envs={self.num_envs}")
+
+    def _validate_offline_data(self) -> None:
+        self.check_positive("offline_vf_coef", allow_zero=True)
+        for field, bad, why in (
+            ("recurrent", self.recurrent != "none", "an MLP policy"),
+            ("advantage", self.critic_free, "the critic (advantage='gae')"),
+            ("normalize_obs", self.normalize_obs, "raw observations (the data's are raw)"),
+            ("normalize_reward", self.normalize_reward, "raw rewards (the data's are raw)"),
+        ):
+            if bad:
+                self.fail(field, f"offline_data's critic loss needs {why}")
+        try:
+            offline.cached(self.offline_data, self.env)
+        except (OSError, offline.DatasetError) as err:
+            self.fail("offline_data", str(err))
 
 
 class State(NamedTuple):
@@ -231,6 +258,7 @@ class Batch(NamedTuple):
     mask: Any = None  # critic-free advantages: 1 on each env's first episode, 0 after
     first: Any = None  # recurrent: [n, T] bool, obs opens an episode (the cell state is reset there)
     carry: Any = None  # recurrent: [n, cell_size] (LSTM: a pair), the cell state before step 0
+    offline: Any = None  # offline_data: a replay.Batch [B] of dataset transitions for the critic's TD loss
 
 
 def ppo_loss(
@@ -271,6 +299,9 @@ def ppo_loss(
         value_loss = 0.5 * value_loss.mean()
     entropy = mean(dist.entropy())
     total = pg_loss + config.vf_coef * value_loss - config.ent_coef * entropy
+    if batch.offline is not None:
+        extra["offline_value_loss"] = offline_value_loss(config, params, batch.offline)
+        total = total + config.offline_vf_coef * extra["offline_value_loss"]
     aux = {
         "pg_loss": pg_loss,
         "value_loss": value_loss,
@@ -280,6 +311,15 @@ def ppo_loss(
         **extra,
     }
     return total, aux
+
+
+def offline_value_loss(config: Config, params: Any, data: Any) -> jax.Array:
+    """HNPG-style critic loss on dataset transitions (a ``replay.Batch`` ``[B]``): ``0.5 * mean (V(s)
+    - (r + discount * V(s')))^2`` with ``V(s')`` held fixed (semi-gradient TD(0))."""
+    _, _, value = apply(config, params, None, data.obs, None)
+    _, _, next_value = apply(config, jax.lax.stop_gradient(params), None, data.next_obs, None)
+    target = jax.lax.stop_gradient(data.reward + data.discount * next_value)
+    return 0.5 * jnp.square(value - target).mean()
 
 
 def collect_fn(config: Config, params: Any) -> Callable[..., tuple[jax.Array, jax.Array, dict[str, Any], Any]]:
@@ -356,6 +396,10 @@ def step(config: Config, state: State, index: jax.Array | None = None) -> tuple[
     ref_params = None if critic_free is None else critic_free.ref_params
     loss_fn = lambda p, mb: ppo_loss(config, p, mb, kl_coef, ref_params)
     batch = make_batch(config, traj, advantages, targets, mask, memory)
+    if config.offline_data:
+        key, data_key = jax.random.split(key)
+        data = offline.cached(config.offline_data, config.env)
+        batch = batch._replace(offline=offline.sample(data, config.env, data_key, config.batch_size, config.gamma))
     sgd = (batch, learn_key, config.update_epochs, config.num_minibatches)
     params, opt_state, learn_stats = minibatch_sgd(loss_fn, make_tx(config), state.params, state.opt_state, *sgd)
     iteration = state.iteration + 1

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from purejaxlib import offline, offpolicy, replay
-from purejaxlib.algos import iql, sac, td3
+from purejaxlib.algos import iql, ppo, sac, td3
 from purejaxlib.config import ConfigError
 from purejaxlib.networks import ensemble_init
 
@@ -438,3 +438,48 @@ def test_calql_bad_input(pendulum_file):
     assert "calql" in _error(env="Pendulum-v1", calql=True)
     assert "calql" in _error(env="CartPole-v1", cql=True, calql=True)
     assert "seed_data" in _error(env="Pendulum-v1", cql=True, calql=True, prior_data=pendulum_file)
+
+
+# --- hybrid on-policy learning (HNPG-style) --------------------------------------------------------
+
+
+def hybrid_ppo(cartpole_file, **fields) -> ppo.Config:
+    base = dict(
+        env="CartPole-v1", offline_data=cartpole_file, num_envs=4, num_steps=16, total_timesteps=128, hidden=(16,)
+    )
+    return ppo.Config(**{**base, **fields})
+
+
+def test_offline_critic_loss_is_td0_on_the_data(cartpole_file):
+    config = hybrid_ppo(cartpole_file, offline_vf_coef=0.7)
+    state = ppo.init(config, jax.random.key(0))
+    data = offline.sample(offline.load(cartpole_file), "CartPole-v1", jax.random.key(1), 32, 0.9)
+    got = float(ppo.offline_value_loss(config, state.params, data))
+    value = lambda obs: np.asarray(ppo.make_network(config).apply(state.params, obs)[2], np.float64)
+    target = np.asarray(data.reward) + np.asarray(data.discount) * value(data.next_obs)
+    np.testing.assert_allclose(got, 0.5 * np.mean((value(data.obs) - target) ** 2), rtol=1e-5)
+    # in the PPO loss it is added with its weight, and only the critic's value at s gets its gradient
+    rollout = ppo.Batch(data.obs, data.action, jnp.zeros(32), jnp.zeros(32), jnp.ones(32), jnp.zeros(32))
+    with_data, aux = ppo.ppo_loss(config, state.params, rollout._replace(offline=data))
+    without, _ = ppo.ppo_loss(config, state.params, rollout)
+    np.testing.assert_allclose(float(with_data) - float(without), 0.7 * got, rtol=1e-4)
+    assert float(aux["offline_value_loss"]) == pytest.approx(got, rel=1e-5)
+
+
+def test_hybrid_ppo_trains_with_the_data(cartpole_file):
+    metrics = jax.jit(ppo.train)(hybrid_ppo(cartpole_file), jax.random.key(0)).metrics
+    assert metrics["offline_value_loss"].shape == (2,) and np.isfinite(metrics["offline_value_loss"]).all()
+
+
+@pytest.mark.parametrize(
+    "fields,name",
+    [
+        (dict(recurrent="gru", num_minibatches=2), "recurrent"),
+        (dict(advantage="reinforce"), "advantage"),
+        (dict(normalize_obs=True), "normalize_obs"),
+        (dict(env="Acrobot-v1"), "offline_data"),
+    ],
+)
+def test_hybrid_ppo_bad_input(cartpole_file, fields, name):
+    with pytest.raises(ConfigError, match=name):
+        hybrid_ppo(cartpole_file, **fields)
