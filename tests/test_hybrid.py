@@ -119,10 +119,10 @@ def test_subset_target_is_the_minimum_of_a_uniformly_random_subset():
     learner = distinct_target_learner(config, jax.random.key(0))
     batch = discrete_batch(jax.random.key(1))
     targets = reference_subset_targets(config, learner, batch)
-    target = jax.jit(sac.critic_target)
+    keys = jax.random.split(jax.random.key(2), 200)
+    all_targets = np.asarray(jax.jit(jax.vmap(lambda k: sac.critic_target(config, learner, batch, k)))(keys))
     seen = []
-    for key in jax.random.split(jax.random.key(2), 200):
-        got = np.asarray(target(config, learner, batch, key), np.float64)
+    for got in all_targets.astype(np.float64):
         match = [s for s, want in targets.items() if np.allclose(got, want, rtol=1e-5, atol=1e-5)]
         assert len(match) == 1, "the target must be one subset's minimum, the same subset for the whole batch"
         seen.append(match[0])
@@ -158,13 +158,11 @@ def test_rlpd_trains_with_its_dataset_in_every_batch(pendulum_file):
         prior_data=pendulum_file, hidden=(16, 16), batch_size=16, gradient_steps=3, num_critics=4,
         total_timesteps=64, learning_starts=16, buffer_size=256,
     )  # fmt: skip
-    train = jax.jit(sac.train)
-    metrics = train(config, jax.random.key(0)).metrics
+    metrics = jax.jit(sac.train)(config, jax.random.key(0)).metrics
     assert np.isnan(metrics["critic_loss"][:16]).all() and np.isfinite(metrics["critic_loss"][16:]).all()
-    # half of every batch has reward MARK, so the critics' values rise above zero; without the
-    # dataset (the env's rewards are all negative) they fall below it
-    plain = train(config.replace(prior_data=""), jax.random.key(0)).metrics
-    assert float(metrics["q_mean"][-1]) > 0.5 and float(plain["q_mean"][-1]) < -0.5
+    # half of every batch has reward MARK, so the critics' values rise well above zero, which the
+    # env's rewards (all negative) alone cannot do
+    assert float(metrics["q_mean"][-1]) > 0.5
 
 
 # --- bad input -----------------------------------------------------------------------------------
@@ -424,8 +422,9 @@ def test_calql_floors_the_policy_sampled_values_at_the_mc_return():
         jax.random.normal(keys[2], (8, 3)),
     )
     key = jax.random.key(2)
+    cql_gap = jax.jit(sac.cql_gap)
     gap = lambda cfg, floor: np.asarray(
-        sac.cql_gap(cfg, learner.critic, learner.actor, batch._replace(mc_return=jnp.full(8, floor)), key)
+        cql_gap(cfg, learner.critic, learner.actor, batch._replace(mc_return=jnp.full(8, floor, jnp.float32)), key)
     )
     plain = gap(config.replace(calql=False), 0.0)
     np.testing.assert_array_equal(gap(config, -np.inf), plain)  # no return known: CQL's gap
