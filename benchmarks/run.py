@@ -2,7 +2,7 @@
 
     python benchmarks/run.py                              # B1 at 500k steps, purejaxlib only
     python benchmarks/run.py --peers --repeats 3          # B1 against rejax, interleaved runs
-    python benchmarks/run.py --bench b2 --seeds 8 --peers # B2 (SAC Pendulum) against rejax
+    python benchmarks/run.py --bench b2 --seeds 8 --peers # B2 (SAC Pendulum) against rejax and SBX
     python benchmarks/run.py --steps 50000                # a quick smoke run
     python benchmarks/run.py --suite quick                # every benchmark (B1-B5, ant), short (benchmarks/suite.py)
     python benchmarks/run.py --suite full --setup-peers   # the published configs, beside rejax and sb3
@@ -69,6 +69,10 @@ def commands(bench: str, seeds: int, steps: int, peers: bool, cpu_devices: int) 
             cmds[label] = [str(rejax_python), str(script), algo, env, str(steps), str(seeds)] if ok else None
         else:
             cmds["rejax 0.1.3"] = [str(rejax_python), str(script), algo, env, str(steps), str(seeds)] if ok else None
+        if bench in ("b2", "b3"):  # SBX (benchmarks/setup_sbx.sh): SAC and DQN on our configs
+            sbx_python = PEERS_DIR / "sbx" / "bin" / "python"
+            peer = [str(sbx_python), str(ROOT / "benchmarks" / "sbx_peer.py"), algo, env, str(steps), str(seeds)]
+            cmds["sbx 0.28.0"] = peer if sbx_python.exists() else None
     return cmds
 
 
@@ -205,6 +209,11 @@ def main() -> None:
                     row["compile_ratio_median"] = statistics.median(
                         a["compile_s"] / b["compile_s"] for a, b in zip(results, peer_runs)
                     )
+                    row["sps_ratios"] = {  # against every peer at the same network size
+                        p: statistics.median(a["sps"] / b["sps"] for a, b in zip(results, runs[p]))
+                        for p in peers
+                        if ("64x64" in p) == ("64x64" in lib)
+                    }
             rows.append(row)
 
     meta = {
@@ -228,6 +237,8 @@ def main() -> None:
             table.append(f"| {label} | {r['seeds']} | {r['lib']} | {r['missing']} | | | | |")
             continue
         ratio = f"{r['sps_ratio_median']:.2f}x" if "sps_ratio_median" in r else ""
+        if len(r.get("sps_ratios", {})) > 1:
+            ratio = "; ".join(f"{v:.2f}x {p.split()[0]}" for p, v in r["sps_ratios"].items())
         cratio = f"{r['compile_ratio_median']:.2f}x" if "compile_ratio_median" in r else ""
         table.append(
             f"| {label} | {r['seeds']} | {r['lib']} | {r['sps_median']:,.0f} | {r['compile_s_median']:.1f} | "
