@@ -247,18 +247,9 @@ def train(config: Config, key: jax.Array) -> TrainResult:
     return offpolicy.train(config, key, ALGORITHM)
 
 
-def jump_start(config: Config, key: jax.Array, guide: offpolicy.GuidePolicy) -> TrainResult:
-    """Jump-start (:func:`purejaxlib.offpolicy.jump_start`): ``guide`` (e.g. a trained policy,
-    ``act(obs, key) -> env action``) plays the first ``guide_steps`` steps of each episode, fewer
-    stage by stage as the returns reach ``guide_return``. Jit- and vmap-able."""
-    return offpolicy.jump_start(config, key, ALGORITHM, guide)
-
-
-def finetune(config: Config, offline_state: State, key: jax.Array) -> TrainResult:
-    """Offline to online: ``offline_state``'s learner (an offline run's, e.g. ``train(offline_config,
-    key).state``) continues in ``config``'s online run (:func:`purejaxlib.offpolicy.finetune`; set
-    ``seed_data=`` to start the replay buffer with the dataset). Jit- and vmap-able."""
-    return offpolicy.finetune(config, offline_state.learner, key, ALGORITHM)
+finetune, jump_start = offpolicy.hybrid_entry_points(ALGORITHM)
+"""``finetune(config, offline_state, key)`` (offline to online) and ``jump_start(config, key, guide)``
+for this algorithm: see :func:`purejaxlib.offpolicy.hybrid_entry_points`."""
 
 
 def policy(config: Config, state: State, *, deterministic: bool = False) -> Callable[[jax.Array, jax.Array], jax.Array]:

@@ -570,6 +570,29 @@ def jump_start(config: Config, key: jax.Array, algo: Algorithm, guide: GuidePoli
     return train(config, key, algo._replace(guide=guide))
 
 
+class HybridEntryPoints(NamedTuple):
+    """An algorithm module's ``finetune`` and ``jump_start`` (:func:`hybrid_entry_points`)."""
+
+    finetune: Callable[[Any, State, jax.Array], TrainResult]
+    jump_start: Callable[[Any, jax.Array, GuidePolicy], TrainResult]
+
+
+def hybrid_entry_points(algo: Algorithm) -> HybridEntryPoints:
+    """``finetune(config, offline_state, key)``: ``offline_state``'s learner (an offline run's,
+    e.g. ``train(offline_config, key).state``) continues in ``config``'s online run (:func:`finetune`;
+    set ``seed_data=`` to start the replay buffer with the dataset). ``jump_start(config, key,
+    guide)``: :func:`jump_start` with ``guide`` (``act(obs, key) -> env action``, e.g. a trained
+    policy). Both jit- and vmap-able (pass ``guide`` as a static argument to ``jax.jit``)."""
+
+    def finetune_(config: Any, offline_state: State, key: jax.Array) -> TrainResult:
+        return finetune(config, offline_state.learner, key, algo)
+
+    def jump_start_(config: Any, key: jax.Array, guide: GuidePolicy) -> TrainResult:
+        return jump_start(config, key, algo, guide)
+
+    return HybridEntryPoints(finetune_, jump_start_)
+
+
 def finetune(config: Config, learner: Any, key: jax.Array, algo: Algorithm) -> TrainResult:
     """Offline to online: :func:`handover` then ``num_iterations`` calls of :func:`step` in one
     ``lax.scan`` (as :func:`train`). Jit- and vmap-able."""
