@@ -153,6 +153,7 @@ def test_actor_on_the_ensemble_mean():
     np.testing.assert_allclose(float(loss), want, rtol=1e-5)
 
 
+@pytest.mark.slow  # make test-all: the make test budget
 def test_rlpd_trains_with_its_dataset_in_every_batch(pendulum_file):
     config = sac.rlpd_config(
         prior_data=pendulum_file, hidden=(16, 16), batch_size=16, gradient_steps=3, num_critics=4,
@@ -341,6 +342,7 @@ def jump_start_run(guide_return: float):
 JUMP_START = jax.jit(sac.jump_start, static_argnums=2)
 
 
+@pytest.mark.slow  # make test-all: the make test budget
 def test_the_guide_plays_the_first_steps_of_every_episode():
     result = jump_start_run(float("inf"))  # never passed: the guide's share stays at 30
     action = np.asarray(result.state.buffer.data.action[:, :, 0])  # [steps, env]
@@ -350,6 +352,7 @@ def test_the_guide_plays_the_first_steps_of_every_episode():
     assert (np.asarray(result.metrics["guide_steps"]) == 30).all()
 
 
+@pytest.mark.slow  # make test-all: the make test budget
 def test_the_curriculum_lowers_the_guide_stage_by_stage():
     result = jump_start_run(-1e9)
     share = np.asarray(result.metrics["guide_steps"])
@@ -363,6 +366,7 @@ def test_the_curriculum_lowers_the_guide_stage_by_stage():
     assert (action[600:] != 0.75).all()
 
 
+@pytest.mark.slow  # make test-all: the make test budget
 def test_a_guide_that_is_never_passed_keeps_its_share():
     result = jump_start_run(0.0)  # Pendulum's returns are below 0
     assert (np.asarray(result.metrics["guide_steps"]) == 30).all()
@@ -391,6 +395,7 @@ def plain_returns_to_go(reward: np.ndarray, ended: np.ndarray, gamma: float) -> 
     return out
 
 
+@pytest.mark.slow  # make test-all: the make test budget
 def test_mc_returns_of_the_dataset_and_of_the_seeded_buffer(pendulum_file):
     data = offline.load(pendulum_file)
     data = data.replace(reward=np.linspace(-1.0, 1.0, len(data)).astype(np.float32))  # distinct rewards
@@ -410,6 +415,7 @@ def test_mc_returns_of_the_dataset_and_of_the_seeded_buffer(pendulum_file):
     assert np.isfinite(np.asarray(result.metrics["cql_gap"])).all()
 
 
+@pytest.mark.slow  # make test-all: the make test budget
 def test_calql_floors_the_policy_sampled_values_at_the_mc_return():
     config = sac.Config(env="Pendulum-v1", cql=True, calql=True, cql_samples=4, hidden=(16,), total_timesteps=2_000)
     learner = sac.init_learner(config, jax.random.key(0), jnp.zeros((1, 3)))
@@ -465,6 +471,7 @@ def test_offline_critic_loss_is_td0_on_the_data(cartpole_file):
     assert float(aux["offline_value_loss"]) == pytest.approx(got, rel=1e-5)
 
 
+@pytest.mark.slow  # make test-all: the make test budget
 def test_hybrid_ppo_trains_with_the_data(cartpole_file):
     metrics = jax.jit(ppo.train)(hybrid_ppo(cartpole_file), jax.random.key(0)).metrics
     assert metrics["offline_value_loss"].shape == (2,) and np.isfinite(metrics["offline_value_loss"]).all()
