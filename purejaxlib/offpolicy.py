@@ -194,7 +194,6 @@ class Config(EnvConfig):
         self.check_range("tau", 0.0, 1.0)
 
     def _validate_offline(self) -> None:
-        from purejaxlib import offline
 
         self.check_positive("offline_updates")
         if self.offline_updates < self.gradient_steps:
@@ -202,10 +201,7 @@ class Config(EnvConfig):
                 "offline_updates",
                 f"{self.offline_updates} is less than one iteration (gradient_steps={self.gradient_steps})",
             )
-        try:
-            data = offline.cached(self.dataset, self.env)
-        except (OSError, offline.DatasetError) as err:
-            self.fail("dataset", str(err))
+        data = self._dataset("dataset")
         if len(data) < self.n_step:
             self.fail("dataset", f"{len(data)} transitions are fewer than n_step={self.n_step}")
         for field in ("prior_data", "seed_data"):
@@ -263,6 +259,15 @@ class Config(EnvConfig):
                 f"raise learning_starts to at least {self.n_step * self.num_envs}",
             )
 
+    def _dataset(self, field: str) -> Any:
+        """The dataset named by ``field``, checked against the env; a failure names the field."""
+        from purejaxlib import offline
+
+        try:
+            return offline.cached(getattr(self, field), self.env)
+        except (OSError, offline.DatasetError) as err:
+            self.fail(field, str(err))
+
     def _validate_guide(self) -> None:
         self.check_positive("guide_steps", "guide_stages", "guide_episodes")
         if self.guide_stages > self.guide_steps:
@@ -275,12 +280,8 @@ class Config(EnvConfig):
             self.fail("guide_return", "jump-start needs the return that ends a stage (e.g. the guide's own); set it")
 
     def _validate_seed(self) -> None:
-        from purejaxlib import offline
 
-        try:
-            data = offline.cached(self.seed_data, self.env)
-        except (OSError, offline.DatasetError) as err:
-            self.fail("seed_data", str(err))
+        data = self._dataset("seed_data")
         if len(data) < self.num_envs:
             self.fail("seed_data", f"{len(data)} transitions are fewer than num_envs={self.num_envs}")
         if len(data) // self.num_envs > self.buffer_rows:
@@ -291,7 +292,6 @@ class Config(EnvConfig):
             )
 
     def _validate_prior(self) -> None:
-        from purejaxlib import offline
 
         if not 0.0 < self.prior_fraction < 1.0:
             self.fail("prior_fraction", f"must lie strictly between 0 and 1, got {self.prior_fraction!r}")
@@ -301,10 +301,7 @@ class Config(EnvConfig):
                 f"{self.prior_fraction} of batch_size={self.batch_size} rounds to {self.prior_batch} samples; "
                 "both the dataset's share and the replay buffer's need at least one",
             )
-        try:
-            data = offline.cached(self.prior_data, self.env)
-        except (OSError, offline.DatasetError) as err:
-            self.fail("prior_data", str(err))
+        data = self._dataset("prior_data")
         if len(data) < self.n_step:
             self.fail("prior_data", f"{len(data)} transitions are fewer than n_step={self.n_step}")
 
@@ -478,20 +475,24 @@ def prior_buffer(config: Config) -> replay.Buffer:
     return buffer._replace(data=buffer.data._replace(next_action=None))
 
 
-def sample_batch(config: Config, buffer: replay.Buffer, key: jax.Array) -> replay.Batch:
+def sample_batch(
+    config: Config, buffer: replay.Buffer, key: jax.Array, prior: replay.Buffer | None = None
+) -> replay.Batch:
     """One minibatch ``[batch_size, ...]``: from ``buffer``, or with ``prior_data`` its first
-    ``config.prior_batch`` rows from the dataset and the rest from ``buffer`` (symmetric sampling).
-    Online, observations come out as the networks see them (:func:`standardize`); an offline
-    run's buffer (:func:`dataset_buffer`) holds them so already."""
+    ``config.prior_batch`` rows from the dataset (``prior``, :func:`prior_buffer`, built here when
+    not given) and the rest from ``buffer`` (symmetric sampling). Online, observations come out as
+    the networks see them (:func:`standardize`); an offline run's buffer (:func:`dataset_buffer`)
+    holds them so already."""
     if config.offline or not config.prior_data:
         batch = replay.sample(buffer, key, config.batch_size, config.gamma, config.n_step)
     else:
         prior_key, online_key = jax.random.split(key)
-        prior = replay.sample(prior_buffer(config), prior_key, config.prior_batch, config.gamma, config.n_step)
+        prior = prior_buffer(config) if prior is None else prior
+        prior_batch = replay.sample(prior, prior_key, config.prior_batch, config.gamma, config.n_step)
         online = replay.sample(
             buffer, online_key, config.batch_size - config.prior_batch, config.gamma, config.n_step
         )._replace(next_action=None)
-        batch = jax.tree.map(lambda a, b: jnp.concatenate([a, b.astype(a.dtype)]), prior, online)
+        batch = jax.tree.map(lambda a, b: jnp.concatenate([a, b.astype(a.dtype)]), prior_batch, online)
     if config.offline:
         return batch
     return batch._replace(obs=standardize(config, batch.obs), next_obs=standardize(config, batch.next_obs))
@@ -607,10 +608,12 @@ def learn_from(
     """``gradient_steps`` updates on minibatches of ``buffer``, numbered from ``first``; metrics
     averaged over them (NaN-aware: a metric only some steps produce)."""
 
+    prior = prior_buffer(config) if config.prior_data and not config.offline else None  # once, not per step
+
     def gradient_step(learner, inputs):
         step_key, offset = inputs
         sample_key, update_key = jax.random.split(step_key)
-        batch = sample_batch(config, buffer, sample_key)
+        batch = sample_batch(config, buffer, sample_key, prior)
         return algo.update(config, learner, batch, update_key, first + offset)
 
     steps = (jax.random.split(key, config.gradient_steps), jnp.arange(config.gradient_steps))
