@@ -14,12 +14,24 @@ import os
 import sys
 from collections.abc import Iterator
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-import pytest
+# Most of the suite's time is XLA compiling small programs that then run for milliseconds, so
+# tests compile with jax's "disable most optimizations" (LLVM at -O0; same semantics, looser float
+# rounding): non-learning tests take about 0.6x the time (measured 2026-12-03, benchmarks/README.md,
+# "Test budget"). Learning tests (marker ``learning``) compile fully optimized, as users' runs do,
+# because they run for long, and so do tests of float32 rounding (marker ``optimized``). Set before
+# jax is imported so that subprocesses a test starts (resume, distributed, fresh-process checks)
+# compile the same way as the test. PUREJAXLIB_TEST_OPTIMIZED=1 runs every test optimized.
+OPTIMIZED = os.environ.get("PUREJAXLIB_TEST_OPTIMIZED", "0") == "1"
+os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] = "0" if OPTIMIZED else "1"
 
-from purejaxlib.algos import ppo
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from purejaxlib.algos import ppo  # noqa: E402
+
+jax.config.update("jax_disable_most_optimizations", not OPTIMIZED)
 
 # A test still running after this many seconds is taken to be hung: every thread's stack is
 # dumped to stderr and the test process exits (status 1), rather than CI waiting out its whole
@@ -49,6 +61,31 @@ def pytest_runtest_protocol(item, nextitem):
         yield
     finally:
         faulthandler.cancel_dump_traceback_later()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):
+    """A learning or ``optimized`` test, and every fixture first set up for it, compiles fully optimized."""
+    if _wants_optimized(item):
+        _set_optimized(True)
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    yield
+    if _wants_optimized(item):
+        _set_optimized(False)
+
+
+def _wants_optimized(item) -> bool:
+    return not OPTIMIZED and any(item.get_closest_marker(m) is not None for m in ("learning", "optimized"))
+
+
+def _set_optimized(optimized: bool) -> None:
+    """Switches jax's optimization setting here and for subprocesses started from now on."""
+    jax.config.update("jax_disable_most_optimizations", not optimized)
+    os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] = "0" if optimized else "1"
 
 
 # 4 envs x 16 steps = 64 transitions per update, 2 minibatches of 32, 2 epochs.

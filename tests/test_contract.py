@@ -101,10 +101,11 @@ CASES = {
 
 
 # In `make test-all` only (the 15-minute budget of `make test`): the offline loop's contract (make
-# test keeps offline IQL's learning test); TD3, whose replay loop is SAC's and DQN's (checked here)
-# and whose update tests/test_td3.py checks; continuous PPO, whose update is discrete PPO's (checked
-# here) with a Gaussian head that tests/test_learning.py trains in make test.
-SLOW_CASES = ("iql-offline", "td3", "ppo-continuous")
+# test keeps offline IQL's learning test); TD3 and DQN, whose replay loop is SAC's (checked here)
+# and whose updates tests/test_td3.py and tests/test_dqn.py check; PQN, whose loop is on-policy
+# like PPO's (checked here) and which tests/test_pqn.py and the PQN reference check train; continuous
+# PPO, whose update is discrete PPO's (checked here) with a Gaussian head.
+SLOW_CASES = ("iql-offline", "td3", "dqn", "pqn", "ppo-continuous")
 
 
 @pytest.fixture(

@@ -107,6 +107,7 @@ def test_cli_runs_a_sweep_and_writes_the_record(tmp_path, capsys):
     )  # the progress bar, from inside the program
 
 
+@pytest.mark.slow  # make test-all: make test runs the CLI's sweep and record above
 def test_cli_env_params_and_env_param_grid_are_recorded(tmp_path):
     script = _load_script()
     out = tmp_path / "run"

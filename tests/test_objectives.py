@@ -128,8 +128,14 @@ def test_a_user_drift_runs_through_the_experiment_runner_and_is_recorded_by_name
     assert record["config"]["objective"] == "drift"
 
 
-def test_sweep_over_dpo_coefficients_is_one_program():
-    result = purejaxlib.sweep(ppo.train, _small(objective="dpo"), seeds=1, dpo_alpha=[1.0, 2.0], dpo_beta=[0.3, 0.6])
+@pytest.fixture(scope="module")
+def dpo_grid():
+    """One program over a 2 x 2 grid of DPO's coefficients (shared: the grid-refusal test reads it)."""
+    return purejaxlib.sweep(ppo.train, _small(objective="dpo"), seeds=1, dpo_alpha=[1.0, 2.0], dpo_beta=[0.3, 0.6])
+
+
+def test_sweep_over_dpo_coefficients_is_one_program(dpo_grid):
+    result = dpo_grid
     assert len(result.programs) == 1
     losses = np.asarray(result.programs[0]["metrics"]["pg_loss"])
     assert losses.shape[:2] == (2, 2) and np.all(np.isfinite(losses))
@@ -180,12 +186,11 @@ def test_objectives_script_compares_objectives_in_one_call(tmp_path):
     assert set(json.loads((tmp_path / "summary.json").read_text())) >= {"env", "seeds", "a2c", "dpo"}
 
 
-def test_compare_learning_curves_refuses_a_grid_result():
+def test_compare_learning_curves_refuses_a_grid_result(dpo_grid):
     from purejaxlib import plotting
 
-    grid = purejaxlib.sweep(ppo.train, _small(), seeds=1, lr=[1e-3, 3e-3])
-    with pytest.raises(ValueError, match="seed axis only, this one also has \\['lr'\\]"):
-        plotting.compare_learning_curves({"grid": grid}, "unused.png")
+    with pytest.raises(ValueError, match="seed axis only, this one also has \\['dpo_alpha', 'dpo_beta'\\]"):
+        plotting.compare_learning_curves({"grid": dpo_grid}, "unused.png")
 
 
 @pytest.mark.slow
