@@ -32,7 +32,8 @@ WARMUP = 1_000
 
 def census(compiled) -> dict[str, int]:
     """Instruction counts by opcode in the optimized HLO text (every computation)."""
-    ops = collections.Counter(re.findall(r"= \S+ ([a-z][a-z0-9-]*)\(", compiled.as_text()))
+    # "%name = TYPE opcode(...)", where TYPE may be a tuple "(f32[2]{0}, s32[])" with spaces in it
+    ops = collections.Counter(re.findall(r"= (?:\([^=]*?\)|\S+) ([a-z][a-z0-9-]*)\(", compiled.as_text()))
     keep = ("fusion", "dot", "copy", "dynamic-update-slice", "dynamic-slice", "gather", "scatter", "while",
             "conditional", "custom-call", "transpose")  # fmt: skip
     return {op: ops.get(op, 0) for op in keep} | {"all": sum(ops.values())}
