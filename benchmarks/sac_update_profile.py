@@ -2,7 +2,7 @@
 vmapped), ours beside rejax's: XLA's FLOP and byte counts, the optimized program's op census, and
 the median time of an iteration. Prints one JSON line.
 
-    python benchmarks/sac_update_profile.py ours [field=value ...]
+    python benchmarks/sac_update_profile.py ours [field=value ...] [--batched-config]
     /tmp/pjl-peers/rejax/bin/python benchmarks/sac_update_profile.py rejax
 
 Both sides compile ``lax.scan`` over ``ITERATIONS`` iterations of the algorithm's own training
@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import jax
+import numpy as np
 
 SEEDS = 8
 ITERATIONS = 200
@@ -70,13 +71,18 @@ def ours(overrides: list[str]) -> dict:
 
     from purejaxlib.algos import sac
 
-    fields = {k: ast.literal_eval(v) for k, v in (a.split("=", 1) for a in overrides)}
+    batched = "--batched-config" in overrides  # as benchmarks/train.py runs B2: each traced field per seed
+    fields = {k: ast.literal_eval(v) for k, v in (a.split("=", 1) for a in overrides if a != "--batched-config")}
     config = sac.Config(**{**B2, "total_timesteps": WARMUP + ITERATIONS, **fields})
     keys = jax.random.split(jax.random.key(0), SEEDS)
-    state = jax.vmap(lambda k: sac.init(config, k))(keys)
+    configs = jax.tree.map(lambda x: np.broadcast_to(x, (SEEDS,) + np.shape(x)), config) if batched else config
+    axis = 0 if batched else None
+    state = jax.vmap(sac.init, in_axes=(axis, 0))(configs, keys)
 
     def steps(state, first, count):
-        body = lambda s, i: (jax.vmap(lambda x: sac.step(config, x, i)[0])(s), None)
+        one = lambda c, x, i: sac.step(c, x, i)[0]
+        vmapped = jax.vmap(one, in_axes=(axis, 0, None))
+        body = lambda s, i: (vmapped(configs, s, i), None)
         return jax.lax.scan(body, state, first + jax.numpy.arange(count))[0]
 
     warm = config.learning_starts // config.steps_per_iteration
