@@ -85,7 +85,7 @@ def ours(overrides: list[str]) -> dict:
         body = lambda s, i: (vmapped(configs, s, i), None)
         return jax.lax.scan(body, state, first + jax.numpy.arange(count))[0]
 
-    warm = config.learning_starts // config.steps_per_iteration
+    warm = config.warmup_iterations
     state = jax.jit(lambda s: steps(s, 0, warm))(state)
     result = measure(lambda s: steps(s, warm, ITERATIONS), state)
     return {"lib": "purejaxlib", "overrides": overrides, **result}

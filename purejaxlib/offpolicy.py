@@ -194,7 +194,6 @@ class Config(EnvConfig):
         self.check_range("tau", 0.0, 1.0)
 
     def _validate_offline(self) -> None:
-
         self.check_positive("offline_updates")
         if self.offline_updates < self.gradient_steps:
             self.fail(
@@ -280,7 +279,6 @@ class Config(EnvConfig):
             self.fail("guide_return", "jump-start needs the return that ends a stage (e.g. the guide's own); set it")
 
     def _validate_seed(self) -> None:
-
         data = self._dataset("seed_data")
         if len(data) < self.num_envs:
             self.fail("seed_data", f"{len(data)} transitions are fewer than num_envs={self.num_envs}")
@@ -292,7 +290,6 @@ class Config(EnvConfig):
             )
 
     def _validate_prior(self) -> None:
-
         if not 0.0 < self.prior_fraction < 1.0:
             self.fail("prior_fraction", f"must lie strictly between 0 and 1, got {self.prior_fraction!r}")
         if not 0 < self.prior_batch < self.batch_size:
