@@ -24,9 +24,11 @@ def init_stats(shape: tuple[int, ...]) -> RunningStats:
 def update_stats(stats: RunningStats, batch: jax.Array) -> RunningStats:
     """Merges a batch of samples ``[B, *feature]`` into ``stats``."""
     batch = batch.astype(jnp.float32)
-    b_mean = batch.mean(axis=0)
-    b_var = batch.var(axis=0)
-    b_count = jnp.float32(batch.shape[0])
+    return merge_moments(stats, batch.mean(axis=0), batch.var(axis=0), jnp.float32(batch.shape[0]))
+
+
+def merge_moments(stats: RunningStats, b_mean: jax.Array, b_var: jax.Array, b_count: jax.Array) -> RunningStats:
+    """Merges the mean and (population) variance of ``b_count`` samples, each ``[*feature]``, into ``stats``."""
     delta = b_mean - stats.mean
     total = stats.count + b_count
     mean = stats.mean + delta * b_count / total

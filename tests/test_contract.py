@@ -1,6 +1,6 @@
 """The contract every algorithm keeps, checked once for all of them.
 
-For each algorithm (PPO discrete and continuous, PQN, DQN, TD3, SAC, offline IQL) on a tiny config: the same key
+For each algorithm (PPO discrete and continuous, PQN, DQN, TD3, SAC, offline IQL, ES) on a tiny config: the same key
 gives bitwise identical results, different keys differ, ``step`` repeated equals ``train``, a sweep
 member equals the run alone, new traced values reuse the compiled program, and bad input (an
 unknown field, a bad sweep value) fails before anything is traced. Each case compiles its ``train``
@@ -19,7 +19,7 @@ from conftest import SMALL, key_data, tree_equal
 
 import purejaxlib
 from purejaxlib import ConfigError
-from purejaxlib.algos import dqn, iql, ppo, pqn, sac, td3
+from purejaxlib.algos import dqn, es, iql, ppo, pqn, sac, td3
 from purejaxlib.config import UnknownFieldError
 
 OFFPOLICY_TINY = dict(hidden=(16, 16), batch_size=8, buffer_size=256, learning_starts=32)
@@ -90,6 +90,19 @@ CASES = {
         ),
         dict(lr=[1e-3, 3e-3], expectile=[0.6, 0.9]),
         "critic_loss",
+    ),
+    "es": Case(
+        es,
+        lambda: es.Config(
+            env="CartPole-v1",
+            population_size=8,
+            hidden=(8,),
+            episode_steps=16,
+            episodes_per_member=2,
+            total_timesteps=3 * 8 * 2 * 16,
+        ),
+        dict(lr=[0.01, 0.05], sigma=[0.05, 0.2]),
+        "fitness_std",
     ),
     "sac": Case(
         sac,
