@@ -31,7 +31,7 @@ CONFIDENCE = 0.95
 _IMAGE_SUFFIXES = {".png", ".svg", ".pdf", ".jpg", ".jpeg"}
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
     """pyplot on the non-interactive Agg backend: plots are written from scripts and CI, never shown."""
     import matplotlib
 
@@ -133,9 +133,9 @@ def image_paths(path: str | Path) -> list[Path]:
     return [stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".svg")]
 
 
-def _save(fig: Any, path: str | Path) -> list[Path]:
+def save_figure(fig: Any, path: str | Path) -> list[Path]:
     """Writes ``fig`` as PNG and SVG (SVG without a date, so reruns give the same file)."""
-    plt = _pyplot()
+    plt = pyplot()
     paths = image_paths(path)
     paths[0].parent.mkdir(parents=True, exist_ok=True)
     with plt.rc_context({"svg.hashsalt": "purejaxlib"}):
@@ -231,7 +231,7 @@ def _draw_curves(
 ) -> list[Path]:
     """Draws ``(label, values [seeds, points], env_steps [seeds, points][, evaluations [seeds,
     points]])`` lines with IQM bands; evaluations dashed with markers at their finite points."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for (label, values, steps, *evals), color in zip(lines, _colors(plt, len(lines))):
         iqm, low, high = curve_band(values, reps=reps, seed=seed)
@@ -254,7 +254,7 @@ def _draw_curves(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best", ncol=1 if len(lines) <= 8 else 2)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def sweep_heatmap(
@@ -268,7 +268,7 @@ def sweep_heatmap(
 ) -> list[Path]:
     """Grid axis ``x`` against grid axis ``y``, each cell the final IQM of ``metric`` (see
     :func:`heatmap_values`), annotated with its value. Writes ``<path stem>.png`` and ``.svg``."""
-    plt = _pyplot()
+    plt = pyplot()
     z = heatmap_values(result, x, y, metric, final_fraction)  # [nx, ny]
     names = grid_axes(result)
     pooled = [n for n in names if n not in (x, y)]
@@ -292,4 +292,4 @@ def sweep_heatmap(
     subtitle = f"final IQM over {over}\nrun score: mean {metric} over its last {final_fraction:.0%} of points"
     ax.set_title(_title(title, subtitle), fontsize=9)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
