@@ -42,6 +42,7 @@ class Config(onpolicy.Config):
     """PPO hyperparameters; the rollout and update sizes are :class:`purejaxlib.onpolicy.Config`'s.
     Static fields set program structure; traced ones are float32 leaves."""
 
+    vector_fields: ClassVar[tuple[str, ...]] = ("drift_params",)
     features: ClassVar[dict[str, str]] = {  # fields only this module has: other algorithms' errors point here
         "recurrent": "recurrent (GRU/LSTM) policies",
         "cell_size": "recurrent (GRU/LSTM) policies",
@@ -67,7 +68,8 @@ class Config(onpolicy.Config):
     'mdpo' (KL to the previous policy, annealed step size), 'dpo' (Discovered Policy
     Optimisation's drift), 'drift' (r A - drift(r, A) with the function in ``drift``)."""
     drift: objectives.Drift | None = static(None)
-    """With objective='drift': a function ``(ratio [B], advantages [B]) -> [B]``, >= 0, zero at ratio 1."""
+    """With objective='drift': a function ``(ratio [B], advantages [B]) -> [B]``, >= 0, zero at ratio 1;
+    with ``drift_params``, ``(ratio [B], advantages [B], drift_params [D]) -> [B]``."""
     advantage: Literal["gae", "reinforce", "rloo", "group"] = static("gae")
     """Advantage estimator: 'gae' (the critic); critic-free, from episodes that start at a reset every
     update: 'reinforce' (return minus a running-mean baseline), 'rloo' (minus the mean of the other
@@ -106,6 +108,9 @@ class Config(onpolicy.Config):
     """DPO drift: scale of the tanh on the positive-advantage side (published default 2)."""
     dpo_beta: float = traced(0.6)
     """DPO drift: scale of the tanh on the negative-advantage side (published default 0.6)."""
+    drift_params: Any = traced(None)
+    """With objective='drift': a flat float32 vector ``[D]`` of the drift's parameters, passed as its
+    third argument (traced: a learned drift, e.g. :mod:`purejaxlib.lpo`'s, sweeps and vmaps)."""
     mdpo_step_size: float = traced(1.0)
     """MDPO's initial step size t_0; the KL weight is 1 / (t_0 (1 - k / num_updates)) at update k."""
     ref_kl_coef: float = traced(0.0)

@@ -75,6 +75,8 @@ class ConfigBase(struct.PyTreeNode):
     """
 
     features: ClassVar[dict[str, str]] = {}
+    vector_fields: ClassVar[tuple[str, ...]] = ()
+    """Traced fields whose one value is a vector ``[D]`` (a sweep's batch adds axes in front)."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)  # flax makes cls a dataclass here

@@ -81,7 +81,7 @@ def _check_unbatched_config(config: Any) -> None:
                         "export one member: the config that member was trained with (e.g. the base config with "
                         f"env_params={{{key!r}: value}})"
                     )
-        elif f.name != "env_params" and np.ndim(value) > 0:
+        elif f.name != "env_params" and np.ndim(value) > (1 if f.name in config.vector_fields else 0):
             raise ValueError(
                 f"config.{f.name} has shape {np.shape(value)}: this is a sweep's batched config; export one member "
                 f"with a config whose {f.name} is that member's scalar value (config.replace({f.name}=...))"

@@ -72,7 +72,10 @@ def surrogate(config: Any, log_prob: jax.Array, ratio: jax.Array, advantages: ja
     learner adds): ``[B] -> [B]``; ``config`` carries the objective's coefficients."""
     objective = config.objective
     if objective == "drift":
-        return mirror(ratio, advantages, config.drift)
+        params = getattr(config, "drift_params", None)
+        if params is None:
+            return mirror(ratio, advantages, config.drift)
+        return mirror(ratio, advantages, lambda r, a: config.drift(r, a, params))
     if objective == "ppo":
         return ppo_clip(ratio, advantages, config.clip_eps)
     if objective == "a2c":
@@ -88,6 +91,10 @@ def check_config(config: Any) -> None:
     objective, drift = config.objective, config.drift
     if objective not in OBJECTIVES:
         config.fail("objective", f"must be one of {OBJECTIVES}, got {objective!r}")
+    if getattr(config, "drift_params", None) is not None and objective != "drift":
+        config.fail(
+            "drift_params", f"parameters of a drift function are used only with objective='drift', got {objective!r}"
+        )
     if (objective == "drift") != (drift is not None):
         config.fail(
             "drift",
@@ -98,12 +105,15 @@ def check_config(config: Any) -> None:
         if not callable(drift):
             config.fail("drift", f"must be a function (ratio [B], advantages [B]) -> [B], got {drift!r}")
         probe = jax.ShapeDtypeStruct((3,), jnp.float32)
+        params = getattr(config, "drift_params", None)
+        extra = () if params is None else (jax.ShapeDtypeStruct(jnp.shape(params), jnp.float32),)
         try:
-            out = jax.eval_shape(drift, probe, probe)
+            out = jax.eval_shape(drift, probe, probe, *extra)
         except Exception as err:  # the user's function, any failure: say which call failed
             config.fail(
                 "drift",
-                f"a drift function is called as drift(ratio [B], advantages [B]); "
+                f"a drift function is called as drift(ratio [B], advantages [B]"
+                f"{', drift_params [D]' if extra else ''}); "
                 f"calling {getattr(drift, '__name__', drift)!r} that way failed: {err}",
             )
         if getattr(out, "shape", None) != (3,):

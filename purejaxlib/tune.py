@@ -36,6 +36,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -90,7 +91,8 @@ class TuneResult(NamedTuple):
       test: the incumbent trained again on ``test_seeds``: per-seed ``returns``, ``iqm``, ``ci``.
       default_test: the same for the unchanged ``config`` (None when not asked).
       env_steps: env steps spent tuning (all members), and ``updates``: the horizon of one member.
-      record: method, budget, population, seeds, chunk lengths.
+      record: method, budget, population, seeds, chunk lengths, ``seconds`` (this session's tuning
+        and test runs, compiles included).
     """
 
     incumbent: dict[str, Any]
@@ -423,6 +425,7 @@ def tune(
     if resume and out is None:
         raise ConfigError("tune: resume needs the run directory (out)")
 
+    started = time.perf_counter()
     lengths, keep = _plan(method, config, budget, population, chunks, eta)
     horizon = sum(lengths)
     base = config.replace(total_timesteps=horizon * config.steps_per_update, log_interval=0)
@@ -538,6 +541,7 @@ def tune(
         if ckpt is not None:
             ckpt.close()
 
+    tuning_seconds = time.perf_counter() - started
     final = [r for r in trace if r["chunk"] == len(lengths) - 1]
     best = min(final, key=lambda r: (-r["score"], r["member"]))
     schedule = history[best["member"]] if method == "pbt" else [dict(values[best["member"]])] * len(lengths)
@@ -545,6 +549,7 @@ def tune(
     default_test = (
         run_schedule(algo, base, [{}] * len(lengths), lengths, test_seeds, eval_episodes) if compare_default else None
     )
+    record["seconds"] = {"tuning": tuning_seconds, "tests": time.perf_counter() - started - tuning_seconds}
     spent = sum(n * u for n, u in zip([population] + keep[:-1], lengths)) * config.steps_per_update
     result = TuneResult(
         incumbent=dict(values[best["member"]]),
