@@ -1,4 +1,5 @@
-"""Evolution strategies: learning on CartPole-v1 and Pendulum-v1 (4 seeds), and env steps per second
+"""Evolution strategies: learning on CartPole-v1, Pendulum-v1 and brax's inverted pendulum at a CPU-sized
+budget (4 seeds), and env steps per second
 at populations of 256 and 1024 beside PPO's, on this machine.
 
     python benchmarks/es.py learn [--only cartpole]   # the learning cells (results/es/learn_<cell>.json)
@@ -15,13 +16,12 @@ steps (ES: steps inside episodes; PPO: every step) over the median time.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import platform
-import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from stamp import machine
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results" / "es"
@@ -35,23 +35,9 @@ CELLS: dict[str, dict[str, Any]] = {
         env="Pendulum-v1", strategy="pgpe", population_size=128, episodes_per_member=4, shared_episodes=True,
         sigma=0.1, zero_init=True, total_timesteps=100_000_000,
     ),
+    "brax-inverted_pendulum": dict(env="brax/inverted_pendulum", population_size=64, total_timesteps=3_200_000),
 }  # fmt: skip
-THRESHOLDS = {"cartpole": 500.0, "pendulum": -200.0}
-
-
-def machine() -> dict[str, Any]:
-    import os
-
-    import jax
-
-    return {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "host": platform.node(),
-        "cpus": os.cpu_count(),
-        "backend": jax.default_backend(),
-        "jax": jax.__version__,
-        "command": " ".join(["python", *sys.argv]),
-    }
+THRESHOLDS = {"cartpole": 500.0, "pendulum": -200.0, "brax-inverted_pendulum": 1000.0}
 
 
 def learn(name: str) -> dict[str, Any]:

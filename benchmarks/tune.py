@@ -20,14 +20,12 @@ the test runs.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-import platform
-import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from stamp import machine
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results" / "tune"
@@ -59,19 +57,6 @@ def tasks() -> dict[str, dict[str, Any]]:
             horizon=4_000,
             population=8,
         ),
-    }
-
-
-def machine() -> dict[str, Any]:
-    import jax
-
-    return {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "host": platform.node(),
-        "cpus": os.cpu_count(),
-        "backend": jax.default_backend(),
-        "jax": jax.__version__,
-        "command": " ".join(["python", *sys.argv]),
     }
 
 

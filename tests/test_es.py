@@ -35,7 +35,10 @@ def tiny(**fields) -> es.Config:
     return es.Config(total_timesteps=gens * steps, **fields)
 
 
-@pytest.mark.parametrize("strategy", ["open_es", "snes", "cma_es"])
+@pytest.mark.parametrize(
+    "strategy",
+    ["open_es", pytest.param("snes", marks=pytest.mark.slow), pytest.param("cma_es", marks=pytest.mark.slow)],
+)
 def test_generation_is_evosax_ask_play_tell(strategy):
     """``step`` = evosax's ask, each member's episodes played alone, tell with negated mean returns."""
     config = tiny(strategy=strategy)
