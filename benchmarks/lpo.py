@@ -31,7 +31,7 @@ HELDOUT_STEPS = 300_000
 SEEDS = 8
 
 
-def meta() -> None:
+def meta(generations: int = GENERATIONS, population: int = 8) -> None:
     import jax
     import numpy as np
 
@@ -42,7 +42,7 @@ def meta() -> None:
     inner = ppo.Config(env="CartPole-v1", num_envs=8, num_steps=64, total_timesteps=32_768)
     start = lpo.fit_drift(dpo_drift, jax.random.key(1))
     result = lpo.meta_train(
-        inner, jax.random.key(0), generations=GENERATIONS, population=8, inner_seeds=2, init=start,
+        inner, jax.random.key(0), generations=generations, population=population, inner_seeds=2, init=start,
         log=lambda g, f: print(f"generation {g}: mean {f.mean():.1f} best {f.max():.1f}", flush=True),
     )  # fmt: skip
     OUT.mkdir(parents=True, exist_ok=True)
@@ -52,8 +52,8 @@ def meta() -> None:
         json.dumps(
             {
                 "inner": "ppo.Config(env='CartPole-v1', num_envs=8, num_steps=64, total_timesteps=32768)",
-                "generations": GENERATIONS,
-                "population": 8,
+                "generations": generations,
+                "population": population,
                 "inner_seeds": 2,
                 "start": "fit_drift(dpo_drift, key(1))",
                 "mean_fitness": result.mean_fitness.tolist(),
@@ -140,10 +140,12 @@ def report() -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", nargs="?", choices=["meta", "heldout"])
+    parser.add_argument("--generations", type=int, default=GENERATIONS)
+    parser.add_argument("--population", type=int, default=8)
     parser.add_argument("--report", action="store_true")
     args = parser.parse_args(argv)
     if args.what == "meta":
-        meta()
+        meta(args.generations, args.population)
     elif args.what == "heldout":
         heldout()
     print(report())
