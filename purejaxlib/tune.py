@@ -256,13 +256,17 @@ def _groups(configs: Sequence[Any]) -> dict[Any, list[int]]:
     return out
 
 
+COMPILE_SECONDS: list[float] = []  # seconds of each compile (appended by _call; tune reports the sum)
+
+
 def _call(identity: Any, fn: Callable, batched: tuple[Any, ...], unbatched: tuple[Any, ...], n: int) -> Any:
     """``vmap(fn)`` over ``n`` members (padded to the devices), unbatched args shared; outputs ``[n, ...]``."""
     devices = select_devices(None)
     size = padded_size(n, devices)
     args = (member_ids(n, size), *pad_batch(batched, size), *unbatched)
     in_axes = (0,) * (1 + len(batched)) + (None,) * len(unbatched)
-    executable, _ = compiled(identity, fn, args, devices, in_axes)
+    executable, seconds = compiled(identity, fn, args, devices, in_axes)
+    COMPILE_SECONDS.append(seconds)
     return gather(executable(*args), n)
 
 
@@ -426,6 +430,7 @@ def tune(
         raise ConfigError("tune: resume needs the run directory (out)")
 
     started = time.perf_counter()
+    compiles = len(COMPILE_SECONDS)
     lengths, keep = _plan(method, config, budget, population, chunks, eta)
     horizon = sum(lengths)
     base = config.replace(total_timesteps=horizon * config.steps_per_update, log_interval=0)
@@ -542,6 +547,7 @@ def tune(
             ckpt.close()
 
     tuning_seconds = time.perf_counter() - started
+    tuning_compile = sum(COMPILE_SECONDS[compiles:])
     final = [r for r in trace if r["chunk"] == len(lengths) - 1]
     best = min(final, key=lambda r: (-r["score"], r["member"]))
     schedule = history[best["member"]] if method == "pbt" else [dict(values[best["member"]])] * len(lengths)
@@ -549,7 +555,11 @@ def tune(
     default_test = (
         run_schedule(algo, base, [{}] * len(lengths), lengths, test_seeds, eval_episodes) if compare_default else None
     )
-    record["seconds"] = {"tuning": tuning_seconds, "tests": time.perf_counter() - started - tuning_seconds}
+    record["seconds"] = {
+        "tuning": tuning_seconds,
+        "tuning_compile": tuning_compile,
+        "tests": time.perf_counter() - started - tuning_seconds,
+    }
     spent = sum(n * u for n, u in zip([population] + keep[:-1], lengths)) * config.steps_per_update
     result = TuneResult(
         incumbent=dict(values[best["member"]]),

@@ -51,6 +51,7 @@ def test_ppo_takes_the_learned_drift_as_a_traced_field(count_compiles):
         base.replace(drift_params=np.asarray(p0))  # parameters without objective='drift'
 
 
+@pytest.mark.slow  # compiles a population of inner PPO runs; the drift's own tests stay in make test
 def test_a_meta_generation_moves_the_mean():
     # a large learning rate and 4 epochs move the ratio far enough from 1 for the drift to matter
     inner = ppo.Config(

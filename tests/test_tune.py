@@ -147,6 +147,7 @@ def test_killed_tuning_resumes_bitwise(pbt_run, tmp_path, monkeypatch):
     assert tree_equal(key_data(states[0]), key_data(states[1]))
 
 
+@pytest.mark.slow  # halving_plan's unit test stays in make test
 def test_halving_keeps_the_best_per_rung():
     result = tune.tune(
         ppo, BASE, SPACE, budget=8 * 2 * 64 * 3, method="halving", population=8, tune_seeds=(0,), test_seeds=(5,),
