@@ -87,7 +87,8 @@ class TuneResult(NamedTuple):
       schedule: the incumbent's hyperparameters in each chunk (its lineage's, for PBT).
       score: the incumbent's last tuning score (mean deterministic return, one tuning seed).
       trace: one record per member per chunk: ``member``, ``chunk``, ``updates`` (done, cumulative),
-        ``score``, ``hyperparameters``, ``copied_from`` (PBT: the member whose state it took, or None).
+        ``score`` (None where nothing was decided: random search scores the last chunk only),
+        ``hyperparameters``, ``copied_from`` (PBT: the member whose state it took, or None).
       test: the incumbent trained again on ``test_seeds``: per-seed ``returns``, ``iqm``, ``ci``.
       default_test: the same for the unchanged ``config`` (None when not asked).
       env_steps: env steps spent tuning (all members), and ``updates``: the horizon of one member.
@@ -500,14 +501,18 @@ def tune(
                 history[i].append(dict(values[i]))
             states = train_chunk(algo, configs, states, start, lengths[c])
             start += lengths[c]
-            eval_keys = [jax.random.fold_in(keys[i], EVAL_OFFSET + c + 1) for i in alive]
-            scores = score_members(configs, states, eval_keys, eval_episodes)
-            copied: dict[int, int] = {}
-            for i, s in zip(alive, scores):
-                trace.append(
-                    {"member": i, "chunk": c, "updates": start, "score": float(s), "hyperparameters": dict(values[i])}
-                )
             last = c == len(lengths) - 1
+            copied: dict[int, int] = {}
+            if method == "random" and not last:  # random search decides nothing between chunks: no scores
+                scores = np.full(len(alive), np.nan)
+            else:
+                eval_keys = [jax.random.fold_in(keys[i], EVAL_OFFSET + c + 1) for i in alive]
+                scores = score_members(configs, states, eval_keys, eval_episodes)
+            for i, s in zip(alive, scores):
+                score = None if np.isnan(s) else float(s)
+                trace.append(
+                    {"member": i, "chunk": c, "updates": start, "score": score, "hyperparameters": dict(values[i])}
+                )
             if method == "halving" and not last:
                 order = sorted(range(len(alive)), key=lambda j: (-scores[j], alive[j]))[: keep[c]]
                 order.sort()
@@ -539,7 +544,8 @@ def tune(
                         f.write(json.dumps(rec, default=_json) + "\n")
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(best=f"{max(scores):.1f}", members=len(alive))
+                if not np.all(np.isnan(scores)):
+                    bar.set_postfix(best=f"{np.nanmax(scores):.1f}", members=len(alive))
     finally:
         if bar is not None:
             bar.close()

@@ -188,3 +188,17 @@ def test_seed_sets_never_overlap_and_bad_arguments_are_named():
         tune.tune(ppo, BASE, SPACE, budget=10**6, method="bayes")
     with pytest.raises(ConfigError, match="less than one update"):
         tune.tune(ppo, BASE, SPACE, budget=100, population=4)
+
+
+def test_random_search_scores_only_the_last_chunk(pbt_run):
+    """Random search decides nothing between chunks, so it plays no episodes there (the fixture's
+    programs are reused: same members, chunk lengths and config)."""
+    result = tune.tune(
+        ppo, BASE, SPACE, budget=4 * 6 * 64, method="random", population=4, chunks=3, tune_seeds=(0, 1),
+        test_seeds=(7, 8), eval_episodes=2, compare_default=False, progress_bar=False,
+    )  # fmt: skip
+    assert [r["score"] for r in result.trace if r["chunk"] < 2] == [None] * 8
+    last = [r for r in result.trace if r["chunk"] == 2]
+    assert len(last) == 4 and all(isinstance(r["score"], float) for r in last)
+    assert result.score == max(r["score"] for r in last)
+    assert all(r["hyperparameters"] == result.trace[r["member"]]["hyperparameters"] for r in last)  # never change
