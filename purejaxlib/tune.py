@@ -227,12 +227,6 @@ def halving_plan(population: int, eta: int, budget_updates: int) -> tuple[list[i
     return members, lengths
 
 
-def split_updates(total: int, chunks: int) -> list[int]:
-    """``total`` updates in ``chunks`` near-equal chunks (the earlier ones one longer)."""
-    chunks = max(1, min(chunks, total))
-    return [total // chunks + (1 if i < total % chunks else 0) for i in range(chunks)]
-
-
 # ---------------------------------------------------------------------------------------------
 # training members in chunks
 
@@ -363,7 +357,9 @@ def _plan(method: str, config: Any, budget: int, population: int, chunks: int, e
             f"tune: budget {budget} env steps is less than one update ({config.steps_per_update} env steps) for each "
             f"of {population} members"
         )
-    lengths = split_updates(horizon, chunks)
+    # equal chunks (the horizon rounded down to a multiple of them): one compiled chunk program, not two
+    chunks = max(1, min(chunks, horizon))
+    lengths = [horizon // chunks] * chunks
     return lengths, [population] * len(lengths)
 
 
@@ -401,7 +397,8 @@ def tune(
       tune_seeds: seeds of the members' training keys (member ``i`` uses
         ``fold_in(key(tune_seeds[i % n]), i // n)``); never any of ``test_seeds``.
       test_seeds: seeds the incumbent (and the defaults) train on afterwards.
-      chunks: chunks of the horizon for random and pbt (PBT exploits between them).
+      chunks: equal chunks of the horizon for random and pbt (PBT exploits between them); the
+        horizon (``budget / population`` env steps) is rounded down to a multiple of them.
       eta: halving's reduction factor (keeps the best ``1/eta`` per rung).
       pbt_fraction, perturb, resample_prob: PBT's truncation fraction and explore step.
       eval_episodes: deterministic episodes per score.
