@@ -117,8 +117,9 @@ CASES = {
 # test keeps offline IQL's learning test); TD3 and DQN, whose replay loop is SAC's (checked here)
 # and whose updates tests/test_td3.py and tests/test_dqn.py check; PQN, whose loop is on-policy
 # like PPO's (checked here) and which tests/test_pqn.py and the PQN reference check train; continuous
-# PPO, whose update is discrete PPO's (checked here) with a Gaussian head.
-SLOW_CASES = ("iql-offline", "td3", "dqn", "pqn", "ppo-continuous")
+# PPO, whose update is discrete PPO's (checked here) with a Gaussian head; ES, whose generation,
+# resume and export tests/test_es.py checks.
+SLOW_CASES = ("iql-offline", "td3", "dqn", "pqn", "ppo-continuous", "es")
 
 
 @pytest.fixture(

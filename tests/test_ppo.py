@@ -18,8 +18,13 @@ from purejaxlib.config import is_static_field
 from purejaxlib.normalization import normalize
 
 UPDATES = 3
-# The traced scalar hyperparameters (env_params, a dict of env param overrides, is traced too).
-TRACED = [f.name for f in dataclasses.fields(ppo.Config) if not is_static_field(f) and f.name != "env_params"]
+# The traced scalar hyperparameters (env_params, a dict of env param overrides, and the vector
+# fields such as drift_params are traced too, None by default).
+TRACED = [
+    f.name
+    for f in dataclasses.fields(ppo.Config)
+    if not is_static_field(f) and f.name != "env_params" and f.name not in ppo.Config.vector_fields
+]
 
 
 def _tree_equal(a, b) -> bool:

@@ -16,6 +16,7 @@ from purejaxlib.algos import ppo
 
 SPACE = {"lr": tune.LogUniform(1e-4, 1e-2), "ent_coef": tune.Uniform(0.0, 0.05)}
 BASE = ppo.Config(env="CartPole-v1", hidden=(16, 16), **SMALL)  # 64 env steps per update
+TEST_SEEDS = (7, 8, 9, 10)  # as many as the population: the test runs reuse the tuning's compiled programs
 
 
 def test_pbt_pairs_copy_the_best_onto_the_worst():
@@ -50,8 +51,8 @@ def test_explore_perturbs_within_bounds_and_resamples():
 
 
 def test_copy_takes_the_winners_state_but_keeps_the_losers_key():
-    winner = ppo.init(BASE, jax.random.key(1))
-    loser = ppo.init(BASE, jax.random.key(2))
+    init = jax.jit(ppo.init)
+    winner, loser = init(BASE, jax.random.key(1)), init(BASE, jax.random.key(2))
     copy = tune._copy_state(winner, loser)
     assert tree_equal(jax.random.key_data(copy.key), jax.random.key_data(loser.key))
     assert tree_equal(copy.params, winner.params) and tree_equal(copy.opt_state, winner.opt_state)
@@ -75,7 +76,7 @@ def pbt_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("pbt")
     result = tune.tune(
         ppo, BASE, SPACE, budget=4 * 6 * 64, method="pbt", population=4, chunks=3, tune_seeds=(0, 1),
-        test_seeds=(7, 8), eval_episodes=2, out=out, progress_bar=False,
+        test_seeds=TEST_SEEDS, eval_episodes=2, out=out, progress_bar=False,
     )  # fmt: skip
     return result, out
 
@@ -101,8 +102,8 @@ def test_pbt_trace_follows_exploit_and_explore(pbt_run):
         assert after != before
     # the incumbent's schedule is its lineage's hyperparameters, chunk by chunk
     assert len(result.schedule) == 3 and result.schedule[-1] == result.incumbent
-    assert result.test["seeds"] == [7, 8] and len(result.test["returns"]) == 2
-    assert result.default_test is not None and len(result.default_test["returns"]) == 2
+    assert result.test["seeds"] == list(TEST_SEEDS) and len(result.test["returns"]) == 4
+    assert result.default_test is not None and len(result.default_test["returns"]) == 4
     lines = (out / tune.TRACE).read_text().splitlines()
     assert [json.loads(line) for line in lines] == result.trace
     saved = json.loads((out / tune.RESULT).read_text())
@@ -121,7 +122,7 @@ def test_killed_tuning_resumes_bitwise(pbt_run, tmp_path, monkeypatch):
         return real(*args, **kwargs)
 
     kwargs = dict(
-        budget=4 * 6 * 64, method="pbt", population=4, chunks=3, tune_seeds=(0, 1), test_seeds=(7, 8),
+        budget=4 * 6 * 64, method="pbt", population=4, chunks=3, tune_seeds=(0, 1), test_seeds=TEST_SEEDS,
         eval_episodes=2, out=tmp_path, progress_bar=False,
     )  # fmt: skip
     monkeypatch.setattr(tune, "train_chunk", dies_in_third_chunk)
@@ -195,7 +196,7 @@ def test_random_search_scores_only_the_last_chunk(pbt_run):
     programs are reused: same members, chunk lengths and config)."""
     result = tune.tune(
         ppo, BASE, SPACE, budget=4 * 6 * 64, method="random", population=4, chunks=3, tune_seeds=(0, 1),
-        test_seeds=(7, 8), eval_episodes=2, compare_default=False, progress_bar=False,
+        test_seeds=TEST_SEEDS, eval_episodes=2, compare_default=False, progress_bar=False,
     )  # fmt: skip
     assert [r["score"] for r in result.trace if r["chunk"] < 2] == [None] * 8
     last = [r for r in result.trace if r["chunk"] == 2]
