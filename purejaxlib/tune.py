@@ -45,7 +45,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from purejaxlib import evaluation, stats, training
+from purejaxlib import evaluation, loggers, stats, training
 from purejaxlib.checkpoint import Checkpoints
 from purejaxlib.config import ConfigError, close_matches, is_static_field
 from purejaxlib.sweep import compiled, gather, member_ids, pad_batch, padded_size, select_devices
@@ -416,7 +416,7 @@ def tune(
     overlap = sorted(set(tune_seeds) & set(test_seeds))
     if overlap:
         raise ConfigError(f"tune: seeds {overlap} are in both tune_seeds and test_seeds; test seeds must be unseen")
-    if population < 2 or (method == "pbt" and population < 2):
+    if population < 2:
         raise ConfigError(f"tune: population must be >= 2, got {population}")
     if eta < 2:
         raise ConfigError(f"tune: eta must be >= 2, got {eta}")
@@ -445,6 +445,7 @@ def tune(
     first_chunk = 0
     record = {
         "method": method,
+        "config": loggers.json_value({k: v for k, v in base.to_dict().items() if k != "log_interval"}),
         "budget": int(budget),
         "population": population,
         "chunk_updates": lengths,
@@ -471,7 +472,11 @@ def tune(
             meta = ckpt.read_meta(ckpt.steps()[-1])
             if meta["tuner"]["record"] != json.loads(json.dumps(record)):
                 ckpt.close()
-                raise ConfigError(f"tune: {out} holds a different tuning run (method, budget, space or seeds differ)")
+                saved = meta["tuner"]["record"]
+                differ = sorted(
+                    k for k in set(saved) | set(record) if saved.get(k) != json.loads(json.dumps(record)).get(k)
+                )
+                raise ConfigError(f"tune: {out} holds a different tuning run ({', '.join(differ)} differ)")
             like = [
                 jax.eval_shape(algo.init, base.replace(**values_i), keys[i])
                 for i, values_i in zip(meta["tuner"]["alive"], meta["tuner"]["values_alive"])

@@ -131,6 +131,8 @@ def test_killed_tuning_resumes_bitwise(pbt_run, tmp_path, monkeypatch):
     monkeypatch.setattr(tune, "train_chunk", real)
     with pytest.raises(ConfigError, match="resume=True"):
         tune.tune(ppo, BASE, SPACE, **kwargs)
+    with pytest.raises(ConfigError, match=r"\(config differ\)"):
+        tune.tune(ppo, BASE.replace(gamma=0.9), SPACE, resume=True, **kwargs)
     resumed = tune.tune(ppo, BASE, SPACE, resume=True, **kwargs)
     assert resumed.trace == result.trace
     assert resumed.incumbent == result.incumbent and resumed.test == result.test
