@@ -35,9 +35,13 @@ CELLS: dict[str, dict[str, Any]] = {
         env="Pendulum-v1", strategy="pgpe", population_size=128, episodes_per_member=4, shared_episodes=True,
         sigma=0.1, zero_init=True, total_timesteps=100_000_000,
     ),
+    "pendulum-256x8": dict(
+        env="Pendulum-v1", strategy="pgpe", population_size=256, episodes_per_member=8, shared_episodes=True,
+        sigma=0.1, zero_init=True, total_timesteps=200_000_000,
+    ),
     "brax-inverted_pendulum": dict(env="brax/inverted_pendulum", population_size=64, total_timesteps=3_200_000),
 }  # fmt: skip
-THRESHOLDS = {"cartpole": 500.0, "pendulum": -200.0, "brax-inverted_pendulum": 1000.0}
+THRESHOLDS = {"cartpole": 500.0, "pendulum": -200.0, "pendulum-256x8": -200.0, "brax-inverted_pendulum": 1000.0}
 
 
 def learn(name: str) -> dict[str, Any]:

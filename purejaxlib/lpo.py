@@ -147,8 +147,10 @@ def meta_train(
     objective is replaced by the learned drift). One program runs a generation: ``population``
     members x ``inner_seeds`` seeds, vmapped. ``log(generation, fitness [population])`` is called
     after each generation."""
-    import evosax.algorithms as evosax_algorithms
-
+    try:
+        import evosax.algorithms as evosax_algorithms
+    except ImportError as err:
+        raise ImportError("lpo.meta_train needs evosax: pip install 'purejaxlib[es]'") from err
     if population < 2 or population % 2:
         raise ValueError(f"population must be even and >= 2 (antithetic pairs), got {population}")
     if generations < 1 or inner_seeds < 1:
