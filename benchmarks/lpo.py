@@ -5,7 +5,7 @@ with it on a held-out env (Acrobot-v1) beside PPO-clip and DPO, 8 seeds each.
     python benchmarks/lpo.py heldout     # PPO clip / DPO / learned drift on the held-out env
     python benchmarks/lpo.py --report    # results/lpo.md and the drift plot
 
-Meta-training (CPU-sized): OpenAI-ES from evosax, 8 members x 2 inner seeds per generation, each
+Meta-training (CPU-sized): OpenAI-ES from evosax, 80 generations of 8 members x 2 inner seeds, each
 inner run PPO on CartPole-v1 for 32,768 env steps (8 envs x 64 steps, 64 updates); fitness is the
 mean training return over the last quarter of the inner runs. The search starts from a drift fitted
 to DPO's closed form (:func:`purejaxlib.lpo.fit_drift`), not from a random network: at this budget
@@ -25,7 +25,7 @@ from stamp import machine
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results" / "lpo"
-GENERATIONS = 20
+GENERATIONS = 80
 HELDOUT_ENV = "Acrobot-v1"
 HELDOUT_STEPS = 300_000
 SEEDS = 8
