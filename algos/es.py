@@ -207,7 +207,7 @@ def _strategy(name: str, population_size: int, shaping: str, template: Any) -> A
         # Config.lr replaces this value in the optimizer state every generation (traced, sweepable).
         kwargs["optimizer"] = optax.inject_hyperparams(optimizer)(learning_rate=default_lr)
     if name == "open_es":
-        kwargs["std_schedule"] = optax.constant_schedule(1.0)  # Config.sigma replaces it (_with_hyperparams)
+        kwargs["std_schedule"] = optax.constant_schedule(1.0)  # Config.sigma replaces it (with_hyperparams)
     if shaping != "default":
         kwargs["fitness_shaping_fn"] = {
             "centered_rank": evosax_shaping.centered_rank_fitness_shaping_fn,
@@ -248,7 +248,7 @@ def strategy_params(config: Config) -> Any:
     return params
 
 
-def _with_hyperparams(config: Config, es_state: Any) -> Any:
+def with_hyperparams(config: Config, es_state: Any) -> Any:
     """The traced ``lr`` and (open_es) ``sigma`` written into the strategy's state."""
     if config.strategy in OPTIMIZED:
         opt_state = es_state.opt_state
@@ -266,7 +266,7 @@ def init(config: Config, key: jax.Array) -> State:
     if config.zero_init:
         params = jax.tree.map(jnp.zeros_like, params)
     es = strategy(config)
-    es_state = _with_hyperparams(config, es.init(es_key, params, strategy_params(config)))
+    es_state = with_hyperparams(config, es.init(es_key, params, strategy_params(config)))
     return State(es_state, init_stats((_obs_dim(config),)), key, jnp.int32(0), jnp.float32(0.0))
 
 
@@ -345,7 +345,7 @@ def step(config: Config, state: State, index: jax.Array | None = None) -> tuple[
     es = strategy(config)
     es_params = strategy_params(config)
     key, ask_key, play_key, tell_key = jax.random.split(state.key, 4)
-    es_state = _with_hyperparams(config, state.es_state)
+    es_state = with_hyperparams(config, state.es_state)
     population, es_state = es.ask(ask_key, es_state, es_params)
     if config.shared_episodes:
         member_keys = jnp.broadcast_to(play_key, (config.population_size,))
@@ -356,7 +356,7 @@ def step(config: Config, state: State, index: jax.Array | None = None) -> tuple[
     es_state, _ = es.tell(tell_key, population, -fitness, es_state, es_params)
     obs_stats = state.obs_stats
     if config.normalize_obs:
-        obs_stats = _merge_population(obs_stats, episodes)
+        obs_stats = merge_population(obs_stats, episodes)
     live = episodes.lengths.sum()
     iteration = state.iteration + 1
     metrics = {
@@ -375,7 +375,7 @@ def step(config: Config, state: State, index: jax.Array | None = None) -> tuple[
     return State(es_state, obs_stats, key, iteration, state.live_steps + live), metrics
 
 
-def _merge_population(stats: RunningStats, episodes: Episodes) -> RunningStats:
+def merge_population(stats: RunningStats, episodes: Episodes) -> RunningStats:
     """Merges every member's observation moments ``[P, obs_dim]`` into the shared statistics."""
     count = episodes.obs_count  # [P]
     total = jnp.maximum(count.sum(), 1.0)

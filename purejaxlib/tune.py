@@ -523,7 +523,7 @@ def tune(
                 pairs = pbt_pairs(list(scores), pbt_fraction, rng)
                 for loser, winner in sorted(pairs.items()):
                     i, w = alive[loser], alive[winner]
-                    states[loser] = _copy_state(states[winner], states[loser])
+                    states[loser] = copy_state(states[winner], states[loser])
                     values[i] = explore(values[w], space, rng, perturb, resample_prob)
                     history[i] = [dict(h) for h in history[w]]
                     copied[i] = w
@@ -586,7 +586,7 @@ def tune(
     return result
 
 
-def _copy_state(winner: Any, loser: Any) -> Any:
+def copy_state(winner: Any, loser: Any) -> Any:
     """The winner's whole training state with the loser's own PRNG key (so the copy's future
     differs from the original's)."""
     if hasattr(winner, "_replace") and hasattr(winner, "key"):

@@ -69,7 +69,7 @@ def test_open_es_first_step_is_the_plain_estimator():
     state = es.init(config, jax.random.key(3))
     strat, params = es.strategy(config), es.strategy_params(config)
     _, ask_key, play_key, _ = jax.random.split(state.key, 4)
-    population, _ = strat.ask(ask_key, es._with_hyperparams(config, state.es_state), params)
+    population, _ = strat.ask(ask_key, es.with_hyperparams(config, state.es_state), params)
     flat = np.asarray(jax.vmap(lambda p: jax.flatten_util.ravel_pytree(p)[0])(population))
     mean = np.asarray(state.es_state.mean)
     eps = (flat - mean) / 0.1
@@ -103,7 +103,7 @@ def test_shared_observation_statistics_merge_every_member():
         obs_count=jnp.array([len(c) for c in chunks], jnp.float32),
     )
     start = update_stats(init_stats((4,)), jnp.asarray(rng.normal(size=(7, 4)), jnp.float32))
-    got = es._merge_population(start, episodes)
+    got = es.merge_population(start, episodes)
     want = update_stats(start, jnp.asarray(np.concatenate(chunks)))
     np.testing.assert_allclose(got.mean, want.mean, rtol=1e-5)
     np.testing.assert_allclose(got.var, want.var, rtol=1e-4)

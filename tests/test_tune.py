@@ -53,7 +53,7 @@ def test_explore_perturbs_within_bounds_and_resamples():
 def test_copy_takes_the_winners_state_but_keeps_the_losers_key():
     init = jax.jit(ppo.init)
     winner, loser = init(BASE, jax.random.key(1)), init(BASE, jax.random.key(2))
-    copy = tune._copy_state(winner, loser)
+    copy = tune.copy_state(winner, loser)
     assert tree_equal(jax.random.key_data(copy.key), jax.random.key_data(loser.key))
     assert tree_equal(copy.params, winner.params) and tree_equal(copy.opt_state, winner.opt_state)
     assert tree_equal(copy.obs, winner.obs)
