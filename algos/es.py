@@ -34,7 +34,7 @@ import numpy as np
 import optax
 
 from purejaxlib import envs as envs_lib
-from purejaxlib import training
+from purejaxlib import onpolicy, training
 from purejaxlib.config import EnvConfig, static, traced
 from purejaxlib.distributions import to_bounds
 from purejaxlib.networks import ACTIVATIONS, MLP
@@ -182,9 +182,7 @@ class State(NamedTuple):
     live_steps: jax.Array  # float32 scalar, env steps played so far (episodes ending early count less)
 
 
-class TrainResult(NamedTuple):
-    state: State
-    metrics: dict[str, jax.Array]  # each [num_updates]
+TrainResult = onpolicy.TrainResult  # (state after the last generation, metrics each [num_updates])
 
 
 def make_network(config: Config) -> MLP:
@@ -309,7 +307,7 @@ def play(config: Config, params: Any, stats: RunningStats, key: jax.Array) -> Ep
         return (t < config.max_steps) & alive.any()
 
     def body(carry):
-        t, env_state, obs, alive, returns, lengths, s1, s2, k = carry
+        t, env_state, obs, alive, returns, lengths, s1, s2 = carry
         weight = alive.astype(jnp.float32)
         s1 = s1 + (weight[:, None] * obs).sum(0)
         s2 = s2 + (weight[:, None] * obs * obs).sum(0)
@@ -320,7 +318,7 @@ def play(config: Config, params: Any, stats: RunningStats, key: jax.Array) -> Ep
         returns = returns + weight * reward
         lengths = lengths + weight
         alive = alive & ~(terminated | truncated)
-        return t + 1, env_state, obs, alive, returns, lengths, s1, s2, k + weight.sum()
+        return t + 1, env_state, obs, alive, returns, lengths, s1, s2
 
     init_carry = (
         jnp.int32(0),
@@ -331,9 +329,9 @@ def play(config: Config, params: Any, stats: RunningStats, key: jax.Array) -> Ep
         zeros,
         jnp.zeros((dim,), jnp.float32),
         jnp.zeros((dim,), jnp.float32),
-        jnp.float32(0.0),
     )
-    _, _, _, _, returns, lengths, s1, s2, count = jax.lax.while_loop(cond, body, init_carry)
+    _, _, _, _, returns, lengths, s1, s2 = jax.lax.while_loop(cond, body, init_carry)
+    count = lengths.sum()  # observations seen: one per step inside an episode
     mean = s1 / jnp.maximum(count, 1.0)
     var = jnp.maximum(s2 / jnp.maximum(count, 1.0) - mean * mean, 0.0)
     return Episodes(returns, lengths, mean, var, count)
@@ -357,7 +355,7 @@ def step(config: Config, state: State, index: jax.Array | None = None) -> tuple[
     obs_stats = state.obs_stats
     if config.normalize_obs:
         obs_stats = merge_population(obs_stats, episodes)
-    live = episodes.lengths.sum()
+    live_steps = state.live_steps + episodes.lengths.sum()
     iteration = state.iteration + 1
     metrics = {
         "episode_return": fitness.mean(),
@@ -365,14 +363,14 @@ def step(config: Config, state: State, index: jax.Array | None = None) -> tuple[
         "episodes": jnp.float32(config.population_size * config.episodes_per_member),
         "best_return": fitness.max(),
         "fitness_std": fitness.std(),
-        "live_steps": state.live_steps + live,
+        "live_steps": live_steps,
         "env_steps": iteration * config.steps_per_update,
         "iteration": iteration,
     }
     std = getattr(es_state, "std", None)
     if std is not None:
         metrics["sigma"] = jnp.mean(std)
-    return State(es_state, obs_stats, key, iteration, state.live_steps + live), metrics
+    return State(es_state, obs_stats, key, iteration, live_steps), metrics
 
 
 def merge_population(stats: RunningStats, episodes: Episodes) -> RunningStats:

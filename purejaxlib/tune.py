@@ -337,14 +337,6 @@ def run_schedule(
 # the tuner
 
 
-def _json(value: Any) -> Any:
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    if isinstance(value, tuple):
-        return list(value)
-    return value
-
-
 def _plan(method: str, config: Any, budget: int, population: int, chunks: int, eta: int) -> tuple[list[int], list[int]]:
     """``(chunk lengths in updates, members after each chunk)``."""
     budget_updates = budget // config.steps_per_update
@@ -453,7 +445,7 @@ def tune(
         "tune_seeds": tune_seeds,
         "test_seeds": test_seeds,
         "space": {
-            k: [type(v).__name__, *[_json(x) for x in (v.values if isinstance(v, Choice) else v)]]
+            k: [type(v).__name__, *loggers.json_value(v.values if isinstance(v, Choice) else list(v))]
             for k, v in space.items()
         },
     }
@@ -470,12 +462,10 @@ def tune(
             )
         if resume and ckpt.steps():
             meta = ckpt.read_meta(ckpt.steps()[-1])
-            if meta["tuner"]["record"] != json.loads(json.dumps(record)):
+            saved, now = meta["tuner"]["record"], loggers.json_value(record)
+            if saved != now:
                 ckpt.close()
-                saved = meta["tuner"]["record"]
-                differ = sorted(
-                    k for k in set(saved) | set(record) if saved.get(k) != json.loads(json.dumps(record)).get(k)
-                )
+                differ = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
                 raise ConfigError(f"tune: {out} holds a different tuning run ({', '.join(differ)} differ)")
             like = [
                 jax.eval_shape(algo.init, base.replace(**values_i), keys[i])
@@ -540,10 +530,10 @@ def tune(
                     "rng": rng.bit_generator.state,
                     "record": record,
                 }
-                ckpt.save(c + 1, states, {"tuner": json.loads(json.dumps(tuner, default=_json))})
+                ckpt.save(c + 1, states, {"tuner": loggers.json_value(tuner)})
                 with open(out / TRACE, "w") as f:  # type: ignore[operator]
                     for rec in trace:
-                        f.write(json.dumps(rec, default=_json) + "\n")
+                        f.write(json.dumps(loggers.json_value(rec)) + "\n")
             if bar is not None:
                 bar.update(1)
                 if not np.all(np.isnan(scores)):
@@ -582,7 +572,7 @@ def tune(
     )
     if out is not None:
         summary = {k: v for k, v in result._asdict().items() if k != "trace"}
-        (out / RESULT).write_text(json.dumps(summary, indent=1, default=_json) + "\n")
+        (out / RESULT).write_text(json.dumps(loggers.json_value(summary), indent=1) + "\n")
     return result
 
 
