@@ -43,6 +43,7 @@ class Config(onpolicy.Config):
     Static fields set program structure; traced ones are float32 leaves."""
 
     vector_fields: ClassVar[tuple[str, ...]] = ("drift_params",)
+    multiagent: ClassVar[bool] = True  # IPPO / MAPPO on multi-agent envs (one shared policy over agent rows)
     features: ClassVar[dict[str, str]] = {  # fields only this module has: other algorithms' errors point here
         "recurrent": "recurrent (GRU/LSTM) policies",
         "cell_size": "recurrent (GRU/LSTM) policies",
@@ -51,6 +52,7 @@ class Config(onpolicy.Config):
         "objective": "pluggable policy objectives (PPO, A2C, MDPO, DPO, drift)",
         "offline_data": "hybrid on-policy learning (a critic loss on offline data)",
         "offline_vf_coef": "hybrid on-policy learning (a critic loss on offline data)",
+        "critic": "multi-agent learning (IPPO, MAPPO)",
     }
 
     action_dist: Literal["auto", "categorical", "normal", "tanh_normal"] = static("auto")
@@ -93,6 +95,11 @@ class Config(onpolicy.Config):
     minibatches with the rollout, and each minibatch adds ``offline_vf_coef`` times a TD(0) loss of
     V on its share (target ``r + discount * V(s')``, V held fixed there). The policy learns from its
     own rollouts only. MLP policies with the critic (advantage='gae'), raw observations and rewards."""
+
+    critic: Literal["local", "centralized"] = static("local")
+    """Multi-agent envs (one policy shared by all agents, each agent's row carries its one-hot id):
+    'local' (IPPO: the critic sees what the agent sees) or 'centralized' (MAPPO: the critic sees
+    the env's global state and the agent's id; acting still uses only the agent's observation)."""
 
     gae_lambda: float = traced(0.95)
     """GAE lambda."""
@@ -152,12 +159,27 @@ class Config(onpolicy.Config):
         critic_free_lib.check_config(self)
         if self.offline_data:
             self._validate_offline_data()
+        self.check_choice("critic", ("local", "centralized"))
+        if self.spec.agents:
+            self._validate_multiagent()
+        elif self.critic != "local":
+            self.fail("critic", f"'centralized' needs a multi-agent env, and {self.env} has one agent")
         self.check_choice("recurrent", ("none",) + CELLS)
         if self.recurrent != "none":
             self.check_positive("cell_size")
             if self.num_envs % self.num_minibatches:
                 why = "a recurrent policy learns from minibatches of whole env sequences, so num_minibatches"
                 self.fail("num_minibatches", f"{why}={self.num_minibatches} must divide num_envs={self.num_envs}")
+
+    def _validate_multiagent(self) -> None:
+        for field, bad, why in (
+            ("recurrent", self.recurrent != "none", "MLP policies ('none') for now"),
+            ("advantage", self.critic_free, "the critic (advantage='gae')"),
+            ("normalize_obs", self.normalize_obs, "raw agent rows (normalizing would scale ids and action masks)"),
+            ("offline_data", bool(self.offline_data), "no offline data"),
+        ):
+            if bad:
+                self.fail(field, f"multi-agent learning on {self.env} takes {why}")
 
     def _validate_offline_data(self) -> None:
         self.check_positive("offline_vf_coef", allow_zero=True)
@@ -200,7 +222,7 @@ def make_network(config: Config) -> ActorCritic | RecurrentActorCritic:
     args = (action_dim, not spec.discrete, tuple(config.hidden), config.activation, config.log_std_init)
     if config.recurrent != "none":
         return RecurrentActorCritic(*args, cell=config.recurrent, cell_size=config.cell_size)
-    return ActorCritic(*args)
+    return ActorCritic(*args, layout=spec.layout, centralized=config.critic == "centralized")
 
 
 def initial_memory(config: Config, batch: int) -> Memory | None:
@@ -421,6 +443,18 @@ def a2c_config(**overrides: Any) -> Config:
     schedule = dict(num_envs=16, num_steps=5, update_epochs=1, num_minibatches=1, gae_lambda=1.0, lr=7e-4)
     plain = dict(objective="a2c", normalize_advantages=False, clip_value_loss=False, anneal_lr=False)
     return Config(**{**schedule, **plain, **overrides})
+
+
+def ippo_config(env: str, **overrides: Any) -> Config:
+    """IPPO: PPO on a multi-agent env with one policy shared by its agents (each row carries the
+    agent's one-hot id) and a critic that sees what the agent sees; ``overrides`` replace any field."""
+    return Config(**{"env": env, "critic": "local", **overrides})
+
+
+def mappo_config(env: str, **overrides: Any) -> Config:
+    """MAPPO: :func:`ippo_config` with a centralized critic (the env's global state and the agent's
+    id); acting still reads only the agent's own observation."""
+    return Config(**{"env": env, "critic": "centralized", **overrides})
 
 
 def train(config: Config, key: jax.Array) -> TrainResult:

@@ -19,6 +19,14 @@ import jax
 import numpy as np
 from gymnax.environments import spaces
 
+from purejaxlib.envs.multiagent import (
+    AgentLayout,
+    AgentRows,
+    FoldAgents,
+    MultiAgentConformanceError,
+    MultiAgentEnv,
+    check_multiagent,
+)
 from purejaxlib.envs.wrappers import (
     ClipAction,
     EpisodeStatistics,
@@ -53,6 +61,13 @@ __all__ = [
     "ConformanceError",
     "from_config",
     "parse_name",
+    "AgentLayout",
+    "AgentRows",
+    "FoldAgents",
+    "MultiAgentEnv",
+    "MultiAgentConformanceError",
+    "check_multiagent",
+    "register_multiagent",
 ]
 
 Factory = Callable[..., tuple[Any, Any]]
@@ -307,6 +322,13 @@ class EnvSpec(NamedTuple):
     action_shape: tuple[int, ...]  # continuous: action shape; discrete: ()
     action_low: np.ndarray | None
     action_high: np.ndarray | None
+    agents: tuple[str, ...] = ()  # multi-agent envs (agent rows, see purejaxlib.envs.multiagent); () otherwise
+    layout: AgentLayout | None = None  # multi-agent: where id, obs, global state and action mask lie in a row
+
+    @property
+    def num_agents(self) -> int:
+        """Agents per env (1 for single-agent envs)."""
+        return max(1, len(self.agents))
 
     def flatten(self, obs: jax.Array) -> jax.Array:
         """Raw env observations ``[..., *obs_shape]`` as the networks take them: ``[..., obs_dim]`` float32."""
@@ -321,15 +343,35 @@ def spec(name: str) -> EnvSpec:
     act = env.action_space(params)
     obs = env.observation_space(params)
     discrete = isinstance(act, spaces.Discrete)
+    agents: tuple[str, ...] = tuple(getattr(env, "agents", ()))
+    layout: AgentLayout | None = getattr(env, "layout", None)
     if discrete:
-        return EnvSpec(name, True, tuple(obs.shape), int(act.n), (), None, None)
+        return EnvSpec(name, True, tuple(obs.shape), int(act.n), (), None, None, agents, layout)
     shape = tuple(act.shape)
     low = np.broadcast_to(np.asarray(act.low, np.float32), shape)
     high = np.broadcast_to(np.asarray(act.high, np.float32), shape)
-    return EnvSpec(name, False, tuple(obs.shape), 0, shape, low, high)
+    return EnvSpec(name, False, tuple(obs.shape), 0, shape, low, high, agents, layout)
+
+
+def register_multiagent(name: str, factory: Factory, *, overwrite: bool = False) -> None:
+    """Adds a :class:`MultiAgentEnv` factory ``factory(**options) -> (env, params)`` under ``name``;
+    :func:`make` gives its :class:`AgentRows` view (one row per agent, the single-agent protocol with
+    the agents on a leading axis), which the parameter-shared learners (IPPO, MAPPO) train on."""
+
+    def rows(**options: Any) -> tuple[Any, Any]:
+        env, params = factory(**options)
+        return AgentRows(env, params), params
+
+    rows.__signature__ = inspect.signature(factory)  # type: ignore[attr-defined]
+    register(name, rows, overwrite=overwrite)
 
 
 # Native and adapted envs register themselves on import (heavy packages load lazily in factories).
 from purejaxlib.envs import brax_adapter, host, lqr, probes  # noqa: E402,F401
+from purejaxlib.envs import jaxmarl_adapter as _jaxmarl  # noqa: E402
+
+for _id in _jaxmarl.MPE:
+    register_multiagent(f"jaxmarl/{_id}", _jaxmarl.mpe_factory(_id))
+register_multiagent("jaxmarl/smax", _jaxmarl.smax_factory)
 from purejaxlib.envs.check import ConformanceError, check  # noqa: E402
 from purejaxlib.envs.host import HostEnv, register_host  # noqa: E402

@@ -16,6 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 from gymnax.environments import spaces
 
+from purejaxlib.envs.multiagent import MultiAgentConformanceError, check_multiagent
+
 __all__ = ["check", "ConformanceError"]
 
 
@@ -164,8 +166,16 @@ def check(
     two truncations in a row); a step returns a state of the same structure, shapes and dtypes as
     it was given, and repeated calls do not retrace; the batched
     program gives the same numbers as the unbatched one over the first ``compare_steps`` steps.
-    Raises :class:`ConformanceError`.
+    Raises :class:`ConformanceError`. A multi-agent env's agent rows (:class:`AgentRows`) are
+    checked against the multi-agent protocol instead (:func:`check_multiagent`, ``num_envs *
+    num_steps`` steps), and its :class:`MultiAgentConformanceError` is a ConformanceError too.
     """
+    multiagent = getattr(env, "multiagent", None)
+    if multiagent is not None:
+        try:
+            return check_multiagent(multiagent, params, num_steps=num_envs * num_steps, key=key)
+        except MultiAgentConformanceError as err:
+            raise ConformanceError(str(err)) from err
     problems: list[str] = []
     key = jax.random.key(0) if key is None else key
     params, limit, lowered = _short_episode_params(params, max(2, num_steps // 4))

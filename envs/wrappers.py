@@ -72,19 +72,21 @@ class EpisodeStatsState:
 class EpisodeStatistics(Wrapper):
     """Tracks undiscounted episode return and length.
 
-    ``info["episode_done"]`` marks steps where an episode ended (terminated or truncated);
+    ``info["episode_done"]`` marks steps where an episode ended (terminated or truncated; for agent
+    rows, where the whole episode ended: ``info["episode_end"]``, since an agent can end before it);
     ``info["episode_return"]`` / ``info["episode_length"]`` hold that episode's totals there,
     and the last finished episode's totals elsewhere.
     """
 
     def reset(self, key, params):
         obs, env_state = self._env.reset(key, params)
-        zero_f, zero_i = jnp.float32(0.0), jnp.int32(0)
+        shape = (len(getattr(self._env, "agents", ())),) if getattr(self._env, "agents", ()) else ()  # agent rows
+        zero_f, zero_i = jnp.zeros(shape, jnp.float32), jnp.zeros(shape, jnp.int32)
         return obs, EpisodeStatsState(env_state, zero_f, zero_i, zero_f, zero_i)
 
     def step(self, key, state: EpisodeStatsState, action, params):
         obs, env_state, reward, terminated, truncated, info = self._env.step(key, state.env_state, action, params)
-        done = jnp.logical_or(terminated, truncated)
+        done = info["episode_end"] if "episode_end" in info else jnp.logical_or(terminated, truncated)
         ep_return = state.episode_return + reward.astype(jnp.float32)
         ep_length = state.episode_length + 1
         last_return = jnp.where(done, ep_return, state.last_return)
@@ -234,6 +236,18 @@ def action_problem(space: Any, action: Any) -> str | None:
     return None  # other space types are not checked
 
 
+def agents_problem(space: Any, actions: Any, agents: tuple[str, ...]) -> str | None:
+    """:func:`action_problem` for the actions ``[A, ...]`` of agent rows, naming the agent."""
+    actions = np.asarray(actions)
+    if actions.shape[:1] != (len(agents),):
+        return f"actions have shape {actions.shape}; agent rows take one action per agent ({len(agents)}: {agents})"
+    for agent, action in zip(agents, actions):
+        problem = action_problem(space, action)
+        if problem is not None:
+            return f"{agent}: {problem}"
+    return None
+
+
 def _in_space(space: Any, action: jax.Array) -> jax.Array:
     """Traced version of :func:`action_problem`: True when ``action`` is inside ``space``."""
     if isinstance(space, spaces.Discrete):
@@ -268,7 +282,8 @@ class ValidateActions(Wrapper):
         space = self._env.action_space(params)
         name = getattr(self._env, "name", type(self._env).__name__)
         if _is_concrete((action, params)):
-            problem = action_problem(space, action)
+            agents = getattr(self._env, "agents", ())
+            problem = action_problem(space, action) if not agents else agents_problem(space, action, agents)
             if problem is not None:
                 raise ValueError(f"{name}: {problem}")
             if isinstance(space, spaces.Discrete):

@@ -165,6 +165,8 @@ class EnvConfig(ConfigBase):
     physical parameters in one program.
     """
 
+    multiagent: ClassVar[bool] = False  # the algorithm learns on multi-agent envs (agent rows)
+
     env: str = static("CartPole-v1")
     """Environment name (see purejaxlib.envs.list()), optionally with options: name:key=value,..."""
     env_params: dict[str, float] | None = traced(None)
@@ -179,8 +181,12 @@ class EnvConfig(ConfigBase):
         """Validates ``env`` (name and options) and the names, dtypes and shapes of ``env_params``."""
         try:
             envs.check_name(self.env)
-        except (envs.UnknownEnvError, TypeError, ValueError) as err:
+        except (envs.UnknownEnvError, TypeError, ValueError, ImportError) as err:
             self.fail("env", str(err))
+        agents = self.spec.agents
+        if agents and not self.multiagent:
+            where = "purejaxlib.algos.ppo (IPPO, MAPPO: ppo.ippo_config / ppo.mappo_config)"
+            self.fail("env", f"{self.env} is a multi-agent env (agents {', '.join(agents)}); train it with {where}")
         overrides: Any = self.env_params
         if overrides is None:
             return

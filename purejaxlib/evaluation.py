@@ -47,16 +47,18 @@ def evaluate(
 
     ``max_steps`` bounds the scan (default: the env's ``max_steps_in_episode``); an episode still
     running then is reported with ``finished=False``. Jittable; vmap over ``state`` (with the
-    config's traced leaves) to evaluate every member of a sweep at once.
+    config's traced leaves) to evaluate every member of a sweep at once. On a multi-agent env an
+    episode's return is the mean over its agents of their returns (the team's, in shared-reward games).
     """
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     env, env_params = envs_lib.from_config(config)
     if max_steps is None:
-        max_steps = getattr(env_params, "max_steps_in_episode", None)
+        max_steps = getattr(env_params, "max_steps_in_episode", None) or getattr(env, "max_steps_in_episode", None)
         if max_steps is None:
             raise ValueError(f"{config.env} has no max_steps_in_episode; pass max_steps")
-    env = envs_lib.VecEnv(envs_lib.FlattenObservation(env), episodes)
+    multiagent = bool(config.spec.agents)  # agent rows [episodes, A, ...]: the team's mean reward counts
+    env = envs_lib.VecEnv(env if multiagent else envs_lib.FlattenObservation(env), episodes)
     act = algorithm_module(config).policy(config, state, deterministic=deterministic)
     reset_key, run_key = jax.random.split(key)
     obs, env_state = env.reset(reset_key, env_params)
@@ -70,11 +72,13 @@ def evaluate(
             action, memory = act(obs, act_key, memory, first)
         else:
             action = act(obs, act_key)
-        obs, env_state, reward, terminated, truncated, _ = env.step(env_key, env_state, action, env_params)
+        obs, env_state, reward, terminated, truncated, info = env.step(env_key, env_state, action, env_params)
+        ended = terminated | truncated
+        if multiagent:
+            reward, ended = reward.mean(-1), info["episode_end"][:, 0]
         live = ~done
         returns = returns + jnp.where(live, reward, 0.0)
         lengths = lengths + live.astype(jnp.int32)
-        ended = terminated | truncated
         return (env_state, obs, returns, lengths, done | ended, memory, ended), None
 
     memory = act.initial_carry(episodes) if recurrent else None

@@ -151,7 +151,10 @@ class MLP(nn.Module):
 class ActorCritic(nn.Module):
     """``obs [..., obs_dim] -> (mean_or_logits [..., A], log_std [A] or None, value [...])``.
 
-    For continuous actions the log standard deviation is a state-independent parameter.
+    For continuous actions the log standard deviation is a state-independent parameter. With a
+    multi-agent ``layout`` (:class:`purejaxlib.envs.AgentLayout`) ``obs`` are agent rows: the actor
+    reads the agent's id and observation, the critic the same or, ``centralized``, the id and the
+    global state (MAPPO), and illegal actions (the row's action mask) get logits of -1e9.
     """
 
     action_dim: int
@@ -159,6 +162,8 @@ class ActorCritic(nn.Module):
     hidden: Sequence[int] = (64, 64)
     activation: str = "tanh"
     log_std_init: float = 0.0
+    layout: Any = None
+    centralized: bool = False
 
     def setup(self) -> None:
         self.actor = MLP(self.hidden, self.action_dim, self.activation, out_scale=0.01)
@@ -168,10 +173,18 @@ class ActorCritic(nn.Module):
 
     def __call__(self, obs: jax.Array):
         log_std = self.log_std if self.continuous else None
-        return self.actor(obs), log_std, self.critic(obs)[..., 0]
+        if self.layout is None:
+            return self.actor(obs), log_std, self.critic(obs)[..., 0]
+        out = self.actor(self.layout.actor_input(obs))
+        mask = self.layout.action_mask(obs)
+        if mask is not None:
+            out = jnp.where(mask, out, -1e9)
+        return out, log_std, self.value(obs)
 
     def value(self, obs: jax.Array) -> jax.Array:
         """Only the critic: ``[..., obs_dim] -> [...]``."""
+        if self.layout is not None:
+            obs = self.layout.critic_input(obs, self.centralized)
         return self.critic(obs)[..., 0]
 
 

@@ -56,9 +56,19 @@ class Config(EnvConfig):
     """Global gradient-norm clip."""
 
     @property
+    def num_agents(self) -> int:
+        """Agents per env: 1, or a multi-agent env's (each agent is one policy row)."""
+        return int(self.spec.num_agents)
+
+    @property
+    def num_rows(self) -> int:
+        """Policy rows stepped together: ``num_envs * num_agents``."""
+        return self.num_envs * self.num_agents
+
+    @property
     def batch_size(self) -> int:
-        """Transitions per update: ``num_envs * num_steps``."""
-        return self.num_envs * self.num_steps
+        """Transitions per update: ``num_rows * num_steps`` (``num_envs * num_steps`` for one agent)."""
+        return self.num_rows * self.num_steps
 
     @property
     def minibatch_size(self) -> int:
@@ -66,12 +76,13 @@ class Config(EnvConfig):
 
     @property
     def steps_per_update(self) -> int:
-        """Env steps per agent per update (every algorithm's Config has this and num_updates)."""
-        return self.batch_size
+        """Env steps per update, ``num_envs * num_steps`` (every algorithm's Config has this and
+        num_updates); a multi-agent env step moves all its agents."""
+        return self.num_envs * self.num_steps
 
     @property
     def num_updates(self) -> int:
-        return self.total_timesteps // self.batch_size
+        return self.total_timesteps // self.steps_per_update
 
     def validate(self) -> None:
         self.check_env()
@@ -86,7 +97,7 @@ class Config(EnvConfig):
         if self.num_updates < 1:
             self.fail(
                 "total_timesteps",
-                f"{self.total_timesteps} is less than one update (num_envs * num_steps = {self.batch_size})",
+                f"{self.total_timesteps} is less than one update (num_envs * num_steps = {self.steps_per_update})",
             )
         if not self.hidden or any(int(w) <= 0 for w in self.hidden):
             self.fail("hidden", f"needs one or more positive widths, got {self.hidden!r}")
@@ -106,12 +117,16 @@ def make_env(
 ) -> tuple[Any, Any]:
     """The vectorized env and its params: flattened observations, episode statistics, actions
     clipped to the bounds (continuous envs), ``config.num_envs`` copies (``group_size``
-    consecutive envs reset to one state), then the optional running normalizations."""
+    consecutive envs reset to one state), then the optional running normalizations. A multi-agent
+    env's agent rows are folded into the batch: ``config.num_rows`` rows (env-major)."""
     env, env_params = envs_lib.from_config(config)
-    env = envs_lib.EpisodeStatistics(envs_lib.FlattenObservation(env))
+    multiagent = bool(config.spec.agents)
+    env = envs_lib.EpisodeStatistics(env if multiagent else envs_lib.FlattenObservation(env))
     if not config.spec.discrete:
         env = envs_lib.ClipAction(env)
     env = envs_lib.VecEnv(env, config.num_envs, group_size=group_size)
+    if multiagent:
+        env = envs_lib.FoldAgents(env, config.num_agents)
     if normalize_obs:
         env = envs_lib.NormalizeObservation(env)
     if normalize_reward:
