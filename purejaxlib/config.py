@@ -181,9 +181,9 @@ class EnvConfig(ConfigBase):
         """Validates ``env`` (name and options) and the names, dtypes and shapes of ``env_params``."""
         try:
             envs.check_name(self.env)
+            agents = self.spec.agents  # builds the env: its own refusals (a bad option value) land here
         except (envs.UnknownEnvError, TypeError, ValueError, ImportError) as err:
             self.fail("env", str(err))
-        agents = self.spec.agents
         if agents and not self.multiagent:
             where = "purejaxlib.algos.ppo (IPPO, MAPPO: ppo.ippo_config / ppo.mappo_config)"
             self.fail("env", f"{self.env} is a multi-agent env (agents {', '.join(agents)}); train it with {where}")
