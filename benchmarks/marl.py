@@ -33,15 +33,41 @@ EPISODES = 32
 CONFIGS: dict[str, dict[str, Any]] = {
     # baselines/IPPO/config/ippo_ff_mpe.yaml (JaxMARL): 16 envs x 128 steps, 4 epochs x 4 minibatches
     "mpe": dict(
-        env="jaxmarl/MPE_simple_spread_v3", num_envs=16, num_steps=128, update_epochs=4, num_minibatches=4,
-        lr=2.5e-4, gamma=0.99, gae_lambda=0.95, clip_eps=0.2, ent_coef=0.01, vf_coef=0.5, max_grad_norm=0.5,
-        activation="tanh", hidden=(64, 64), anneal_lr=True, steps=2_000_000,
+        env="jaxmarl/MPE_simple_spread_v3",
+        num_envs=16,
+        num_steps=128,
+        update_epochs=4,
+        num_minibatches=4,
+        lr=2.5e-4,
+        gamma=0.99,
+        gae_lambda=0.95,
+        clip_eps=0.2,
+        ent_coef=0.01,
+        vf_coef=0.5,
+        max_grad_norm=0.5,
+        activation="tanh",
+        hidden=(64, 64),
+        anneal_lr=True,
+        steps=2_000_000,
     ),
     # ippo_rnn_smax.yaml's rates (lr 4e-3 was for the GRU; the MLP takes 1e-3), 128-unit relu MLP
     "smax": dict(
-        env="jaxmarl/smax:scenario=3m", num_envs=64, num_steps=128, update_epochs=4, num_minibatches=4,
-        lr=1e-3, gamma=0.99, gae_lambda=0.95, clip_eps=0.2, ent_coef=0.01, vf_coef=0.5, max_grad_norm=0.25,
-        activation="relu", hidden=(128, 128), anneal_lr=True, steps=1_000_000,
+        env="jaxmarl/smax:scenario=3m",
+        num_envs=64,
+        num_steps=128,
+        update_epochs=4,
+        num_minibatches=4,
+        lr=1e-3,
+        gamma=0.99,
+        gae_lambda=0.95,
+        clip_eps=0.2,
+        ent_coef=0.01,
+        vf_coef=0.5,
+        max_grad_norm=0.25,
+        activation="relu",
+        hidden=(128, 128),
+        anneal_lr=True,
+        steps=1_000_000,
     ),
 }
 
@@ -93,8 +119,8 @@ def run(task: str, steps: int | None) -> dict[str, Any]:
         seconds = time.perf_counter() - start
         curve = np.asarray(result.metrics["episode_return"])  # [seeds, updates]
         eval_keys = jax.random.split(jax.random.key(1), SEEDS)
-        evaluate = jax.jit(jax.vmap(lambda s, k: evaluation.evaluate(config, s, k, EPISODES), in_axes=(0, 0)))
-        ev = evaluate(result.state, eval_keys)
+        evaluate = jax.jit(jax.vmap(evaluation.evaluate, in_axes=(None, 0, 0, None)), static_argnums=3)
+        ev = evaluate(config, result.state, eval_keys, EPISODES)
         scores = np.asarray(ev.returns).mean(axis=1)
         record: dict[str, Any] = {
             "seconds": seconds,
@@ -105,7 +131,8 @@ def run(task: str, steps: int | None) -> dict[str, Any]:
             "eval_iqm_ci": stats.stratified_bootstrap_ci(scores),
         }
         if task == "smax":
-            wins = jax.jit(jax.vmap(lambda s, k: smax_win_rate(config, s, k, EPISODES)))(result.state, eval_keys)
+            win_rate = jax.jit(jax.vmap(smax_win_rate, in_axes=(None, 0, 0, None)), static_argnums=3)
+            wins = win_rate(config, result.state, eval_keys, EPISODES)
             record["win_rate"] = np.asarray(wins[0]).tolist()
             record["episodes_finished"] = np.asarray(wins[1]).tolist()
         out["methods"][method] = record
@@ -141,8 +168,9 @@ def report() -> str:
         for method, r in result["methods"].items():
             point, low, high = r["eval_iqm_ci"]
             wins = ", ".join(f"{w:.2f}" for w in r.get("win_rate", [])) or "-"
+            steps = result["config"]["total_timesteps"]
             lines.append(
-                f"| {result['task']} | {method.upper()} | {result['config']['total_timesteps']:,} | {r['seconds']:.0f} | "
+                f"| {result['task']} | {method.upper()} | {steps:,} | {r['seconds']:.0f} | "
                 + ", ".join(f"{s:.1f}" for s in r["eval_return"])
                 + f" | {point:.2f} [{low:.2f}, {high:.2f}] | {wins} |"
             )

@@ -373,5 +373,19 @@ from purejaxlib.envs import jaxmarl_adapter as _jaxmarl  # noqa: E402
 for _id in _jaxmarl.MPE:
     register_multiagent(f"jaxmarl/{_id}", _jaxmarl.mpe_factory(_id))
 register_multiagent("jaxmarl/smax", _jaxmarl.smax_factory)
+
+from purejaxlib.envs import pgx_games as _pgx  # noqa: E402
+
+
+def _pgx_factory(name: str) -> Factory:
+    def factory() -> tuple[Any, Any]:
+        game = _pgx.make_game(name)
+        return game, game.default_params
+
+    return factory
+
+
+for _name in _pgx.GAMES:
+    register_multiagent(_name, _pgx_factory(_name))
 from purejaxlib.envs.check import ConformanceError, check  # noqa: E402
 from purejaxlib.envs.host import HostEnv, register_host  # noqa: E402

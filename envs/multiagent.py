@@ -200,7 +200,8 @@ def check_multiagent(env: MultiAgentEnv, params: Any, *, num_steps: int = 64, ke
     never both for one agent); ``final_observation`` equals the observation where the episode did not
     end; an agent, once terminated, stays terminated until the episode ends; at an
     episode's end every agent is terminated or truncated; masks ``[A, n]`` have a legal action for
-    every agent; ``global_state`` is ``[G]``. Returns facts seen (episodes, terminations).
+    some agent (in turn-based games only the mover has one); ``global_state`` is ``[G]``. Returns
+    facts seen (episodes, terminations).
     Raises :class:`MultiAgentConformanceError`.
     """
     key = jax.random.key(0) if key is None else key
@@ -256,8 +257,8 @@ def check_multiagent(env: MultiAgentEnv, params: Any, *, num_steps: int = 64, ke
     masks = np.concatenate([mask0[None], info["action_mask"]])
     if isinstance(act_space, spaces.Discrete) and masks.shape[-2:] != (a, int(act_space.n)):
         problems.append(f"action_mask must be [A={a}, n={int(act_space.n)}], got {masks.shape[1:]}")
-    elif not np.all(masks.any(-1)):
-        problems.append("an agent has no legal action")
+    elif not np.all(masks.any(-1).any(-1)):
+        problems.append("a step where no agent has a legal action")
     if problems:
         raise MultiAgentConformanceError(f"{env.name} fails {len(problems)} rule(s):\n  - " + "\n  - ".join(problems))
     return {"episodes_ended": int(done.sum()), "terminations": int(term.sum()), "steps": num_steps}

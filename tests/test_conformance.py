@@ -38,6 +38,7 @@ FAST = (
     "Probe5-ActionObservationReward",
     "gymnasium/Pendulum-v1",
     "jaxmarl/MPE_simple_spread_v3",
+    "pgx/tic_tac_toe",
 )
 
 
@@ -49,6 +50,8 @@ def _env_params(names: list[str]) -> list:
 def test_every_registered_env_passes_the_conformance_check(name):
     if name.startswith("jaxmarl/"):
         pytest.importorskip("jaxmarl", reason="jaxmarl (Python >= 3.11) is the optional extra marl")
+    if name.startswith("pgx/"):
+        pytest.importorskip("pgx", reason="pgx (Python >= 3.11) is the optional extra games")
     options = dict(BRAX_CHECK) if name.startswith("brax/") else {}
     # check raises ConformanceError naming every rule the env breaks.
     report = envs.check(*envs.make(name), compare_unbatched=name in UNBATCHED_COMPARED, **options)

@@ -10,11 +10,11 @@ import pytest
 
 pytest.importorskip("jaxmarl", reason="jaxmarl (Python >= 3.11) is the optional extra marl")
 
-import purejaxlib  # noqa: E402
-from purejaxlib import envs, evaluation, onpolicy  # noqa: E402
-from purejaxlib.algos import dqn, ppo  # noqa: E402
-from purejaxlib.config import ConfigError  # noqa: E402
-from purejaxlib.envs import jaxmarl_adapter  # noqa: E402
+import purejaxlib
+from purejaxlib import envs, evaluation, onpolicy
+from purejaxlib.algos import dqn, ppo
+from purejaxlib.config import ConfigError
+from purejaxlib.envs import jaxmarl_adapter
 
 MPE = "jaxmarl/MPE_simple_spread_v3"
 SMALL = dict(num_envs=4, num_steps=16, total_timesteps=4 * 16 * 3, update_epochs=1, num_minibatches=2)
@@ -31,7 +31,7 @@ def _raw_steps(env, key, actions_fn, n):
         raw = env.raw.step_env(raw_key, state, {a: actions[i] for i, a in enumerate(env.agents)})
         return raw, env.step(step_key, state, actions, None)
 
-    obs, state = jax.jit(env.reset)(key, None)
+    _, state = jax.jit(env.reset)(key, None)
     out = []
     for step_key in jax.random.split(key, n):
         raw, mine = both(step_key, state)
@@ -167,12 +167,12 @@ def test_bad_input_is_refused_naming_the_problem():
         dqn.Config(env=MPE)
     with pytest.raises(ConfigError, match="recurrent"):
         ppo.Config(env=MPE, recurrent="gru")
-    with pytest.raises(ConfigError, match="critic.*CartPole-v1 has one agent"):
+    with pytest.raises(ConfigError, match=r"critic.*CartPole-v1 has one agent"):
         ppo.Config(env="CartPole-v1", critic="centralized")
     with pytest.raises(ConfigError, match="SMAX scenario 'nope'"):
         ppo.Config(env="jaxmarl/smax:scenario=nope")
     env, params = envs.make(MPE)
-    obs, state = env.reset(jax.random.key(0), params)
+    _, state = env.reset(jax.random.key(0), params)
     with pytest.raises(ValueError, match="agent_1: action 7 is outside Discrete"):
         env.step(jax.random.key(0), state, np.array([0, 7, 1]), params)
 
