@@ -50,7 +50,7 @@ CASES = [
 @pytest.mark.parametrize("algo, env, fields", CASES, ids=[f"{a.__name__.rsplit('.', 1)[-1]}-{e}" for a, e, _ in CASES])
 def test_algorithm_trains_on_env_family(algo, env, fields):
     config = algo.Config(env=env, **fields)
-    result = algo.train(config, jax.random.key(0))
+    result = jax.jit(algo.train)(config, jax.random.key(0))  # one program: faster than init run op by op
     metrics = {k: np.asarray(v) for k, v in result.metrics.items()}
     assert metrics["env_steps"][-1] == config.num_updates * config.steps_per_update
     learned = slice(getattr(config, "warmup_iterations", 0), None)  # warm-up entries hold NaN

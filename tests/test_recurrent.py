@@ -129,6 +129,7 @@ def test_recurrent_option_on_an_algorithm_without_it_names_the_one_with_it(algo)
 
 
 @pytest.mark.learning
+@pytest.mark.slow  # a learning variant of the PPO family (make test keeps PPO CartPole): make test-all
 def test_memory_task_is_solved_by_the_recurrent_policy_and_not_the_feed_forward_one():
     """MemoryChain-bsuite: the context bit is shown only at the first of 6 steps and the last
     action is rewarded +1 if it matches it, -1 if not, so without memory the expected return is 0
