@@ -119,6 +119,11 @@ class Config(ConfigBase):
     def num_updates(self) -> int:
         return self.total_timesteps // self.steps_per_update
 
+    @property
+    def env(self) -> str:
+        """The game's name (what the run record and the experiment runner call ``env``)."""
+        return self.game
+
     def validate(self) -> None:
         if mctx is None:
             raise ImportError(INSTALL)
