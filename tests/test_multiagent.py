@@ -3,6 +3,8 @@ critic='local' / 'centralized' on agent rows)."""
 
 from __future__ import annotations
 
+import shutil
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,11 +12,12 @@ import pytest
 
 pytest.importorskip("jaxmarl", reason="jaxmarl (Python >= 3.11) is the optional extra marl")
 
-import purejaxlib
 from purejaxlib import envs, evaluation, onpolicy
 from purejaxlib.algos import dqn, ppo
+from purejaxlib.checkpoint import to_host
 from purejaxlib.config import ConfigError
 from purejaxlib.envs import jaxmarl_adapter
+from purejaxlib.runner import load_state, run_experiment
 
 MPE = "jaxmarl/MPE_simple_spread_v3"
 SMALL = dict(num_envs=4, num_steps=16, total_timesteps=4 * 16 * 3, update_epochs=1, num_minibatches=2)
@@ -147,14 +150,26 @@ def test_illegal_actions_are_never_taken():
     assert mask[np.arange(len(actions)), actions].all()
 
 
-def test_ippo_and_mappo_train_deterministically_and_a_sweep_member_equals_its_run():
+def test_training_is_deterministic_a_run_member_equals_train_alone_and_resume_is_bitwise(tmp_path):
+    """MAPPO on MPE: the same key gives the same run; member 1 of a chunked, checkpointed 2-seed run
+    equals ``train(config, key(1))``; resuming after update 1 ends bitwise equal; evaluate plays
+    whole episodes."""
     config = ppo.mappo_config(MPE, **SMALL)
     train = jax.jit(ppo.train)
     a, b = train(config, jax.random.key(1)), train(config, jax.random.key(1))
     for name in a.metrics:
         np.testing.assert_array_equal(a.metrics[name], b.metrics[name], err_msg=name)
-    swept = purejaxlib.sweep(ppo.train, config, seeds=2)
-    np.testing.assert_allclose(swept.metrics["episode_return"][1], a.metrics["episode_return"], rtol=1e-5)
+    run = lambda out, **kw: run_experiment(ppo, config, seeds=2, out=out, checkpoint_every=1, progress_bar=False, **kw)
+    whole = run(tmp_path / "whole")
+    np.testing.assert_allclose(whole.metrics["episode_return"][1], a.metrics["episode_return"], rtol=1e-5)
+    shutil.copytree(tmp_path / "whole", tmp_path / "cut")
+    for step in (2, 3):
+        shutil.rmtree(tmp_path / "cut" / "checkpoints" / "program-0" / str(step))
+    assert run(tmp_path / "cut", resume=True).record["sessions"][-1]["resumed_from"] == {"0": 1}
+    batch = jax.tree.map(lambda x: np.broadcast_to(x, (2,) + np.shape(x)), config)
+    like = jax.eval_shape(jax.vmap(ppo.init), batch, jax.random.split(jax.random.key(0), 2))
+    finals = [jax.tree.leaves(to_host(load_state(tmp_path / d, like)[1])) for d in ("whole", "cut")]
+    assert all(np.array_equal(x, y) for x, y in zip(*finals))
     out = evaluation.evaluate(config, a.state, jax.random.key(0), episodes=3)
     np.testing.assert_array_equal(out.lengths, [26, 26, 26])  # MPE's 25-step limit (JaxMARL counts 26 steps)
     assert out.finished.all()
