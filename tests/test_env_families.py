@@ -41,13 +41,18 @@ CASES = [
         dict(total_timesteps=128, num_envs=2, num_steps=16, num_minibatches=2, update_epochs=1, hidden=(16,)),
     ),
     (dqn, "Breakout-MinAtar", OFFPOLICY_SMALL),
-    (sac, "gymnasium/Pendulum-v1", OFFPOLICY_SMALL),
+    pytest.param(sac, "gymnasium/Pendulum-v1", OFFPOLICY_SMALL, marks=pytest.mark.slow),  # host env: test_host
     (sac, "Probe4-ActionReward", OFFPOLICY_SMALL),  # discrete SAC
-    (td3, "LQR:n=3,m=2", OFFPOLICY_SMALL),
+    pytest.param(td3, "LQR:n=3,m=2", OFFPOLICY_SMALL, marks=pytest.mark.slow),  # LQR: ppo's case covers it
 ]
 
 
-@pytest.mark.parametrize("algo, env, fields", CASES, ids=[f"{a.__name__.rsplit('.', 1)[-1]}-{e}" for a, e, _ in CASES])
+def _case_id(case) -> str:
+    algo, env, _ = case.values if hasattr(case, "values") else case
+    return f"{algo.__name__.rsplit('.', 1)[-1]}-{env}"
+
+
+@pytest.mark.parametrize("algo, env, fields", CASES, ids=[_case_id(c) for c in CASES])
 def test_algorithm_trains_on_env_family(algo, env, fields):
     config = algo.Config(env=env, **fields)
     result = jax.jit(algo.train)(config, jax.random.key(0))  # one program: faster than init run op by op

@@ -118,6 +118,7 @@ def my_drift(ratio, advantages):
     return jnp.square(ratio - 1.0) * jnp.abs(advantages)
 
 
+@pytest.mark.slow  # a variant: the runner and user drifts are each tested in make test
 def test_a_user_drift_runs_through_the_experiment_runner_and_is_recorded_by_name(tmp_path):
     import json
 
