@@ -102,7 +102,7 @@ class Learner(NamedTuple):
 
 def make_network(config: Config) -> QNetwork:
     """The Q-network: ``[..., obs_dim] -> [..., num_actions]``."""
-    return QNetwork(config.action_dim, tuple(config.hidden), config.activation, config.layer_norm)
+    return QNetwork(config.action_dim, tuple(config.hidden), config.activation, config.layer_norm, image=config.image)
 
 
 def q_values(config: Config, params: Any, obs: jax.Array) -> jax.Array:

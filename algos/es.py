@@ -189,7 +189,7 @@ def make_network(config: Config) -> MLP:
     """The policy network: logits for discrete actions, ``tanh``-squashed ``[-1, 1]`` actions otherwise."""
     spec = config.spec
     out = spec.num_actions if spec.discrete else int(np.prod(spec.action_shape))
-    return MLP(tuple(config.hidden), out, config.activation, orthogonal_init=False)
+    return MLP(tuple(config.hidden), out, config.activation, orthogonal_init=False, image=config.image)
 
 
 def _obs_dim(config: Config) -> int:

@@ -83,18 +83,25 @@ class Learner(NamedTuple):
 def make_actor(config: offpolicy.Config) -> MLP | GaussianActor:
     """The policy network: logits (discrete) or ``(mu, log_std)`` (continuous)."""
     if config.spec.discrete:
-        return MLP(tuple(config.hidden), config.action_dim, config.activation, orthogonal_init=False)
-    return GaussianActor(config.action_dim, tuple(config.hidden), config.activation)
+        return MLP(
+            tuple(config.hidden), config.action_dim, config.activation, orthogonal_init=False, image=config.image
+        )
+    return GaussianActor(config.action_dim, tuple(config.hidden), config.activation, image=config.image)
 
 
 def make_critic(config: Config) -> QNetwork | Critic:
     if config.spec.discrete:
-        return QNetwork(config.action_dim, tuple(config.hidden), config.activation, config.layer_norm)
-    return Critic(tuple(config.hidden), config.activation, config.layer_norm)
+        return QNetwork(
+            config.action_dim, tuple(config.hidden), config.activation, config.layer_norm, image=config.image
+        )
+    return Critic(tuple(config.hidden), config.activation, config.layer_norm, image=config.image)
 
 
 def make_value(config: Config) -> MLP:
-    return MLP(tuple(config.hidden), 1, config.activation, layer_norm=config.layer_norm, orthogonal_init=False)
+    return MLP(
+        tuple(config.hidden), 1, config.activation, layer_norm=config.layer_norm, orthogonal_init=False,
+        image=config.image,
+    )  # fmt: skip
 
 
 def log_likelihood(config: offpolicy.Config, actor: Any, obs: jax.Array, action: jax.Array) -> jax.Array:

@@ -221,8 +221,8 @@ def make_network(config: Config) -> ActorCritic | RecurrentActorCritic:
     action_dim = spec.num_actions if spec.discrete else math.prod(spec.action_shape)
     args = (action_dim, not spec.discrete, tuple(config.hidden), config.activation, config.log_std_init)
     if config.recurrent != "none":
-        return RecurrentActorCritic(*args, cell=config.recurrent, cell_size=config.cell_size)
-    return ActorCritic(*args, layout=spec.layout, centralized=config.critic == "centralized")
+        return RecurrentActorCritic(*args, cell=config.recurrent, cell_size=config.cell_size, image=config.image)
+    return ActorCritic(*args, layout=spec.layout, centralized=config.critic == "centralized", image=config.image)
 
 
 def initial_memory(config: Config, batch: int) -> Memory | None:

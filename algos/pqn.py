@@ -101,7 +101,9 @@ def make_env(config: Config) -> tuple[Any, Any]:
 
 
 def make_network(config: Config) -> QNetwork:
-    return QNetwork(config.spec.num_actions, tuple(config.hidden), config.activation, config.layer_norm)
+    return QNetwork(
+        config.spec.num_actions, tuple(config.hidden), config.activation, config.layer_norm, image=config.image
+    )
 
 
 def q_values(config: Config, params: Any, obs: jax.Array) -> jax.Array:

@@ -178,9 +178,11 @@ def make_actor(config: Config) -> MLP | GaussianActor:
     if config.spec.discrete:
         return MLP(
             tuple(config.hidden), config.action_dim, config.activation, orthogonal_init=False,
-            torch_init=config.torch_init,
+            torch_init=config.torch_init, image=config.image,
         )  # fmt: skip
-    return GaussianActor(config.action_dim, tuple(config.hidden), config.activation, torch_init=config.torch_init)
+    return GaussianActor(
+        config.action_dim, tuple(config.hidden), config.activation, torch_init=config.torch_init, image=config.image
+    )
 
 
 def make_critic(config: Config) -> QNetwork | Critic:
@@ -188,11 +190,13 @@ def make_critic(config: Config) -> QNetwork | Critic:
     ``[..., num_quantiles]``) of ``(obs, action)``; the learner holds an ensemble."""
     if config.spec.discrete:
         return QNetwork(
-            config.action_dim, tuple(config.hidden), config.activation, config.layer_norm, config.torch_init
-        )
+            config.action_dim, tuple(config.hidden), config.activation, config.layer_norm, config.torch_init,
+            image=config.image,
+        )  # fmt: skip
     return Critic(
-        tuple(config.hidden), config.activation, config.layer_norm, max(config.num_quantiles, 1), config.torch_init
-    )
+        tuple(config.hidden), config.activation, config.layer_norm, max(config.num_quantiles, 1), config.torch_init,
+        image=config.image,
+    )  # fmt: skip
 
 
 def target_entropy(config: Config) -> jax.Array:

@@ -126,12 +126,12 @@ class Learner(NamedTuple):
 
 def make_actor(config: Config) -> DeterministicActor:
     """The actor network: ``[..., obs_dim] -> [..., action_dim]`` in [-1, 1]."""
-    return DeterministicActor(config.action_dim, tuple(config.hidden), config.activation)
+    return DeterministicActor(config.action_dim, tuple(config.hidden), config.activation, image=config.image)
 
 
 def make_critic(config: Config) -> Critic:
     """One critic: ``([..., obs_dim], [..., action_dim]) -> [...]``; the learner holds an ensemble."""
-    return Critic(tuple(config.hidden), config.activation, config.layer_norm)
+    return Critic(tuple(config.hidden), config.activation, config.layer_norm, image=config.image)
 
 
 def actor_action(config: Config, actor: Any, obs: jax.Array) -> jax.Array:

@@ -68,6 +68,7 @@ __all__ = [
     "MultiAgentConformanceError",
     "check_multiagent",
     "register_multiagent",
+    "clear_cache",
 ]
 
 Factory = Callable[..., tuple[Any, Any]]
@@ -353,6 +354,13 @@ def spec(name: str) -> EnvSpec:
     return EnvSpec(name, False, tuple(obs.shape), 0, shape, low, high, agents, layout)
 
 
+def clear_cache() -> None:
+    """Forgets every built env and spec, so the next :func:`make` builds afresh (after installing an
+    optional extra in a running session, say)."""
+    spec.cache_clear()
+    _build.cache_clear()
+
+
 def register_multiagent(name: str, factory: Factory, *, overwrite: bool = False) -> None:
     """Adds a :class:`MultiAgentEnv` factory ``factory(**options) -> (env, params)`` under ``name``;
     :func:`make` gives its :class:`AgentRows` view (one row per agent, the single-agent protocol with
@@ -387,5 +395,15 @@ def _pgx_factory(name: str) -> Factory:
 
 for _name in _pgx.GAMES:
     register_multiagent(_name, _pgx_factory(_name))
+# Outside JAX suites (optional extras): registered by name always, so envs.list() shows them; building
+# one without its extra raises ImportError with the install command.
+from purejaxlib.envs import craftax_adapter as _craftax  # noqa: E402
+from purejaxlib.envs import jumanji_adapter as _jumanji  # noqa: E402
+from purejaxlib.envs import navix_adapter as _navix  # noqa: E402
+from purejaxlib.envs import xminigrid_adapter as _xminigrid  # noqa: E402
+
+for _suite in (_craftax, _jumanji, _navix, _xminigrid):
+    for _name in _suite.NAMES:
+        register(f"{_suite.EXTRA}/{_name}", _suite.factory(_name))
 from purejaxlib.envs.check import ConformanceError, check  # noqa: E402
 from purejaxlib.envs.host import HostEnv, register_host  # noqa: E402

@@ -171,11 +171,20 @@ class EnvConfig(ConfigBase):
     """Environment name (see purejaxlib.envs.list()), optionally with options: name:key=value,..."""
     env_params: dict[str, float] | None = traced(None)
     """Overrides of the env's params, e.g. {"gravity": 12.0} (traced: sweepable)."""
+    torso: str = static("auto")
+    """Observation torso: "auto" (a CNN for [H, W, C] images and grids, the MLP alone for vectors), "mlp", "cnn"."""
 
     @property
     def spec(self) -> Any:
         """Static facts about the env (:class:`purejaxlib.envs.EnvSpec`)."""
         return envs.spec(self.env)
+
+    @property
+    def image(self) -> tuple[int, int, int] | None:
+        """``[H, W, C]`` the networks' CNN torso reads observations as, or None (the MLP alone)."""
+        from purejaxlib.networks import image_shape
+
+        return image_shape(self.spec.obs_shape, self.torso) if not self.spec.agents else None
 
     def check_env(self) -> None:
         """Validates ``env`` (name and options) and the names, dtypes and shapes of ``env_params``."""
@@ -187,6 +196,7 @@ class EnvConfig(ConfigBase):
         if agents and not self.multiagent:
             where = "purejaxlib.algos.ppo (IPPO, MAPPO: ppo.ippo_config / ppo.mappo_config)"
             self.fail("env", f"{self.env} is a multi-agent env (agents {', '.join(agents)}); train it with {where}")
+        self._check_torso(agents)
         overrides: Any = self.env_params
         if overrides is None:
             return
@@ -213,6 +223,17 @@ class EnvConfig(ConfigBase):
                 self.fail("env_params", str(err))
         self._check_action_space_unchanged(env, defaults, canonical)
         object.__setattr__(self, "env_params", {**overrides, **canonical})
+
+    def _check_torso(self, agents: tuple[str, ...]) -> None:
+        from purejaxlib.networks import TORSOS, image_shape
+
+        self.check_choice("torso", TORSOS)
+        if agents and self.torso == "cnn":
+            self.fail("torso", f"{self.env} is a multi-agent env: its agent rows go to the MLP; use 'auto' or 'mlp'")
+        try:
+            image_shape(self.spec.obs_shape, self.torso)
+        except ValueError as err:
+            self.fail("torso", f"{err} ({self.env}); use 'auto' or 'mlp'")
 
     def _check_action_space_unchanged(self, env: Any, defaults: Any, overrides: dict[str, np.ndarray]) -> None:
         """The algorithms size and scale actions from the registered env's action space

@@ -1,4 +1,6 @@
-"""Actor-critic MLPs (flax linen): separate actor and critic torsos, orthogonal initialization.
+"""Actor-critic networks (flax linen): separate actor and critic MLPs, orthogonal initialization, and
+an observation torso chosen from the observation's shape: a CNN for ``[H, W, C]`` images and grids
+(:func:`image_shape`, :class:`CNN`), nothing for vectors.
 
 Networks only map observations to distribution parameters and values; losses live with the
 algorithms and distributions in :mod:`purejaxlib.distributions`.
@@ -37,7 +39,8 @@ def _orthonormal_columns(a: jax.Array) -> jax.Array:
 
 
 def orthogonal(scale: float = 1.0) -> nn.initializers.Initializer:
-    """Orthogonal initializer for 2-D kernels ``[in, out]``, drawing the same matrices as
+    """Orthogonal initializer for kernels ``[in, out]`` (conv kernels ``[..., in, out]`` as the matrix
+    ``[prod(shape[:-1]), out]``), drawing the same matrices as
     ``flax.linen.initializers.orthogonal`` up to float rounding, without LAPACK.
 
     Why not flax's: under ``vmap`` (seeds) its QR is a batched LAPACK call, and jaxlib's
@@ -46,13 +49,14 @@ def orthogonal(scale: float = 1.0) -> nn.initializers.Initializer:
     """
 
     def init(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:
-        if len(shape) != 2:
-            raise ValueError(f"orthogonal init expects a 2-D kernel shape, got {shape}")
-        rows, cols = shape
+        if len(shape) < 2:
+            raise ValueError(f"orthogonal init expects a kernel of rank >= 2, got shape {shape}")
+        # conv kernels [..., in, out]: orthogonal as the matrix [prod(shape[:-1]), out], as flax's
+        rows, cols = int(np.prod(shape[:-1])), int(shape[-1])
         tall = rows >= cols
         a = jax.random.normal(key, (rows, cols) if tall else (cols, rows), dtype)
         q = _orthonormal_columns(a)
-        return scale * (q if tall else q.T)
+        return jnp.reshape(scale * (q if tall else q.T), shape)
 
     return init
 
@@ -132,9 +136,13 @@ class MLP(nn.Module):
     torch_init: bool = False
     """With ``orthogonal_init=False``: PyTorch's ``nn.Linear`` initialization (kernel and bias
     U(+-1/sqrt(fan_in))) instead of flax's LeCun normal kernels and zero biases."""
+    image: tuple[int, int, int] | None = None
+    """``[H, W, C]``: a :class:`CNN` torso reads the input before the dense layers (:func:`image_shape`)."""
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
+        if self.image is not None:
+            x = CNN(self.image)(x)
         act = ACTIVATIONS[self.activation]
         plain = TORCH_KERNEL_INIT if self.torch_init else nn.initializers.lecun_normal()
         uniform_bias = self.torch_init and not self.orthogonal_init
@@ -146,6 +154,62 @@ class MLP(nn.Module):
                 x = nn.LayerNorm()(x)
             x = act(x)
         return Dense(self.out, kernel_init=out_init, uniform_bias=uniform_bias)(x)
+
+
+TORSOS = ("auto", "mlp", "cnn")
+"""The ``torso`` choices: ``"auto"`` (a CNN for rank-3 ``[H, W, C]`` observations, the MLP alone for
+the rest), ``"mlp"`` (always the flattened vector) and ``"cnn"`` (rank 2 ``[H, W]`` or 3)."""
+
+
+def image_shape(obs_shape: Sequence[int], torso: str) -> tuple[int, int, int] | None:
+    """``[H, W, C]`` that the CNN torso unflattens observations to, or None where the MLP reads the
+    flat vector. Raises ValueError for an unknown ``torso`` or ``"cnn"`` on a vector observation."""
+    if torso not in TORSOS:
+        raise ValueError(f"torso must be one of {TORSOS}, got {torso!r}")
+    shape = tuple(int(d) for d in obs_shape)
+    if torso == "mlp" or (torso == "auto" and len(shape) != 3):
+        return None
+    if len(shape) == 2:
+        return (shape[0], shape[1], 1)
+    if len(shape) != 3:
+        raise ValueError(f"torso 'cnn' needs [H, W] or [H, W, C] observations, these have shape {list(shape)}")
+    return (shape[0], shape[1], shape[2])
+
+
+def conv_layers(image: Sequence[int]) -> tuple[tuple[int, int, int], ...]:
+    """``(features, kernel, stride)`` of each conv layer for an ``[H, W, C]`` image: for small grids
+    (MinAtar's 10x10, MiniGrid views) MinAtar's reference torso, one 3x3 conv of 16 filters at
+    stride 1 (with 'SAME' padding below 5x5); from 32x32 up (Craftax pixels) the DQN Nature torso,
+    8x8/4, 4x4/2 and 3x3/1 convs of 32, 64 and 64 filters."""
+    if min(image[0], image[1]) >= 32:
+        return ((32, 8, 4), (64, 4, 2), (64, 3, 1))
+    return ((16, 3, 1),)
+
+
+class CNN(nn.Module):
+    """Flat observations ``[..., H*W*C]`` -> ``[..., features]``: unflattened to ``image`` (row-major,
+    as :meth:`purejaxlib.envs.EnvSpec.flatten` flattened them), :func:`conv_layers` with ReLU,
+    flattened again. The dense layers that follow are the network's MLP."""
+
+    image: tuple[int, int, int]
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        lead = x.shape[:-1]
+        x = jnp.reshape(x, (-1, *self.image))
+        small = min(self.image[0], self.image[1]) < 5
+        for features, kernel, stride in conv_layers(self.image):
+            conv = nn.Conv(
+                features, (kernel, kernel), (stride, stride), padding="SAME" if small else "VALID",
+                kernel_init=orthogonal(np.sqrt(2)),
+            )  # fmt: skip
+            x = nn.relu(conv(x))
+        return jnp.reshape(x, (*lead, -1))
+
+
+def torso(image: tuple[int, int, int] | None) -> Any:
+    """The observation torso: a :class:`CNN` for an image, else the identity (no parameters)."""
+    return CNN(image) if image is not None else (lambda x: x)
 
 
 class ActorCritic(nn.Module):
@@ -164,8 +228,11 @@ class ActorCritic(nn.Module):
     log_std_init: float = 0.0
     layout: Any = None
     centralized: bool = False
+    image: tuple[int, int, int] | None = None
+    """``[H, W, C]``: a CNN torso shared by actor and critic reads the observations (:func:`image_shape`)."""
 
     def setup(self) -> None:
+        self.torso = torso(self.image)
         self.actor = MLP(self.hidden, self.action_dim, self.activation, out_scale=0.01)
         self.critic = MLP(self.hidden, 1, self.activation, out_scale=1.0)
         if self.continuous:
@@ -174,7 +241,8 @@ class ActorCritic(nn.Module):
     def __call__(self, obs: jax.Array):
         log_std = self.log_std if self.continuous else None
         if self.layout is None:
-            return self.actor(obs), log_std, self.critic(obs)[..., 0]
+            x = self.torso(obs)
+            return self.actor(x), log_std, self.critic(x)[..., 0]
         out = self.actor(self.layout.actor_input(obs))
         mask = self.layout.action_mask(obs)
         if mask is not None:
@@ -185,7 +253,7 @@ class ActorCritic(nn.Module):
         """Only the critic: ``[..., obs_dim] -> [...]``."""
         if self.layout is not None:
             obs = self.layout.critic_input(obs, self.centralized)
-        return self.critic(obs)[..., 0]
+        return self.critic(self.torso(obs))[..., 0]
 
 
 class QNetwork(nn.Module):
@@ -196,6 +264,8 @@ class QNetwork(nn.Module):
     activation: str = "relu"
     layer_norm: bool = False
     torch_init: bool = False
+    image: tuple[int, int, int] | None = None
+    """``[H, W, C]``: a CNN torso reads the observations first (:func:`image_shape`)."""
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
@@ -203,7 +273,7 @@ class QNetwork(nn.Module):
             self.hidden, self.num_actions, self.activation, layer_norm=self.layer_norm, orthogonal_init=False,
             torch_init=self.torch_init,
         )  # fmt: skip
-        return mlp(obs)
+        return mlp(torso(self.image)(obs))
 
 
 class Critic(nn.Module):
@@ -217,10 +287,12 @@ class Critic(nn.Module):
     layer_norm: bool = False
     out: int = 1
     torch_init: bool = False
+    image: tuple[int, int, int] | None = None
+    """``[H, W, C]``: a CNN torso reads the observations before they meet the action."""
 
     @nn.compact
     def __call__(self, obs: jax.Array, action: jax.Array) -> jax.Array:
-        x = jnp.concatenate([obs, action], axis=-1)
+        x = jnp.concatenate([torso(self.image)(obs), action], axis=-1)
         mlp = MLP(
             self.hidden, self.out, self.activation, layer_norm=self.layer_norm, orthogonal_init=False,
             torch_init=self.torch_init,
@@ -235,10 +307,12 @@ class DeterministicActor(nn.Module):
     action_dim: int
     hidden: Sequence[int] = (256, 256)
     activation: str = "relu"
+    image: tuple[int, int, int] | None = None
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
-        return jnp.tanh(MLP(self.hidden, self.action_dim, self.activation, orthogonal_init=False)(obs))
+        mlp = MLP(self.hidden, self.action_dim, self.activation, orthogonal_init=False)
+        return jnp.tanh(mlp(torso(self.image)(obs)))
 
 
 class GaussianActor(nn.Module):
@@ -251,11 +325,12 @@ class GaussianActor(nn.Module):
     log_std_min: float = -5.0
     log_std_max: float = 2.0
     torch_init: bool = False
+    image: tuple[int, int, int] | None = None
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
         mlp = MLP(self.hidden, 2 * self.action_dim, self.activation, orthogonal_init=False, torch_init=self.torch_init)
-        out = mlp(obs)
+        out = mlp(torso(self.image)(obs))
         mean, log_std = jnp.split(out, 2, axis=-1)
         return mean, jnp.clip(log_std, self.log_std_min, self.log_std_max)
 
@@ -309,10 +384,13 @@ class RecurrentActorCritic(nn.Module):
     log_std_init: float = 0.0
     cell: str = "gru"
     cell_size: int = 64
+    image: tuple[int, int, int] | None = None
+    """``[H, W, C]``: a CNN torso reads the observations before the embedding."""
 
     @nn.compact
     def __call__(self, carry, obs: jax.Array, first: jax.Array):
         carry = jax.tree.map(lambda c: jnp.where(first[:, None], jnp.zeros_like(c), c), carry)
+        obs = torso(self.image)(obs)
         x = ACTIVATIONS[self.activation](nn.Dense(self.hidden[0], kernel_init=orthogonal(np.sqrt(2)))(obs))
         carry, x = _make_cell(self.cell, self.cell_size)(carry, x)
         logits = MLP(self.hidden[1:], self.action_dim, self.activation, out_scale=0.01)(x)

@@ -29,6 +29,7 @@ def _final(run_dir, config):
     return to_host(load_state(run_dir, like)[1])
 
 
+@pytest.mark.slow  # make test-all: make test keeps AlphaZero's determinism and learning tests (test_alphazero.py)
 def test_sweep_member_equals_its_run_and_a_resumed_run_is_bitwise_the_whole_run(tmp_path):
     config = alphazero.Config(**TINY)
     swept = purejaxlib.sweep(alphazero.train, config, seeds=2)

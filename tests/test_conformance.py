@@ -39,7 +39,21 @@ FAST = (
     "gymnasium/Pendulum-v1",
     "jaxmarl/MPE_simple_spread_v3",
     "pgx/tic_tac_toe",
+    "craftax/Craftax-Classic-Symbolic-v1",
+    "jumanji/Snake-v1",
+    "navix/Navix-Empty-5x5-v0",
+    "xminigrid/MiniGrid-Empty-5x5",
 )
+
+# The optional extra each prefix needs (the test skips where it is not installed).
+EXTRAS = {
+    "jaxmarl": "jaxmarl",
+    "pgx": "pgx",
+    "craftax": "craftax",
+    "jumanji": "jumanji",
+    "navix": "navix",
+    "xminigrid": "xminigrid",
+}
 
 
 def _env_params(names: list[str]) -> list:
@@ -48,10 +62,9 @@ def _env_params(names: list[str]) -> list:
 
 @pytest.mark.parametrize("name", _env_params(envs.list()))
 def test_every_registered_env_passes_the_conformance_check(name):
-    if name.startswith("jaxmarl/"):
-        pytest.importorskip("jaxmarl", reason="jaxmarl (Python >= 3.11) is the optional extra marl")
-    if name.startswith("pgx/"):
-        pytest.importorskip("pgx", reason="pgx (Python >= 3.11) is the optional extra games")
+    prefix = name.partition("/")[0]
+    if prefix in EXTRAS and "/" in name:
+        pytest.importorskip(EXTRAS[prefix], reason=f"{EXTRAS[prefix]} is an optional extra (see pyproject.toml)")
     options = dict(BRAX_CHECK) if name.startswith("brax/") else {}
     # check raises ConformanceError naming every rule the env breaks.
     report = envs.check(*envs.make(name), compare_unbatched=name in UNBATCHED_COMPARED, **options)

@@ -66,7 +66,8 @@ def test_mpe_done_is_truncation_and_the_final_observation_is_kept():
     assert steps[env.max_steps_in_episode - 1][2][5]["episode_done"]
 
 
-@pytest.mark.parametrize("max_steps", [4, 100])
+# [100] (a whole battle to its real end) in make test-all: [4] checks the same mapping at the time limit
+@pytest.mark.parametrize("max_steps", [4, pytest.param(100, marks=pytest.mark.slow)])
 def test_smax_dead_allies_terminate_and_the_time_limit_truncates_the_living(max_steps):
     env = jaxmarl_adapter.smax("3m", max_steps=max_steps)
     steps = _raw_steps(env, jax.random.key(3), _random_legal, 60 if max_steps == 100 else max_steps + 1)
@@ -150,6 +151,7 @@ def test_illegal_actions_are_never_taken():
     assert mask[np.arange(len(actions)), actions].all()
 
 
+@pytest.mark.slow  # make test-all: the run engine's determinism and resume are checked for PPO in make test
 def test_training_is_deterministic_a_run_member_equals_train_alone_and_resume_is_bitwise(tmp_path):
     """MAPPO on MPE: the same key gives the same run; member 1 of a chunked, checkpointed 2-seed run
     equals ``train(config, key(1))``; resuming after update 1 ends bitwise equal; evaluate plays

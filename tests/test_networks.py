@@ -102,3 +102,50 @@ def test_torch_init_draws_kernels_and_biases_from_pytorchs_uniform():
         np.testing.assert_allclose(kernel.std(), bound / np.sqrt(3.0), rtol=0.1)  # uniform, not normal
     lecun = MLP((512, 512), 4, "relu", orthogonal_init=False).init(jax.random.key(0), jnp.zeros((1, 6)))
     assert not np.asarray(lecun["params"]["Dense_0"]["bias"]).any()  # flax's default: zero biases
+
+
+@pytest.mark.parametrize(
+    "obs_shape,torso,image,features",
+    [
+        ((10, 10, 4), "auto", (10, 10, 4), 8 * 8 * 16),  # MinAtar: one 3x3 VALID conv of 16
+        ((5, 5, 3), "auto", (5, 5, 3), 3 * 3 * 16),  # navix's 5x5 grid
+        ((3, 3, 2), "auto", (3, 3, 2), 3 * 3 * 16),  # below 5x5: SAME padding
+        ((63, 63, 3), "auto", (63, 63, 3), 4 * 4 * 64),  # Craftax-Classic pixels: the Nature torso
+        ((7, 7), "cnn", (7, 7, 1), 5 * 5 * 16),
+        ((1345,), "auto", None, None),
+        ((10, 10, 4), "mlp", None, None),
+    ],
+)
+def test_cnn_torso_is_chosen_from_the_observation_shape(obs_shape, torso, image, features):
+    from purejaxlib.networks import CNN, image_shape
+
+    assert image_shape(obs_shape, torso) == image
+    if image is None:
+        return
+    flat = jnp.ones((2, 3, int(np.prod(obs_shape))))
+    params = CNN(image).init(jax.random.key(0), flat)
+    assert CNN(image).apply(params, flat).shape == (2, 3, features)
+
+
+def test_cnn_torso_reads_the_image_row_major_and_bad_choices_are_refused():
+    from purejaxlib.algos import ppo
+    from purejaxlib.config import ConfigError
+    from purejaxlib.networks import image_shape
+
+    config = ppo.Config(env="Breakout-MinAtar")
+    net = ppo.make_network(config)
+    obs = jax.random.uniform(jax.random.key(1), (4, 10, 10, 4))
+    params = net.init(jax.random.key(0), config.spec.flatten(obs))
+    assert "torso" in params["params"] and params["params"]["torso"]["Conv_0"]["kernel"].shape == (3, 3, 4, 16)
+    # the unflattened image is the env's: a per-pixel permutation of the input changes the output
+    shuffled = obs[:, ::-1]
+    a, _, _ = net.apply(params, config.spec.flatten(obs))
+    b, _, _ = net.apply(params, config.spec.flatten(shuffled))
+    assert not np.allclose(a, b)
+    with pytest.raises(ConfigError, match="torso"):
+        ppo.Config(env="CartPole-v1", torso="cnn")
+    with pytest.raises(ConfigError, match="torso"):
+        ppo.Config(env="Breakout-MinAtar", torso="resnet")
+    with pytest.raises(ValueError, match="torso must be one of"):
+        image_shape((4,), "conv")
+    assert ppo.Config(env="CartPole-v1").image is None

@@ -75,6 +75,7 @@ def _params_close(a, b, **tol) -> bool:
     return all(np.allclose(x, y, **tol) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
+@pytest.mark.slow  # make test-all: A2C is a PPO variant; PPO's own update is checked in make test
 def test_ppo_configured_as_a2c_makes_the_a2c_update():
     config = ppo.a2c_config(env="CartPole-v1", total_timesteps=256, num_envs=4, num_steps=16)
     state = ppo.init(config, jax.random.key(3))

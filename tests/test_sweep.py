@@ -236,6 +236,7 @@ SHARDED_CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # make test-all: tests/test_distributed.py shards a sweep over 4 devices in make test
 def test_sharded_sweep_matches_single_device_sweep():
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
     try:
