@@ -14,7 +14,8 @@ The subset (:data:`NAMES`): single-agent envs whose observation, a NamedTuple of
 one float vector (leaves in field order, action masks included as features) and whose action is
 discrete or multi-discrete (one ``Discrete`` over the product, row-major). Left out: the multi-agent
 envs (Cleaner, Connector, LevelBasedForaging, RobotWarehouse, MultiCVRP, SearchAndRescue) and
-Sokoban (its levels are downloaded, and purejaxlib downloads nothing at run time). Needs the extra:
+Sokoban (its levels are downloaded, and purejaxlib downloads nothing at run time), and JobShop (its
+multi-discrete action has 10^13 combinations, beyond one Discrete). Needs the extra:
 ``pip install 'purejaxlib[jumanji]'``.
 """
 
@@ -51,7 +52,6 @@ NAMES = (
     "Sudoku-very-easy-v0",
     "Tetris-v0",
     "BinPack-v2",
-    "JobShop-v0",
     "MMST-v0",
 )
 EXTRA = "jumanji"
