@@ -23,7 +23,8 @@ import sys
 import time
 
 # Only when run as the script (other benchmarks import B1 and peak_memory from here with argv of their own).
-if os.path.basename(sys.argv[0]) == "train.py" and len(sys.argv) > 4 and int(sys.argv[4]) > 1:  # must be set before jax initializes its backend
+# (set before jax initializes its backend)
+if os.path.basename(sys.argv[0]) == "train.py" and len(sys.argv) > 4 and int(sys.argv[4]) > 1:
     os.environ["XLA_FLAGS"] = (
         f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={int(sys.argv[4])}"
     )
