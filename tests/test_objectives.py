@@ -107,6 +107,7 @@ def test_mdpo_loss_adds_the_exact_kl_to_the_collecting_policy():
     np.testing.assert_allclose(aux["pg_loss"], -np.mean(ratio * np.asarray(adv)) + 3.0 * ref_kl, rtol=1e-5)
 
 
+@pytest.mark.slow  # make test-all: tests/test_lpo.py trains PPO with a drift given as a traced field in make test
 def test_user_drift_in_the_config_reproduces_ppo_clip():
     ppo_drift = lambda r, a: jax.nn.relu((r - jnp.clip(r, 0.8, 1.2)) * a)
     state = ppo.init(_small(), jax.random.key(2))

@@ -111,41 +111,42 @@ def test_jumanji_multidiscrete_actions_are_one_discrete_row_major():
 
 
 @pytest.fixture(scope="module")
-def craftax_env():
+def craftax_cases():
+    """Four starts of one craftax world (time 0 or 4 of a 5-step limit; health 9 or 0), each stepped
+    once by the adapter's ``suite_step`` and by craftax's own ``step_env``, in one vmapped program
+    each (the auto-reset around them is gymnax's, checked by the conformance test)."""
     pytest.importorskip("craftax", reason="craftax is the optional extra craftax")
     env = craftax_adapter.CraftaxEnv("Craftax-Classic-Symbolic-v1")
     params = env.default_params.replace(max_steps_in_episode=5)
-    _, state = jax.jit(env.reset)(jax.random.key(0), params)
-    dtype = state.inner.player_health.dtype
+    inner_params = params.inner.replace(max_timesteps=5)
+    _, world = jax.jit(env.craftax.reset_env)(jax.random.key(0), inner_params)
+    times, health = jnp.array([0, 4, 4, 1]), jnp.array([0.0, 9.0, 0.0, 9.0])
 
-    def step(key, state, health):
-        inner = state.inner.replace(player_health=jnp.asarray(health, dtype))
-        return env.step(key, state.replace(inner=inner), 0, params)
+    def start(time, health):
+        return world.replace(timestep=time, player_health=jnp.asarray(health, world.player_health.dtype))
 
-    return env, params, state, jax.jit(step)
+    def both(time, health):
+        inner = start(time, health)
+        _, _, _, terminated, limit, info = env.suite_step(jax.random.key(1), inner, 0, params, time + 1)
+        raw_done = env.craftax.step_env(jax.random.key(1), inner, 0, inner_params)[3]
+        return terminated, limit, raw_done, info
+
+    return jax.tree.map(np.asarray, jax.jit(jax.vmap(both))(times, health))
 
 
-def test_craftax_death_terminates_and_its_step_counter_truncates(craftax_env):
+def test_craftax_death_terminates_and_its_step_counter_truncates(craftax_cases):
     """Craftax's single ``done`` split by its step counter: death is terminated, the limit with the
     player alive truncated, death at the limit both; craftax's own ``done`` agrees each time."""
-    env, params, state, step = craftax_env
-    inner_params = params.inner.replace(max_timesteps=5)
-    cases = []
-    for time, health in ((0, 0.0), (4, 9.0), (4, 0.0), (1, 9.0)):
-        start = state.replace(time=jnp.int32(time), inner=state.inner.replace(timestep=jnp.int32(time)))
-        _, _, _, terminated, truncated, _info = step(jax.random.key(time), start, jnp.float32(health))
-        raw_state = start.inner.replace(player_health=jnp.asarray(health, start.inner.player_health.dtype))
-        _, _, _, raw_done, _ = env.craftax.step_env(jax.random.key(0), raw_state, 0, inner_params)
-        assert bool(raw_done) == bool(terminated | truncated)
-        cases.append((bool(terminated), bool(truncated)))
-    assert cases == [(True, False), (False, True), (True, True), (False, False)]
+    terminated, limit, raw_done, _ = craftax_cases
+    np.testing.assert_array_equal(terminated, [True, False, True, False])
+    np.testing.assert_array_equal(limit, [False, True, True, False])
+    np.testing.assert_array_equal(raw_done, terminated | limit)
 
 
-def test_craftax_reports_achievements_when_an_episode_ends(craftax_env):
-    _env, _params, state, step = craftax_env
-    _, _, _, terminated, _, info = step(jax.random.key(0), state, jnp.float32(0.0))
+def test_craftax_reports_achievements_when_an_episode_ends(craftax_cases):
+    *_, info = craftax_cases
     names = [k for k in info if k.startswith("Achievements/")]
-    assert bool(terminated) and len(names) == 22 and "Achievements/collect_wood" in names
+    assert len(names) == 22 and "Achievements/collect_wood" in names and info[names[0]].shape == (4,)
 
 
 @pytest.mark.parametrize(

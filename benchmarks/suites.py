@@ -1,0 +1,193 @@
+"""PPO on the env suites: the MinAtar table and one env of each outside suite, 4 seeds each.
+
+    python benchmarks/suites.py minatar-breakout [--steps N] [--torso auto|mlp]
+    python benchmarks/suites.py navix-empty | xminigrid-empty | jumanji-snake | craftax-classic
+    python benchmarks/suites.py --report          # results/suites.md from the results so far
+
+Each cell trains its seeds vmapped in one program (``ppo.train``), then each seed's policy plays
+``EPISODES`` greedy episodes (``evaluation.evaluate``). Result files: ``results/suites/<cell>.json``
+(config, per-seed final training return and evaluation return, the IQM with its 95% interval, the
+training curves, seconds, machine, command) and ``<cell>.png`` (the curves).
+
+MinAtar cells use gymnax-blines' PPO config for MinAtar (``agents/<game>/ppo.yaml``: 64 envs x 128
+steps, 8 minibatches x 4 epochs, lr 5e-4, gamma 0.999, lambda 0.95, clip 0.2, entropy 0.01, 256x256
+MLP on the flattened grid), whose 10M-step returns are the anchors (Breakout about 28, Asterix 15,
+Freeway 58, SpaceInvaders 131). ``--torso auto`` (the default) puts our CNN torso in front of that
+MLP; ``--torso mlp`` is gymnax-blines' network exactly. Thresholds (``THRESHOLD``) are stated before
+running and checked on the evaluation IQM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from stamp import machine
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "results" / "suites"
+SEEDS = 4
+EPISODES = 32
+
+MINATAR = dict(
+    num_envs=64,
+    num_steps=128,
+    update_epochs=4,
+    num_minibatches=8,
+    lr=5e-4,
+    anneal_lr=False,
+    gamma=0.999,
+    gae_lambda=0.95,
+    clip_eps=0.2,
+    ent_coef=0.01,
+    vf_coef=0.5,
+    max_grad_norm=0.5,
+    activation="relu",
+    hidden=(256, 256),
+    steps=10_000_000,
+)
+GRID = dict(
+    num_envs=32,
+    num_steps=64,
+    update_epochs=4,
+    num_minibatches=4,
+    lr=5e-4,
+    anneal_lr=True,
+    gamma=0.99,
+    gae_lambda=0.95,
+    clip_eps=0.2,
+    ent_coef=0.01,
+    vf_coef=0.5,
+    max_grad_norm=0.5,
+    activation="relu",
+    hidden=(128, 128),
+)
+CELLS: dict[str, dict[str, Any]] = {
+    "minatar-breakout": dict(MINATAR, env="Breakout-MinAtar"),
+    "minatar-asterix": dict(MINATAR, env="Asterix-MinAtar"),
+    "minatar-freeway": dict(MINATAR, env="Freeway-MinAtar"),
+    "minatar-spaceinvaders": dict(MINATAR, env="SpaceInvaders-MinAtar"),
+    "navix-empty": dict(GRID, env="navix/Navix-Empty-8x8-v0", steps=500_000),
+    "xminigrid-empty": dict(GRID, env="xminigrid/MiniGrid-Empty-8x8", steps=500_000),
+    "jumanji-snake": dict(GRID, env="jumanji/Snake-v1", steps=2_000_000, num_envs=64),
+    # Craftax-Classic symbolic at a CPU-sized budget; on a GPU use num_envs=1024, num_steps=64,
+    # steps=1_000_000_000 (the Craftax paper's PPO budget), hidden=(512, 512, 512), lr 2e-4, lambda 0.8.
+    "craftax-classic": dict(
+        GRID, env="craftax/Craftax-Classic-Symbolic-v1", steps=1_000_000, num_envs=64, gae_lambda=0.8, lr=2e-4
+    ),
+}
+ANCHOR = {
+    "minatar-breakout": 28.0,
+    "minatar-asterix": 15.0,
+    "minatar-freeway": 58.0,
+    "minatar-spaceinvaders": 131.0,
+}
+THRESHOLD = {
+    # navix: reward 1 on reaching the goal, within 100 steps; the uniform policy reaches it rarely
+    "navix-empty": 0.9,
+    # xminigrid: 1 - 0.9 * steps / max_steps on reaching the goal; a shortest path scores about 0.96
+    "xminigrid-empty": 0.9,
+    # Snake: one point a fruit; the uniform policy eats almost none before it collides
+    "jumanji-snake": 3.0,
+}
+
+
+def run(cell: str, steps: int | None, torso: str) -> dict[str, Any]:
+    import jax
+    import numpy as np
+
+    from purejaxlib import evaluation, stats
+    from purejaxlib.algos import ppo
+
+    fields = dict(CELLS[cell])
+    total = int(steps or fields.pop("steps"))
+    fields.pop("steps", None)
+    config = ppo.Config(**fields, total_timesteps=total, torso=torso)
+    keys = jax.random.split(jax.random.key(0), SEEDS)
+    start = time.perf_counter()
+    result = jax.block_until_ready(jax.jit(jax.vmap(ppo.train, in_axes=(None, 0)))(config, keys))
+    seconds = time.perf_counter() - start
+    curve = np.asarray(result.metrics["episode_return"])  # [seeds, updates]
+    evaluate = jax.jit(jax.vmap(evaluation.evaluate, in_axes=(None, 0, 0, None)), static_argnums=3)
+    ev = evaluate(config, result.state, jax.random.split(jax.random.key(1), SEEDS), EPISODES)
+    scores = np.asarray(ev.returns).mean(axis=1)
+    out = {
+        "cell": cell,
+        "config": {**fields, "total_timesteps": total, "torso": torso, "image": config.image},
+        "seeds": SEEDS,
+        "seconds": seconds,
+        "env_steps": np.asarray(result.metrics["env_steps"][0]).tolist(),
+        "curve": curve.tolist(),
+        "final_train_return": stats.final_return(curve).tolist(),
+        "eval_return": scores.tolist(),
+        "eval_iqm_ci": stats.stratified_bootstrap_ci(scores),
+        "train_iqm_ci": stats.stratified_bootstrap_ci(stats.final_return(curve)),
+        "anchor": ANCHOR.get(cell),
+        "threshold": THRESHOLD.get(cell),
+        "machine": machine(),
+    }
+    print(json.dumps({k: v for k, v in out.items() if k not in ("curve", "env_steps")}), flush=True)
+    return out
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    import numpy as np
+
+    from purejaxlib.plotting import pyplot, save_figure
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    x, y = np.asarray(result["env_steps"]), np.asarray(result["curve"])
+    ax.plot(x, np.nanmean(y, 0), label=f"PPO, torso {result['config']['torso']} (mean of {y.shape[0]} seeds)")
+    ax.fill_between(x, np.nanmin(y, 0), np.nanmax(y, 0), alpha=0.2)
+    if result.get("anchor") is not None:
+        ax.axhline(result["anchor"], color="k", ls="--", label="gymnax-blines PPO at 10M")
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("training episode return")
+    ax.set_title(result["config"]["env"])
+    ax.legend()
+    save_figure(fig, path)
+
+
+def report() -> str:
+    lines = [
+        "| cell | env | torso | env steps | seconds (4 seeds) | final train return IQM [95% CI] | eval return per seed "
+        "| eval IQM [95% CI] | anchor / threshold |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for path in sorted(OUT.glob("*.json")):
+        r = json.loads(path.read_text())
+        t, e = r["train_iqm_ci"], r["eval_iqm_ci"]
+        bar = r["anchor"] if r["anchor"] is not None else r["threshold"]
+        lines.append(
+            f"| {r['cell']} | {r['config']['env']} | {r['config']['torso']} | {r['config']['total_timesteps']:,} | "
+            f"{r['seconds']:.0f} | {t[0]:.1f} [{t[1]:.1f}, {t[2]:.1f}] | "
+            + ", ".join(f"{s:.1f}" for s in r["eval_return"])
+            + f" | {e[0]:.2f} [{e[1]:.2f}, {e[2]:.2f}] | {bar} |"
+        )
+    text = "\n".join(lines)
+    (HERE / "results" / "suites.md").write_text(text + "\n")
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("cell", nargs="?", choices=sorted(CELLS))
+    parser.add_argument("--steps", type=int, default=None, help="env steps per seed (default: the cell's)")
+    parser.add_argument("--torso", default="auto", choices=("auto", "mlp", "cnn"))
+    parser.add_argument("--report", action="store_true")
+    args = parser.parse_args()
+    if args.cell:
+        OUT.mkdir(parents=True, exist_ok=True)
+        result = run(args.cell, args.steps, args.torso)
+        name = args.cell if args.torso == "auto" else f"{args.cell}-{args.torso}"
+        (OUT / f"{name}.json").write_text(json.dumps(result, indent=1))
+        plot(result, OUT / f"{name}.png")
+    print(report())
+
+
+if __name__ == "__main__":
+    main()
