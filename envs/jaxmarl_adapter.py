@@ -19,12 +19,8 @@ is the optional extra ``marl``; it prints to stdout when imported, which is kept
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import io
-import os
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -33,6 +29,7 @@ from flax import struct
 from gymnax.environments import spaces
 
 from purejaxlib.envs.multiagent import MultiAgentEnv
+from purejaxlib.envs.suites import quiet
 
 INSTALL = "pip install 'purejaxlib[marl]' (jaxmarl; Python >= 3.11)"
 
@@ -48,20 +45,7 @@ MPE = (
 )
 
 
-@contextlib.contextmanager
-def quiet_stdout() -> Iterator[None]:
-    """Swallows what is printed to stdout, at the file descriptor too (jaxmarl's import prints even
-    with ``sys.stdout`` redirected: something it imports resets it)."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        with open(os.devnull, "w") as null, contextlib.redirect_stdout(io.StringIO()):
-            os.dup2(null.fileno(), 1)
-            yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
+quiet_stdout = quiet  # jaxmarl's import prints (at the fd level): kept out of ours
 
 
 @functools.cache
