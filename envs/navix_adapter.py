@@ -92,8 +92,8 @@ class NavixEnv(SuiteEnv):
         nx = require("navix", EXTRA, f"navix/{name}")
         self.navix = nx.make(name, max_steps=max_steps, observation_fn=getattr(nx.observations, observation))
         obs = jax.eval_shape(self.navix.reset, jax.random.key(0)).observation
-        high = 255.0 if observation.startswith("rgb") else float(jnp.iinfo(jnp.uint8).max)
-        super().__init__(f"navix/{name}", int(self.navix.action_space.n), tuple(obs.shape), 0.0, high)
+        # every navix observation is uint8 (rgb pixels, or grid codes)
+        super().__init__(f"navix/{name}", int(self.navix.action_space.n), tuple(obs.shape), 0.0, 255.0)
         self._default = SuiteParams(max_steps_in_episode=int(max_steps))
 
     @property
