@@ -157,6 +157,8 @@ class Config(onpolicy.Config):
         self.check_range("gae_lambda", 0.0, 1.0)
         objectives.check_config(self)
         critic_free_lib.check_config(self)
+        if self.reset_pool and self.grouped and self.group_size > 1:
+            self.fail("reset_pool", f"critic-free groups (group_size={self.group_size}) start together; leave it 0")
         if self.offline_data:
             self._validate_offline_data()
         self.check_choice("critic", ("local", "centralized"))

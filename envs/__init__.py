@@ -33,6 +33,7 @@ from purejaxlib.envs.wrappers import (
     FlattenObservation,
     NormalizeObservation,
     NormalizeReward,
+    PendingReset,
     ValidateActions,
     VecEnv,
     Wrapper,
@@ -52,6 +53,7 @@ __all__ = [
     "FlattenObservation",
     "NormalizeObservation",
     "NormalizeReward",
+    "PendingReset",
     "ValidateActions",
     "VecEnv",
     "Wrapper",
@@ -121,6 +123,8 @@ _OBS_BOUNDS_WRONG = ("GaussianBandit-misc", "MemoryChain-bsuite", "MetaMaze-misc
 class GymnaxAdapter(Wrapper):
     """Fixes gymnax envs that bend the protocol: integer rewards (BernoulliBandit-misc,
     UmbrellaChain-bsuite) become float32, and wrong observation bounds become unbounded."""
+
+    transparent_step = True
 
     def __init__(self, env: Any, unbounded_obs: bool):
         super().__init__(env)

@@ -12,19 +12,23 @@ so a value bootstrapped on truncation sees what the agent would have seen.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
-from gymnax.environments import spaces
+from gymnax.environments import environment, spaces
 
 from purejaxlib.normalization import RunningStats, init_stats, normalize, update_stats
 
 
 class Wrapper:
     """Forwards everything not overridden to the wrapped env."""
+
+    transparent_step: ClassVar[bool] = False
+    """True where ``step`` is the wrapped env's step but for dtypes and eager checks, so
+    :class:`PendingReset` may step the gymnax env underneath directly."""
 
     def __init__(self, env: Any):
         self._env = env
@@ -115,14 +119,30 @@ class VecEnv(Wrapper):
 
     With ``group_size > 1`` a reset gives each run of ``group_size`` consecutive envs one reset key,
     so a group starts from the same state (group-relative advantages); steps still get one key per env.
+
+    With ``reset_pool = k > 0`` (the env stack must have :class:`PendingReset` innermost) each batch
+    step makes ``k`` fresh starts and hands them to envs whose episode ended, instead of every env
+    computing a reset on every step (gymnax's auto-reset evaluates both branches under ``vmap``):
+    for suites whose reset is costly (Craftax generates a world) this is most of the step's cost.
+    An env whose episode ends starts its next one at once from the start it holds; the envs that
+    used theirs get new ones, ``k`` a step, in a randomly rotated order. If more than ``k`` envs
+    end on one step, the rest get theirs on the next steps (an env that ends again before then
+    starts from its held start again). Craftax's own PPO does the same ("optimistic resets").
     """
 
-    def __init__(self, env: Any, num_envs: int, group_size: int = 1):
+    def __init__(self, env: Any, num_envs: int, group_size: int = 1, reset_pool: int = 0):
         super().__init__(env)
         if group_size < 1 or num_envs % group_size:
             raise ValueError(f"group_size={group_size} must be >= 1 and divide num_envs={num_envs}")
+        if reset_pool < 0 or reset_pool > num_envs:
+            raise ValueError(f"reset_pool={reset_pool} must be between 0 (off) and num_envs={num_envs}")
+        if reset_pool and group_size > 1:
+            raise ValueError(f"reset_pool={reset_pool} cannot be used with group_size={group_size} (grouped resets)")
+        if reset_pool and not callable(getattr(env, "fresh_starts", None)):
+            raise ValueError(f"reset_pool={reset_pool} needs PendingReset innermost in the env stack")
         self.num_envs = num_envs
         self.group_size = group_size
+        self.reset_pool = reset_pool
 
     def reset(self, key: jax.Array, params: Any) -> tuple[jax.Array, Any]:
         keys = jax.random.split(key, self.num_envs // self.group_size)
@@ -132,8 +152,95 @@ class VecEnv(Wrapper):
 
     def step(self, key, state, action, params):
         """``action`` is ``[num_envs, ...]``; outputs carry a leading ``num_envs`` axis."""
-        keys = jax.random.split(key, self.num_envs)
-        return jax.vmap(self._env.step, in_axes=(0, 0, 0, None))(keys, state, action, params)
+        if not self.reset_pool:
+            keys = jax.random.split(key, self.num_envs)
+            return jax.vmap(self._env.step, in_axes=(0, 0, 0, None))(keys, state, action, params)
+        step_key, pool_key, order_key = jax.random.split(key, 3)
+        keys = jax.random.split(step_key, self.num_envs)
+        obs, state, reward, terminated, truncated, info = jax.vmap(self._env.step, in_axes=(0, 0, 0, None))(
+            keys, state, action, params
+        )
+        starts = self._env.fresh_starts(pool_key, params, self.reset_pool)
+        offset = jax.random.randint(order_key, (), 0, self.num_envs)
+        state = jax.tree.map(
+            lambda node: hand_out_starts(node, starts, offset) if isinstance(node, PendingResetState) else node,
+            state,
+            is_leaf=lambda node: isinstance(node, PendingResetState),
+        )
+        return obs, state, reward, terminated, truncated, info
+
+
+@struct.dataclass
+class PendingResetState:
+    env_state: Any  # the env's state
+    start_obs: Any  # the first observation of this env's next episode (the env's own form)
+    start_state: Any  # and its state
+    used: jax.Array  # bool: the held start began an episode; a fresh one is due
+
+
+class PendingReset(Wrapper):
+    """A gymnax env whose auto-reset takes the start its state holds instead of computing a reset.
+
+    Goes innermost in a stack under ``VecEnv(..., reset_pool=k)``, which refills the held starts
+    (:meth:`fresh_starts`); on its own every episode would begin from the same held start. Steps
+    the gymnax ``Environment`` (``step_env``/``reset_env``/``is_truncated``) under ``env``'s
+    wrappers with ``transparent_step`` (:func:`purejaxlib.envs.make`'s action check and gymnax
+    fixes: the reward is cast to float32 here); ``terminated``, ``truncated`` and ``info`` are as
+    gymnax's ``step`` gives them (``final_observation`` is the observation the episode ended on).
+    """
+
+    def __init__(self, env: Any):
+        super().__init__(env)
+        core = env
+        while isinstance(core, Wrapper) and core.transparent_step:
+            core = core._env
+        if not isinstance(core, environment.Environment):
+            name = getattr(env, "name", type(core).__name__)
+            raise ValueError(f"{name}: a reset pool needs a gymnax Environment (step_env, reset_env, is_truncated)")
+        self._core = core  # stepped directly; everything else is asked of ``env``
+
+    def reset(self, key: jax.Array, params: Any) -> tuple[Any, PendingResetState]:
+        first, held = jax.random.split(key)
+        obs, env_state = self._core.reset_env(first, params)
+        start_obs, start_state = self._core.reset_env(held, params)
+        return obs, PendingResetState(env_state, start_obs, start_state, jnp.bool_(False))
+
+    def step(self, key, state: PendingResetState, action, params):
+        obs, env_state, reward, terminated, info = self._core.step_env(key, state.env_state, action, params)
+        reward = jnp.asarray(reward, jnp.float32)
+        truncated = self._core.is_truncated(env_state, params)
+        done = jnp.logical_or(terminated, truncated)
+        pick = lambda start, stepped: jax.lax.select(done, start, stepped)
+        next_state = jax.tree.map(pick, state.start_state, env_state)
+        next_obs = jax.tree.map(pick, state.start_obs, obs)
+        info = {**info, "terminated": terminated, "truncated": truncated, "final_observation": obs}
+        new = PendingResetState(next_state, state.start_obs, state.start_state, jnp.logical_or(state.used, done))
+        return next_obs, new, reward, terminated, truncated, info
+
+    def fresh_starts(self, key: jax.Array, params: Any, n: int) -> tuple[Any, Any]:
+        """``n`` new episodes' first observations and states, each with a leading ``[n]`` axis."""
+        return jax.vmap(self._core.reset_env, in_axes=(0, None))(jax.random.split(key, n), params)
+
+
+def hand_out_starts(node: PendingResetState, starts: tuple[Any, Any], offset: jax.Array) -> PendingResetState:
+    """Gives the ``k`` fresh ``starts`` (leading ``[k]``) to the first ``k`` envs of the batch
+    ``node`` (leading ``[num_envs]``) whose held start was used, counting from env ``offset``."""
+    used = node.used
+    n, k = used.shape[0], jax.tree.leaves(starts)[0].shape[0]
+    rank = jnp.roll(jnp.cumsum(jnp.roll(used, -offset)) - 1, offset)  # order among the used envs
+    take = jnp.logical_and(used, rank < k)
+    index = jnp.clip(rank, 0, k - 1)
+
+    def give(fresh: jax.Array, held: jax.Array) -> jax.Array:
+        return jnp.where(take.reshape((n,) + (1,) * (held.ndim - 1)), fresh[index], held)
+
+    start_obs, start_state = starts
+    return PendingResetState(
+        node.env_state,
+        jax.tree.map(give, start_obs, node.start_obs),
+        jax.tree.map(give, start_state, node.start_state),
+        jnp.logical_and(used, jnp.logical_not(take)),
+    )
 
 
 @struct.dataclass
@@ -273,6 +380,8 @@ class ValidateActions(Wrapper):
     and call ``err.throw()`` to get the same message (a function that is not checkified then
     fails at trace time, so the flag cannot be silently ignored).
     """
+
+    transparent_step = True
 
     def __init__(self, env: Any, checkify: bool = False):
         super().__init__(env)

@@ -166,6 +166,7 @@ class EnvConfig(ConfigBase):
     """
 
     multiagent: ClassVar[bool] = False  # the algorithm learns on multi-agent envs (agent rows)
+    pooled_reset: ClassVar[bool] = False  # the algorithm's env batch honours reset_pool
 
     env: str = static("CartPole-v1")
     """Environment name (see purejaxlib.envs.list()), optionally with options: name:key=value,..."""
@@ -173,6 +174,8 @@ class EnvConfig(ConfigBase):
     """Overrides of the env's params, e.g. {"gravity": 12.0} (traced: sweepable)."""
     torso: str = static("auto")
     """Observation torso: "auto" (a CNN for [H, W, C] images and grids, the MLP alone for vectors), "mlp", "cnn"."""
+    reset_pool: int = static(0)
+    """Fresh starts made per batch step for envs whose episode ended (envs.VecEnv); 0: each env resets itself."""
 
     @property
     def spec(self) -> Any:
@@ -197,6 +200,7 @@ class EnvConfig(ConfigBase):
             where = "purejaxlib.algos.ppo (IPPO, MAPPO: ppo.ippo_config / ppo.mappo_config)"
             self.fail("env", f"{self.env} is a multi-agent env (agents {', '.join(agents)}); train it with {where}")
         self._check_torso(agents)
+        self._check_reset_pool(agents)
         overrides: Any = self.env_params
         if overrides is None:
             return
@@ -234,6 +238,22 @@ class EnvConfig(ConfigBase):
             image_shape(self.spec.obs_shape, self.torso)
         except ValueError as err:
             self.fail("torso", f"{err} ({self.env}); use 'auto' or 'mlp'")
+
+    def _check_reset_pool(self, agents: tuple[str, ...]) -> None:
+        self.check_positive("reset_pool", allow_zero=True)
+        if not self.reset_pool:
+            return
+        if not self.pooled_reset:
+            self.fail("reset_pool", f"{type(self).__module__} does not step a reset pool; leave it 0")
+        if agents:
+            self.fail("reset_pool", f"{self.env} is a multi-agent env; a reset pool is for single-agent envs")
+        num_envs = getattr(self, "num_envs", None)
+        if isinstance(num_envs, int) and self.reset_pool > num_envs:
+            self.fail("reset_pool", f"{self.reset_pool} is more than num_envs={num_envs}")
+        try:
+            envs.PendingReset(envs.make(self.env)[0])
+        except ValueError as err:
+            self.fail("reset_pool", str(err))
 
     def _check_action_space_unchanged(self, env: Any, defaults: Any, overrides: dict[str, np.ndarray]) -> None:
         """The algorithms size and scale actions from the registered env's action space

@@ -24,6 +24,7 @@ class Evaluation(NamedTuple):
     returns: jax.Array | np.ndarray  # [episodes] undiscounted return of each episode
     lengths: jax.Array | np.ndarray  # [episodes] int32
     finished: jax.Array | np.ndarray  # [episodes] bool: the episode ended within max_steps
+    final_info: dict[str, Any] = {}  # noqa: RUF012 (never mutated)  name -> [episodes]: info on each episode's last step
 
 
 def algorithm_module(config: Any) -> Any:
@@ -42,13 +43,17 @@ def evaluate(
     *,
     deterministic: bool = True,
     max_steps: int | None = None,
+    record: tuple[str, ...] = (),
 ) -> Evaluation:
     """Runs ``episodes`` episodes side by side, each from its own reset, until each ends once.
 
-    ``max_steps`` bounds the scan (default: the env's ``max_steps_in_episode``); an episode still
-    running then is reported with ``finished=False``. Jittable; vmap over ``state`` (with the
-    config's traced leaves) to evaluate every member of a sweep at once. On a multi-agent env an
-    episode's return is the mean over its agents of their returns (the team's, in shared-reward games).
+    ``max_steps`` bounds the loop (default: the env's ``max_steps_in_episode``); an episode still
+    running then is reported with ``finished=False``; the loop stops as soon as every episode has
+    ended. Jittable; vmap over ``state`` (with the config's traced leaves) to evaluate every member
+    of a sweep at once. On a multi-agent env an episode's return is the mean over its agents of
+    their returns (the team's, in shared-reward games). ``record``: prefixes of ``info`` entries to
+    keep from each episode's last step (``final_info``; e.g. ``("Achievements/",)`` on Craftax).
+    A gymnax env is stepped without computing resets after an episode ends (:class:`envs.PendingReset`).
     """
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
@@ -58,16 +63,19 @@ def evaluate(
         if max_steps is None:
             raise ValueError(f"{config.env} has no max_steps_in_episode; pass max_steps")
     multiagent = bool(config.spec.agents)  # agent rows [episodes, A, ...]: the team's mean reward counts
-    env = envs_lib.VecEnv(env if multiagent else envs_lib.FlattenObservation(env), episodes)
+    if not multiagent:
+        env = envs_lib.FlattenObservation(without_resets(env))
+    env = envs_lib.VecEnv(env, episodes)
     act = algorithm_module(config).policy(config, state, deterministic=deterministic)
     reset_key, run_key = jax.random.split(key)
     obs, env_state = env.reset(reset_key, env_params)
+    step_keys = jax.random.split(run_key, int(max_steps))
 
     recurrent = hasattr(act, "initial_carry")  # a policy with memory: act(obs, key, carry, first)
 
-    def one_step(carry, step_key):
-        env_state, obs, returns, lengths, done, memory, first = carry
-        act_key, env_key = jax.random.split(step_key)
+    def one_step(carry: tuple) -> tuple[tuple, dict[str, Any]]:
+        t, env_state, obs, returns, lengths, done, memory, first, kept = carry
+        act_key, env_key = jax.random.split(step_keys[t])
         if recurrent:
             action, memory = act(obs, act_key, memory, first)
         else:
@@ -79,20 +87,40 @@ def evaluate(
         live = ~done
         returns = returns + jnp.where(live, reward, 0.0)
         lengths = lengths + live.astype(jnp.int32)
-        return (env_state, obs, returns, lengths, done | ended, memory, ended), None
+        kept = {k: jnp.where(live & ended, jnp.asarray(info[k], jnp.float32), v) for k, v in kept.items()}
+        return (t + 1, env_state, obs, returns, lengths, done | ended, memory, ended, kept), info
 
     memory = act.initial_carry(episodes) if recurrent else None
-    init = (
+    zeros = jnp.zeros(episodes)
+    init: tuple[Any, ...] = (
+        jnp.int32(0),
         env_state,
         obs,
-        jnp.zeros(episodes),
-        jnp.zeros(episodes, jnp.int32),
-        jnp.zeros(episodes, bool),
+        zeros,
+        zeros.astype(jnp.int32),
+        zeros.astype(bool),
         memory,
-        jnp.ones(episodes, bool),
+        ~zeros.astype(bool),
+        {},
     )
-    (_, _, returns, lengths, done, _, _), _ = jax.lax.scan(one_step, init, jax.random.split(run_key, int(max_steps)))
-    return Evaluation(returns, lengths, done)
+    if record:
+        info = jax.eval_shape(lambda: one_step(init)[1])
+        names = sorted(k for k in info if any(k.startswith(prefix) for prefix in record))
+        if not names:
+            raise ValueError(f"record={record}: no info entry of {config.env} starts with these; it has {sorted(info)}")
+        init = init[:-1] + ({k: jnp.full(episodes, jnp.nan, jnp.float32) for k in names},)
+    running = lambda carry: (carry[0] < max_steps) & ~jnp.all(carry[5])
+    _, _, _, returns, lengths, done, _, _, kept = jax.lax.while_loop(running, lambda c: one_step(c)[0], init)
+    return Evaluation(returns, lengths, done, kept)
+
+
+def without_resets(env: Any) -> Any:
+    """``env`` stepped without computing a reset when an episode ends (evaluation plays each
+    episode once), where it is a gymnax env; unchanged otherwise."""
+    try:
+        return envs_lib.PendingReset(env)
+    except ValueError:
+        return env
 
 
 # Folded into a member's seed key for its periodic evaluations, so they never draw its training keys.
@@ -159,6 +187,7 @@ def evaluate_sweep(
         program_key = jax.random.fold_in(key, p)
         keys = jax.vmap(lambda m, k=program_key: jax.random.fold_in(k, m))(np.arange(members))
         out = execute(job, (flat(program["config"]), flat(program["state"])), keys, devices=select_devices()).state
-        outputs.append({"metrics": {n: np.asarray(v).reshape(shape + (episodes,)) for n, v in out._asdict().items()}})
+        fields = ("returns", "lengths", "finished")
+        outputs.append({"metrics": {n: np.asarray(getattr(out, n)).reshape(shape + (episodes,)) for n in fields}})
     placed = assemble(outputs, grid, static_names, traced_names, len(result.grid["seed"]))
-    return Evaluation(**placed)
+    return Evaluation(placed["returns"], placed["lengths"], placed["finished"])

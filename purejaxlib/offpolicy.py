@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, Literal, NamedTuple, cast
+from typing import Any, ClassVar, Literal, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -33,6 +33,8 @@ from purejaxlib.rollout import Memory, episode_metrics, recurrent_rollout, rollo
 
 class Config(EnvConfig):
     """Fields every replay-based learner shares; algorithms subclass and add their own."""
+
+    pooled_reset: ClassVar[bool] = True
 
     total_timesteps: int = static(50_000)
     """Env steps per agent over the whole run."""
@@ -372,10 +374,13 @@ class TrainResult(NamedTuple):
 
 
 def make_env(config: Config) -> tuple[Any, Any]:
-    """The vectorized env (flattened observations, episode statistics) and its params."""
+    """The vectorized env (flattened observations, episode statistics; ``config.reset_pool`` fresh
+    starts a step when set) and its params."""
     env, env_params = envs_lib.from_config(config)
+    if config.reset_pool:
+        env = envs_lib.PendingReset(env)
     env = envs_lib.EpisodeStatistics(envs_lib.FlattenObservation(env))
-    return envs_lib.VecEnv(env, config.num_envs), env_params
+    return envs_lib.VecEnv(env, config.num_envs, reset_pool=config.reset_pool), env_params
 
 
 def make_tx(config: Config, every: int = 1) -> optax.GradientTransformation:

@@ -13,7 +13,7 @@ frozen observation statistics) and :class:`RecurrentAct`, the acting function of
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -28,6 +28,8 @@ from purejaxlib.optim import make_optimizer
 
 class Config(EnvConfig):
     """Fields every on-policy learner shares; algorithms subclass and add their own."""
+
+    pooled_reset: ClassVar[bool] = True
 
     total_timesteps: int = static(500_000)
     """Env steps per agent over the whole run."""
@@ -117,14 +119,17 @@ def make_env(
 ) -> tuple[Any, Any]:
     """The vectorized env and its params: flattened observations, episode statistics, actions
     clipped to the bounds (continuous envs), ``config.num_envs`` copies (``group_size``
-    consecutive envs reset to one state), then the optional running normalizations. A multi-agent
+    consecutive envs reset to one state; ``config.reset_pool`` fresh starts a step handed to envs
+    whose episode ended, when set), then the optional running normalizations. A multi-agent
     env's agent rows are folded into the batch: ``config.num_rows`` rows (env-major)."""
     env, env_params = envs_lib.from_config(config)
     multiagent = bool(config.spec.agents)
+    if config.reset_pool:
+        env = envs_lib.PendingReset(env)
     env = envs_lib.EpisodeStatistics(env if multiagent else envs_lib.FlattenObservation(env))
     if not config.spec.discrete:
         env = envs_lib.ClipAction(env)
-    env = envs_lib.VecEnv(env, config.num_envs, group_size=group_size)
+    env = envs_lib.VecEnv(env, config.num_envs, group_size=group_size, reset_pool=config.reset_pool)
     if multiagent:
         env = envs_lib.FoldAgents(env, config.num_agents)
     if normalize_obs:

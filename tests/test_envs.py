@@ -222,6 +222,103 @@ def test_vec_env_shapes_and_independent_envs():
     assert all(leaf.shape[0] == 5 for leaf in jax.tree.leaves(next_state))
 
 
+def _pooled_cartpole_run(num_envs: int, pool: int, steps: int):
+    """CartPole under ``VecEnv(reset_pool=pool)``, always pushing right (episodes of ~10 steps)."""
+    base, params = envs.make("CartPole-v1")
+    env = envs.VecEnv(envs.EpisodeStatistics(envs.PendingReset(base)), num_envs, reset_pool=pool)
+
+    @jax.jit
+    def run(key):
+        reset_key, key = jax.random.split(key)
+        obs, state = env.reset(reset_key, params)
+
+        def body(carry, key):
+            obs, state = carry
+            held = state.env_state.start_obs  # the start each env holds before this step
+            out = env.step(key, state, jnp.ones(num_envs, jnp.int32), params)
+            next_obs, next_state, _, terminated, truncated, info = out
+            used = next_state.env_state.used
+            return (next_obs, next_state), (obs, held, next_obs, terminated, truncated, info, used)
+
+        return obs, jax.lax.scan(body, (obs, state), jax.random.split(key, steps))[1]
+
+    return run(jax.random.key(0))
+
+
+def test_reset_pool_starts_each_episode_from_a_fresh_reset():
+    num_envs, pool = 8, 2
+    obs0, outs = _pooled_cartpole_run(num_envs, pool, 300)
+    _, held, next_obs, terminated, truncated, info, used = jax.tree.map(np.asarray, outs)
+    done = terminated | truncated
+    assert done.sum() > 150  # many episodes ended
+    # An env whose episode ended begins the next from the start it held; otherwise it steps on.
+    np.testing.assert_array_equal(next_obs[done], held[done])
+    np.testing.assert_array_equal(info["final_observation"][~done], next_obs[~done])
+    # terminated is CartPole's own rule on the observation the episode ended on.
+    final = info["final_observation"]
+    fell = (np.abs(final[..., 0]) > 2.4) | (np.abs(final[..., 2]) > 12 * 2 * np.pi / 360)
+    np.testing.assert_array_equal(terminated, fell)
+    # Every start is a CartPole reset (uniform in [-0.05, 0.05]) and no two episodes share one.
+    starts = np.concatenate([obs0, next_obs[done]])
+    assert np.all(np.abs(starts) <= 0.05)
+    assert len(np.unique(starts, axis=0)) == len(starts)
+    # `pool` used starts are refilled a step; the envs beyond that wait for the next steps.
+    before = np.concatenate([np.zeros((1, num_envs), bool), used[:-1]])
+    np.testing.assert_array_equal(used.sum(axis=1), np.maximum(0, (before | done).sum(axis=1) - pool))
+
+
+def test_reset_pool_is_refused_where_it_cannot_work():
+    base, _ = envs.make("CartPole-v1")
+    with pytest.raises(ValueError, match="PendingReset innermost"):
+        envs.VecEnv(base, 4, reset_pool=2)
+    with pytest.raises(ValueError, match="between 0"):
+        envs.VecEnv(envs.PendingReset(base), 4, reset_pool=5)
+    with pytest.raises(ValueError, match="group_size"):
+        envs.VecEnv(envs.PendingReset(base), 4, group_size=2, reset_pool=2)
+    with pytest.raises(ValueError, match="gymnax Environment"):
+        envs.PendingReset(envs.FlattenObservation(base))
+
+
+@pytest.mark.parametrize(
+    "make,match",
+    [
+        (lambda: ppo_config(reset_pool=9, num_envs=8), "more than num_envs=8"),
+        (lambda: ppo_config(reset_pool=-1), "reset_pool"),
+        (lambda: ppo_config(reset_pool=2, env="jaxmarl/MPE_simple_spread_v3"), "multi-agent"),
+        (lambda: ppo_config(reset_pool=2, advantage="rloo", group_size=4), "start together"),
+        (lambda: es_config(reset_pool=2), "does not step a reset pool"),
+    ],
+)
+def test_reset_pool_config_errors_name_the_problem(make, match):
+    from purejaxlib.config import ConfigError
+
+    with pytest.raises(ConfigError, match=match):
+        make()
+
+
+def ppo_config(**fields):
+    from purejaxlib.algos import ppo
+
+    return ppo.Config(**{"env": "CartPole-v1", **fields})
+
+
+def es_config(**fields):
+    from purejaxlib.algos import es
+
+    return es.Config(env="CartPole-v1", **fields)
+
+
+@pytest.mark.slow
+@pytest.mark.learning
+def test_ppo_learns_cartpole_with_a_reset_pool():
+    from purejaxlib.algos import ppo
+
+    config = ppo.Config(env="CartPole-v1", num_envs=16, num_steps=64, total_timesteps=200_000, reset_pool=2)
+    result = jax.jit(ppo.train)(config, jax.random.key(0))
+    # uniform policy ~22; measured (seed 0): 239 with the pool, 320 without, both rising
+    assert float(np.nanmean(np.asarray(result.metrics["episode_return"])[-5:])) > 150
+
+
 # ---------------------------------------------------------------------------------------------
 # NormalizeObservation / NormalizeReward
 
