@@ -25,6 +25,19 @@ def test_cartpole_episode_returns_equal_lengths():
     assert len(set(np.asarray(result.lengths).tolist())) > 1  # independent resets, not 8 copies
 
 
+def test_record_keeps_info_of_each_episodes_last_step():
+    """CartPole's info["discount"] is 0 on a terminal step and 1 before: an untrained policy's
+    episodes all fall, so each episode's recorded last-step discount is 0."""
+    config = small_config(updates=1)
+    state = ppo.init(config, jax.random.key(0))
+    result = purejaxlib.evaluate(config, state, jax.random.key(1), 8, record=("disc",))
+    assert bool(result.finished.all()) and set(result.final_info) == {"discount"}
+    np.testing.assert_array_equal(np.asarray(result.final_info["discount"]), 0.0)
+    assert purejaxlib.evaluate(config, state, jax.random.key(1), 8).final_info == {}
+    with pytest.raises(ValueError, match="no info entry .* has \\['discount'"):
+        purejaxlib.evaluate(config, state, jax.random.key(1), 8, record=("Achievements/",))
+
+
 def test_max_steps_cuts_episodes_and_reports_unfinished():
     config = dqn.Config(total_timesteps=2_000, learning_starts=100, buffer_size=500)
     state = dqn.init(config, jax.random.key(0))
