@@ -34,7 +34,7 @@ def test_record_keeps_info_of_each_episodes_last_step():
     assert bool(result.finished.all()) and set(result.final_info) == {"discount"}
     np.testing.assert_array_equal(np.asarray(result.final_info["discount"]), 0.0)
     assert purejaxlib.evaluate(config, state, jax.random.key(1), 8).final_info == {}
-    with pytest.raises(ValueError, match="no info entry .* has \\['discount'"):
+    with pytest.raises(ValueError, match=r"no info entry .* has \['discount'"):
         purejaxlib.evaluate(config, state, jax.random.key(1), 8, record=("Achievements/",))
 
 
