@@ -11,7 +11,9 @@ import contextlib
 import faulthandler
 import logging
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 
 # Most of the suite's time is XLA compiling small programs that then run for milliseconds, so
@@ -23,6 +25,16 @@ from collections.abc import Iterator
 # compile the same way as the test. PUREJAXLIB_TEST_OPTIMIZED=1 runs every test optimized.
 OPTIMIZED = os.environ.get("PUREJAXLIB_TEST_OPTIMIZED", "0") == "1"
 os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] = "0" if OPTIMIZED else "1"
+
+# Many test modules compile the same programs (a small PPO run on CartPole, its evaluation...) in
+# separate functions and processes (two pytest-xdist workers, the subprocesses of resume and
+# distributed tests). jax's persistent compilation cache, in a directory made empty for this
+# session and deleted after it (pytest_configure below; never carried between sessions, so CI
+# starts cold like a user), compiles each once. PUREJAXLIB_TEST_XLA_CACHE=off turns it off.
+XLA_CACHE = "PUREJAXLIB_TEST_XLA_CACHE"
+if os.environ.get(XLA_CACHE, "") not in ("", "off"):
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = os.environ[XLA_CACHE]
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.2"
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -47,6 +59,31 @@ def _real_stderr(config) -> object:
         return config.stash[fault_handler_stderr_fd_key]
     except (ImportError, KeyError):
         return sys.__stderr__
+
+
+def pytest_configure(config):
+    """The session's compilation cache directory (see XLA_CACHE), made by the first process
+    (pytest-xdist's controller, whose workers and their subprocesses inherit the variable)."""
+    if os.environ.get(XLA_CACHE, "") == "" and not hasattr(config, "workerinput"):
+        path = tempfile.mkdtemp(prefix="purejaxlib-test-xla-")
+        os.environ[XLA_CACHE] = path
+        config.stash[_CACHE_OWNED] = path
+    path = os.environ.get(XLA_CACHE, "off")
+    if path != "off":
+        os.environ["JAX_COMPILATION_CACHE_DIR"] = path
+        os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.2"
+        jax.config.update("jax_compilation_cache_dir", path)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+
+
+def pytest_unconfigure(config):
+    path = config.stash.get(_CACHE_OWNED, None)
+    if path is not None:
+        shutil.rmtree(path, ignore_errors=True)
+        os.environ.pop(XLA_CACHE, None)
+
+
+_CACHE_OWNED = pytest.StashKey[str]()
 
 
 @pytest.hookimpl(hookwrapper=True)
