@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 from typing import Any
 
+from onpolicy_cells import plot_curves, train_and_evaluate
 from stamp import machine
 
 HERE = Path(__file__).resolve().parent
@@ -104,32 +104,16 @@ def run(task: str, steps: int | None) -> dict[str, Any]:
     import jax
     import numpy as np
 
-    from purejaxlib import evaluation, stats
     from purejaxlib.algos import ppo
 
     cell = dict(CONFIGS[task])
     total = int(steps or cell.pop("steps"))
     cell.pop("steps", None)
     out: dict[str, Any] = {"task": task, "config": {**cell, "total_timesteps": total}, "seeds": SEEDS, "methods": {}}
-    keys = jax.random.split(jax.random.key(0), SEEDS)
     for method, make in (("ippo", ppo.ippo_config), ("mappo", ppo.mappo_config)):
         config = make(**cell, total_timesteps=total)
-        start = time.perf_counter()
-        result = jax.block_until_ready(jax.jit(jax.vmap(ppo.train, in_axes=(None, 0)))(config, keys))
-        seconds = time.perf_counter() - start
-        curve = np.asarray(result.metrics["episode_return"])  # [seeds, updates]
+        result, _, record = train_and_evaluate(config, SEEDS, EPISODES)
         eval_keys = jax.random.split(jax.random.key(1), SEEDS)
-        evaluate = jax.jit(jax.vmap(evaluation.evaluate, in_axes=(None, 0, 0, None)), static_argnums=3)
-        ev = evaluate(config, result.state, eval_keys, EPISODES)
-        scores = np.asarray(ev.returns).mean(axis=1)
-        record: dict[str, Any] = {
-            "seconds": seconds,
-            "env_steps": np.asarray(result.metrics["env_steps"][0]).tolist(),
-            "curve": curve.tolist(),
-            "final_train_return": stats.final_return(curve).tolist(),
-            "eval_return": scores.tolist(),
-            "eval_iqm_ci": stats.stratified_bootstrap_ci(scores),
-        }
         if task == "smax":
             win_rate = jax.jit(jax.vmap(smax_win_rate, in_axes=(None, 0, 0, None)), static_argnums=3)
             wins = win_rate(config, result.state, eval_keys, EPISODES)
@@ -142,22 +126,9 @@ def run(task: str, steps: int | None) -> dict[str, Any]:
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
-    import numpy as np
-
-    from purejaxlib.plotting import pyplot, save_figure
-
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for method, record in result["methods"].items():
-        x = np.asarray(record["env_steps"])
-        y = np.asarray(record["curve"])
-        ax.plot(x, np.nanmean(y, 0), label=f"{method.upper()} (mean of {y.shape[0]} seeds)")
-        ax.fill_between(x, np.nanmin(y, 0), np.nanmax(y, 0), alpha=0.2)
-    ax.set_xlabel("env steps")
-    ax.set_ylabel("episode return (mean over agents)")
-    ax.set_title(f"{result['config']['env']}: IPPO vs MAPPO")
-    ax.legend()
-    save_figure(fig, path)
+    curves = {m.upper(): (r["env_steps"], r["curve"]) for m, r in result["methods"].items()}
+    title = f"{result['config']['env']}: IPPO vs MAPPO"
+    plot_curves(curves, title, "episode return (mean over agents)", path)
 
 
 def report() -> str:

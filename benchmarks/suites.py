@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 from typing import Any
 
+from onpolicy_cells import evaluate_seeds, plot_curves, train_and_evaluate
 from stamp import machine
 
 HERE = Path(__file__).resolve().parent
@@ -118,45 +118,30 @@ def run(cell: str, steps: int | None, torso: str, gpu: bool = False) -> dict[str
     import jax
     import numpy as np
 
-    from purejaxlib import evaluation, stats
+    from purejaxlib import stats
     from purejaxlib.algos import ppo
 
     fields = dict(CELLS[cell], **(CRAFTAX_GPU if gpu else {}))
     total = int(steps or fields.pop("steps"))
     fields.pop("steps", None)
     config = ppo.Config(**fields, total_timesteps=total, torso=torso)
-    keys = jax.random.split(jax.random.key(0), SEEDS)
-    start = time.perf_counter()
-    result = jax.block_until_ready(jax.jit(jax.vmap(ppo.train, in_axes=(None, 0)))(config, keys))
-    seconds = time.perf_counter() - start
-    curve = np.asarray(result.metrics["episode_return"])  # [seeds, updates]
     how = {"deterministic": True, **EVAL.get(cell, {})}
-    play = jax.jit(jax.vmap(lambda state, key: evaluation.evaluate(config, state, key, EPISODES, **how)))
-    eval_keys = jax.random.split(jax.random.key(1), SEEDS)
-    ev = play(result.state, eval_keys)
-    scores = np.asarray(ev.returns).mean(axis=1)
+    _, ev, record = train_and_evaluate(config, SEEDS, EPISODES, **how)
     extra: dict[str, Any] = {}
     if ev.final_info:  # each recorded flag's rate over all seeds' episodes, percent
-        extra["final_info_rate"] = {k: float(np.mean(np.asarray(v) > 0) * 100) for k, v in ev.final_info.items()}
+        extra["final_info_rate"] = rates(ev.final_info)
     if isinstance(THRESHOLD.get(cell), str):  # the untrained policy, same seeds and evaluation keys
-        untrained = play(jax.vmap(ppo.init, in_axes=(None, 0))(config, keys), eval_keys)
+        start = jax.vmap(ppo.init, in_axes=(None, 0))(config, jax.random.split(jax.random.key(0), SEEDS))
+        untrained = evaluate_seeds(config, start, SEEDS, EPISODES, **how)
         base = np.asarray(untrained.returns).mean(axis=1)
         extra["baseline_return"] = base.tolist()
         extra["baseline_iqm_ci"] = stats.stratified_bootstrap_ci(base)
-        extra["baseline_final_info_rate"] = {
-            k: float(np.mean(np.asarray(v) > 0) * 100) for k, v in untrained.final_info.items()
-        }
+        extra["baseline_final_info_rate"] = rates(untrained.final_info)
     out = {
         "cell": cell,
         "config": {**fields, "total_timesteps": total, "torso": torso, "image": config.image},
         "seeds": SEEDS,
-        "seconds": seconds,
-        "env_steps": np.asarray(result.metrics["env_steps"][0]).tolist(),
-        "curve": curve.tolist(),
-        "final_train_return": stats.final_return(curve).tolist(),
-        "eval_return": scores.tolist(),
-        "eval_iqm_ci": stats.stratified_bootstrap_ci(scores),
-        "train_iqm_ci": stats.stratified_bootstrap_ci(stats.final_return(curve)),
+        **record,
         "anchor": ANCHOR.get(cell),
         "threshold": THRESHOLD.get(cell),
         "evaluation": {"episodes": EPISODES, **{k: list(v) if isinstance(v, tuple) else v for k, v in how.items()}},
@@ -167,41 +152,56 @@ def run(cell: str, steps: int | None, torso: str, gpu: bool = False) -> dict[str
     return out
 
 
-def plot(result: dict[str, Any], path: Path) -> None:
+def rates(final_info: dict[str, Any]) -> dict[str, float]:
+    """Percent of all seeds' episodes whose recorded flag was set on their last step."""
     import numpy as np
 
-    from purejaxlib.plotting import pyplot, save_figure
+    return {k: float(np.mean(np.asarray(v) > 0) * 100) for k, v in final_info.items()}
 
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    x, y = np.asarray(result["env_steps"]), np.asarray(result["curve"])
-    ax.plot(x, np.nanmean(y, 0), label=f"PPO, torso {result['config']['torso']} (mean of {y.shape[0]} seeds)")
-    ax.fill_between(x, np.nanmin(y, 0), np.nanmax(y, 0), alpha=0.2)
-    if result.get("anchor") is not None:
-        ax.axhline(result["anchor"], color="k", ls="--", label="gymnax-blines PPO at 10M")
-    ax.set_xlabel("env steps")
-    ax.set_ylabel("training episode return")
-    ax.set_title(result["config"]["env"])
-    ax.legend()
-    save_figure(fig, path)
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    anchor = (result["anchor"], "gymnax-blines PPO at 10M") if result.get("anchor") is not None else None
+    label = f"PPO, torso {result['config']['torso']}"
+    curves = {label: (result["env_steps"], result["curve"])}
+    plot_curves(curves, result["config"]["env"], "training episode return", path, anchor)
+
+
+def verdict(r: dict[str, Any]) -> str:
+    """The cell's bar and whether the evaluation IQM cleared it."""
+    iqm = r["eval_iqm_ci"][0]
+    if r.get("anchor") is not None:
+        return f"{r['anchor']} at 10M: {'met' if iqm >= r['anchor'] else 'missed'}"
+    if isinstance(r.get("threshold"), str):
+        high = r["baseline_iqm_ci"][2]
+        return f"untrained {r['baseline_iqm_ci'][0]:.2f} (CI high {high:.2f}): {'met' if iqm > high else 'missed'}"
+    if r.get("threshold") is not None:
+        return f">= {r['threshold']}: {'met' if iqm >= r['threshold'] else 'missed'}"
+    return "-"
 
 
 def report() -> str:
     lines = [
         "| cell | env | torso | env steps | seconds (4 seeds) | final train return IQM [95% CI] | eval return per seed "
-        "| eval IQM [95% CI] | anchor / threshold |",
+        "| eval IQM [95% CI] | bar |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for path in sorted(OUT.glob("*.json")):
-        r = json.loads(path.read_text())
+    results = [json.loads(path.read_text()) for path in sorted(OUT.glob("*.json"))]
+    for r in results:
         t, e = r["train_iqm_ci"], r["eval_iqm_ci"]
-        bar = r["anchor"] if r["anchor"] is not None else r["threshold"]
         lines.append(
             f"| {r['cell']} | {r['config']['env']} | {r['config']['torso']} | {r['config']['total_timesteps']:,} | "
             f"{r['seconds']:.0f} | {t[0]:.1f} [{t[1]:.1f}, {t[2]:.1f}] | "
             + ", ".join(f"{s:.1f}" for s in r["eval_return"])
-            + f" | {e[0]:.2f} [{e[1]:.2f}, {e[2]:.2f}] | {bar} |"
+            + f" | {e[0]:.2f} [{e[1]:.2f}, {e[2]:.2f}] | {verdict(r)} |"
         )
+    for r in results:
+        if r.get("final_info_rate"):
+            n = r["seeds"] * r["evaluation"]["episodes"]
+            lines += ["", f"{r['cell']}: percent of {n} episodes (sampled policy) with each achievement", ""]
+            lines += ["| achievement | trained | untrained |", "|---|---|---|"]
+            for k, v in r["final_info_rate"].items():
+                base = r.get("baseline_final_info_rate", {}).get(k, float("nan"))
+                lines.append(f"| {k.split('/', 1)[-1]} | {v:.1f} | {base:.1f} |")
     text = "\n".join(lines)
     (HERE / "results" / "suites.md").write_text(text + "\n")
     return text
