@@ -1,7 +1,7 @@
 """Raw environment throughput (B5): random actions, vmapped over envs and scanned, no learning.
 
 Usage: python benchmarks/env_throughput.py [--envs NAME ...] [--num-envs 16 256 4096]
-       [--seconds 1.0] [--repeats 3] [--no-b1] [--out benchmarks/results/env_throughput]
+       [--seconds 1.0] [--repeats 3] [--reset-ratio R] [--no-b1] [--out benchmarks/results/env_throughput]
 
 For each env and env count one compiled chunk (``reset`` once, then ``chunk`` steps of the
 vectorized env in ``lax.scan``) is called repeatedly on its own output state for about
@@ -9,6 +9,8 @@ vectorized env in ``lax.scan``) is called repeatedly on its own output state for
 apart. The envs are built by ``purejaxlib.envs.make`` with the wrappers training uses. With B1
 on (the default), PPO's B1 config is trained at 16 envs and its env steps/s is stated as a
 fraction of the raw CartPole throughput at the same 16 envs: the share of time left to the env.
+``--reset-ratio R`` steps through a reset pool (``envs.VecEnv(..., reset_pool=num_envs // R)``,
+one fresh start per R envs a step, as Craftax's own PPO) instead of gymnax's auto-reset.
 """
 
 from __future__ import annotations
@@ -42,10 +44,11 @@ def chunk_length(name: str, num_envs: int) -> int:
     return max(16, min(1000, 256_000 // num_envs))
 
 
-def make_chunk(name: str, num_envs: int, length: int):
-    """``(init(key) -> carry, chunk(carry) -> carry)``: ``length`` random-action steps of ``num_envs`` envs."""
+def make_chunk(name: str, num_envs: int, length: int, reset_pool: int = 0):
+    """``(init(key) -> carry, chunk(carry) -> carry)``: ``length`` random-action steps of ``num_envs`` envs
+    (through a reset pool of ``reset_pool`` fresh starts a step when > 0)."""
     env, params = envs.make(name)
-    vec = envs.VecEnv(env, num_envs)
+    vec = envs.VecEnv(envs.PendingReset(env) if reset_pool else env, num_envs, reset_pool=reset_pool)
     space = env.action_space(params)
 
     def init(key: jax.Array):
@@ -67,9 +70,10 @@ def make_chunk(name: str, num_envs: int, length: int):
     return jax.jit(init), jax.jit(chunk)
 
 
-def measure_env(name: str, num_envs: int, seconds: float, repeats: int) -> dict[str, Any]:
+def measure_env(name: str, num_envs: int, seconds: float, repeats: int, reset_ratio: int = 0) -> dict[str, Any]:
     length = chunk_length(name, num_envs)
-    init, chunk = make_chunk(name, num_envs, length)
+    reset_pool = max(1, num_envs // reset_ratio) if reset_ratio else 0
+    init, chunk = make_chunk(name, num_envs, length, reset_pool)
     carry = jax.block_until_ready(init(jax.random.key(0)))
     t0 = time.perf_counter()
     compiled = chunk.lower(carry).compile()
@@ -90,8 +94,9 @@ def measure_env(name: str, num_envs: int, seconds: float, repeats: int) -> dict[
     if not np.isfinite(total):
         raise RuntimeError(f"{name}: non-finite rewards in the throughput run")
     return {
-        "env": name,
+        "env": name if not reset_pool else f"{name} (reset pool: 1 start a step per {reset_ratio} envs)",
         "num_envs": num_envs,
+        "reset_pool": reset_pool,
         "chunk": length,
         "steps_per_s": statistics.median(rates),
         "steps_per_s_runs": rates,
@@ -149,6 +154,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--num-envs", nargs="+", type=int, default=[16, 256, 4096])
     parser.add_argument("--seconds", type=float, default=1.0)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--reset-ratio", type=int, default=0, help="one fresh start per R envs a step (0: off)")
     parser.add_argument("--no-b1", action="store_true", help="skip the PPO B1 run")
     parser.add_argument("--out", default="benchmarks/results/env_throughput", help="path stem ('' for none)")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON line at the end")
@@ -158,7 +164,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     rows = []
     for name in args.envs:
         for n in args.num_envs:
-            row = measure_env(name, n, args.seconds, args.repeats)
+            row = measure_env(name, n, args.seconds, args.repeats, args.reset_ratio)
             print(
                 f"{name:24s} {n:5d} envs: {row['steps_per_s']:>14,.0f} steps/s  compile {row['compile_s']:.1f} s",
                 flush=True,
