@@ -222,6 +222,8 @@ def main() -> None:
         result = run(args.cell, args.steps, args.torso, args.gpu)
         name = args.cell if args.torso == "auto" else f"{args.cell}-{args.torso}"
         name += "-gpu" if args.gpu else ""
+        if args.steps is not None and args.steps != CELLS[args.cell].get("steps"):
+            name += f"-{args.steps / 1e6:g}M"  # a run off the cell's budget keeps its own file
         (OUT / f"{name}.json").write_text(json.dumps(result, indent=1))
         plot(result, OUT / f"{name}.png")
     print(report())
