@@ -26,6 +26,18 @@ from collections.abc import Iterator
 OPTIMIZED = os.environ.get("PUREJAXLIB_TEST_OPTIMIZED", "0") == "1"
 os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] = "0" if OPTIMIZED else "1"
 
+# XLA:CPU's newer MLIR fusion emitters take about half of each compile of our small programs; its
+# classic emitters compile the same HLO in about half the time (a small PPO train program: 4.5 s ->
+# 2.4 s; test_group_advantages 33 s -> 17 s; measured 2026-12-04, benchmarks/README.md, "Test
+# budget"). Same HLO and semantics, so tests use them, learning tests included (XLA reads its flags
+# once per process); subprocesses inherit the flag. PUREJAXLIB_TEST_FUSION_EMITTERS=1 keeps XLA's
+# default, as PUREJAXLIB_TEST_OPTIMIZED=1 does.
+CLASSIC_EMITTERS = "--xla_cpu_use_fusion_emitters=false"
+if not OPTIMIZED and os.environ.get("PUREJAXLIB_TEST_FUSION_EMITTERS", "0") != "1":
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_cpu_use_fusion_emitters" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} {CLASSIC_EMITTERS}".strip()
+
 # Many test modules compile the same programs (a small PPO run on CartPole, its evaluation...) in
 # separate functions and processes (two pytest-xdist workers, the subprocesses of resume and
 # distributed tests). jax's persistent compilation cache, in a directory made empty for this
