@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import faulthandler
+import functools
+import inspect
 import logging
 import os
 import shutil
@@ -27,16 +29,29 @@ OPTIMIZED = os.environ.get("PUREJAXLIB_TEST_OPTIMIZED", "0") == "1"
 os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] = "0" if OPTIMIZED else "1"
 
 # XLA:CPU's newer MLIR fusion emitters take about half of each compile of our small programs; its
-# classic emitters compile the same HLO in about half the time (a small PPO train program: 4.5 s ->
-# 2.4 s; test_group_advantages 33 s -> 17 s; measured 2026-12-04, benchmarks/README.md, "Test
-# budget"). Same HLO and semantics, so tests use them, learning tests included (XLA reads its flags
-# once per process); subprocesses inherit the flag. PUREJAXLIB_TEST_FUSION_EMITTERS=1 keeps XLA's
-# default, as PUREJAXLIB_TEST_OPTIMIZED=1 does.
+# classic emitters compile the same HLO in about half the time, and run it slower (PPO, CartPole:
+# test-sized at -O0 compile 3.45 -> 1.83 s; learning-sized, optimized, run 0.73 -> 1.25 s; medians,
+# `python benchmarks/xla_emitters.py`, benchmarks/README.md, "Test budget"). So what compiles at -O0
+# uses the classic emitters, and what compiles optimized (learning tests) XLA's default, as users'
+# runs do: XLA_FLAGS for this process and the subprocesses tests start (switched with the
+# optimization setting below), and a per-compile override here (_emitters_follow_optimization).
+# PUREJAXLIB_TEST_FUSION_EMITTERS=1 keeps XLA's default everywhere, as PUREJAXLIB_TEST_OPTIMIZED=1 does.
 CLASSIC_EMITTERS = "--xla_cpu_use_fusion_emitters=false"
-if not OPTIMIZED and os.environ.get("PUREJAXLIB_TEST_FUSION_EMITTERS", "0") != "1":
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_cpu_use_fusion_emitters" not in flags:
-        os.environ["XLA_FLAGS"] = f"{flags} {CLASSIC_EMITTERS}".strip()
+CLASSIC = (
+    not OPTIMIZED
+    and os.environ.get("PUREJAXLIB_TEST_FUSION_EMITTERS", "0") != "1"
+    and "xla_cpu_use_fusion_emitters" not in os.environ.get("XLA_FLAGS", "")
+)
+
+
+def _set_classic_flag(on: bool) -> None:
+    """Adds or removes CLASSIC_EMITTERS in XLA_FLAGS (read by processes started from now on)."""
+    flags = os.environ.get("XLA_FLAGS", "").replace(CLASSIC_EMITTERS, "").split()
+    os.environ["XLA_FLAGS"] = " ".join([*flags, CLASSIC_EMITTERS] if on else flags)
+
+
+if CLASSIC:
+    _set_classic_flag(True)
 
 # Many test modules compile the same programs (a small PPO run on CartPole, its evaluation...) in
 # separate functions and processes (two pytest-xdist workers, the subprocesses of resume and
@@ -56,6 +71,32 @@ import pytest  # noqa: E402
 from purejaxlib.algos import ppo  # noqa: E402
 
 jax.config.update("jax_disable_most_optimizations", not OPTIMIZED)
+
+
+def _emitters_follow_optimization() -> None:
+    """Each compile in this process asks for XLA's fusion emitters exactly when it is optimized.
+
+    XLA reads XLA_FLAGS once per process, so the switch is a per-compile option (what
+    ``jax.jit(compiler_options=...)`` passes), added in jax's compile-options builder, a private
+    function: where this jax has none of the expected shape, every compile here keeps the classic
+    emitters of XLA_FLAGS (slower learning tests, same results)."""
+    from jax._src import compiler
+
+    original = getattr(compiler, "get_compile_options", None)
+    if original is None or "env_options_overrides" not in inspect.signature(original).parameters:
+        return
+
+    @functools.wraps(original)
+    def get_compile_options(*args, env_options_overrides=None, **kwargs):
+        overrides = dict(env_options_overrides or {})
+        overrides.setdefault("xla_cpu_use_fusion_emitters", not jax.config.read("jax_disable_most_optimizations"))
+        return original(*args, env_options_overrides=overrides, **kwargs)
+
+    compiler.get_compile_options = get_compile_options
+
+
+if CLASSIC:
+    _emitters_follow_optimization()
 
 # A test still running after this many seconds is taken to be hung: every thread's stack is
 # dumped to stderr and the test process exits (status 1), rather than CI waiting out its whole
@@ -135,6 +176,8 @@ def _set_optimized(optimized: bool) -> None:
     """Switches jax's optimization setting here and for subprocesses started from now on."""
     jax.config.update("jax_disable_most_optimizations", not optimized)
     os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] = "0" if optimized else "1"
+    if CLASSIC:
+        _set_classic_flag(not optimized)
 
 
 # 4 envs x 16 steps = 64 transitions per update, 2 minibatches of 32, 2 epochs.
