@@ -7,7 +7,8 @@
 Each cell trains its seeds vmapped in one program (``ppo.train``), then each seed's policy plays
 ``EPISODES`` greedy episodes (``evaluation.evaluate``). Result files: ``results/suites/<cell>.json``
 (config, per-seed final training return and evaluation return, the IQM with its 95% interval, the
-training curves, seconds, machine, command) and ``<cell>.png`` (the curves).
+training curves, seconds, machine, command) and ``<cell>.png`` (the curves); ``--torso mlp`` adds
+``-mlp`` to the name and a ``--steps`` other than the cell's budget adds it (``-1M``).
 
 MinAtar cells use gymnax-blines' PPO config for MinAtar (``agents/<game>/ppo.yaml``: 64 envs x 128
 steps, 8 minibatches x 4 epochs, lr 5e-4, gamma 0.999, lambda 0.95, clip 0.2, entropy 0.01, 256x256
