@@ -36,11 +36,14 @@ os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] = "0" if OPTIMIZED else "1"
 # runs do: XLA_FLAGS for this process and the subprocesses tests start (switched with the
 # optimization setting below), and a per-compile override here (_emitters_follow_optimization).
 # PUREJAXLIB_TEST_FUSION_EMITTERS=1 keeps XLA's default everywhere, as PUREJAXLIB_TEST_OPTIMIZED=1 does.
+# (A flag of the user's own in XLA_FLAGS wins; ours is marked in CLASSIC_SET, so that pytest-xdist's
+# workers, which inherit the controller's environment, still know it for ours.)
 CLASSIC_EMITTERS = "--xla_cpu_use_fusion_emitters=false"
+CLASSIC_SET = "PUREJAXLIB_TEST_CLASSIC_EMITTERS_SET"
 CLASSIC = (
     not OPTIMIZED
     and os.environ.get("PUREJAXLIB_TEST_FUSION_EMITTERS", "0") != "1"
-    and "xla_cpu_use_fusion_emitters" not in os.environ.get("XLA_FLAGS", "")
+    and (os.environ.get(CLASSIC_SET) == "1" or "xla_cpu_use_fusion_emitters" not in os.environ.get("XLA_FLAGS", ""))
 )
 
 
@@ -51,6 +54,7 @@ def _set_classic_flag(on: bool) -> None:
 
 
 if CLASSIC:
+    os.environ[CLASSIC_SET] = "1"
     _set_classic_flag(True)
 
 # Many test modules compile the same programs (a small PPO run on CartPole, its evaluation...) in
