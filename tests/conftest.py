@@ -30,7 +30,7 @@ os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] = "0" if OPTIMIZED else "1"
 
 # XLA:CPU's newer MLIR fusion emitters take about half of each compile of our small programs; its
 # classic emitters compile the same HLO in about half the time, and run it slower (PPO, CartPole:
-# test-sized at -O0 compile 3.45 -> 1.83 s; learning-sized, optimized, run 0.73 -> 1.25 s; medians,
+# test-sized at -O0 compile 3.74 -> 1.58 s; learning-sized, optimized, run 0.86 -> 1.35 s; medians,
 # `python benchmarks/xla_emitters.py`, benchmarks/README.md, "Test budget"). So what compiles at -O0
 # uses the classic emitters, and what compiles optimized (learning tests) XLA's default, as users'
 # runs do: XLA_FLAGS for this process and the subprocesses tests start (switched with the
