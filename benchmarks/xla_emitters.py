@@ -36,7 +36,7 @@ PROGRAMS = {
 }
 
 CHILD = """
-import json, os, sys, time
+import json, sys, time
 import jax
 optimized, fields = json.loads(sys.argv[1])
 jax.config.update("jax_disable_most_optimizations", not optimized)
